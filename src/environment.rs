@@ -1,0 +1,182 @@
+//! Clouds: the built-in national clouds and user-defined environments (e.g. the emulator).
+//! Environments live for the process and are shared by every runspace, like the connection.
+
+use std::net::IpAddr;
+use std::sync::RwLock;
+
+use once_cell::sync::Lazy;
+use serde::{Deserialize, Serialize};
+
+use crate::error::CoreError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum EnvironmentType {
+    #[serde(rename = "Built-in")]
+    BuiltIn,
+    #[serde(rename = "User-defined")]
+    UserDefined,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Environment {
+    pub name: String,
+    #[serde(rename = "azureADEndpoint")]
+    pub azure_ad_endpoint: String,
+    pub graph_endpoint: String,
+    #[serde(rename = "type")]
+    pub kind: EnvironmentType,
+}
+
+/// What a caller asks for when defining an environment.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnvironmentDefinition {
+    pub name: String,
+    #[serde(rename = "azureADEndpoint")]
+    pub azure_ad_endpoint: String,
+    pub graph_endpoint: String,
+}
+
+pub const DEFAULT_ENVIRONMENT: &str = "Global";
+
+fn built_in(name: &str, login: &str, graph: &str) -> Environment {
+    Environment {
+        name: name.into(),
+        azure_ad_endpoint: login.into(),
+        graph_endpoint: graph.into(),
+        kind: EnvironmentType::BuiltIn,
+    }
+}
+
+static ENVIRONMENTS: Lazy<RwLock<Vec<Environment>>> = Lazy::new(|| {
+    RwLock::new(vec![
+        built_in("Global", "https://login.microsoftonline.com", "https://graph.microsoft.com"),
+        built_in("USGov", "https://login.microsoftonline.us", "https://graph.microsoft.us"),
+        built_in("USGovDoD", "https://login.microsoftonline.us", "https://dod-graph.microsoft.us"),
+        built_in("China", "https://login.chinacloudapi.cn", "https://microsoftgraph.chinacloudapi.cn"),
+    ])
+});
+
+pub fn list() -> Vec<Environment> {
+    ENVIRONMENTS.read().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// Looks an environment up by name, case-insensitively like the official module.
+pub fn get(name: &str) -> Result<Environment, CoreError> {
+    list()
+        .into_iter()
+        .find(|e| e.name.eq_ignore_ascii_case(name))
+        .ok_or_else(|| {
+            CoreError::NotFound(format!(
+                "Environment '{name}' was not found. Use Get-MgEnvironment to list the environments, or Add-MgEnvironment to define one."
+            ))
+        })
+}
+
+/// Defines (or redefines) a user-defined environment. Built-in clouds cannot be replaced.
+pub fn add(definition: EnvironmentDefinition) -> Result<Environment, CoreError> {
+    let name = definition.name.trim();
+    if name.is_empty() {
+        return Err(CoreError::invalid("Name", "The environment name must not be empty."));
+    }
+    let environment = Environment {
+        name: name.to_owned(),
+        azure_ad_endpoint: validate_endpoint("AzureADEndpoint", &definition.azure_ad_endpoint)?,
+        graph_endpoint: validate_endpoint("GraphEndpoint", &definition.graph_endpoint)?,
+        kind: EnvironmentType::UserDefined,
+    };
+    let mut all = ENVIRONMENTS.write().unwrap_or_else(|p| p.into_inner());
+    match all.iter_mut().find(|e| e.name.eq_ignore_ascii_case(name)) {
+        Some(existing) if existing.kind == EnvironmentType::BuiltIn => Err(CoreError::invalid(
+            "Name",
+            format!("'{}' is a built-in environment and cannot be redefined.", existing.name),
+        )),
+        Some(existing) => {
+            *existing = environment.clone();
+            Ok(environment)
+        }
+        None => {
+            all.push(environment.clone());
+            Ok(environment)
+        }
+    }
+}
+
+/// Accepts an absolute `https://` URL, or `http://` to a loopback host only (a local emulator):
+/// an access token must never travel in clear text over a network. Returns it without a trailing `/`.
+pub fn validate_endpoint(parameter: &'static str, endpoint: &str) -> Result<String, CoreError> {
+    let url = reqwest::Url::parse(endpoint.trim())
+        .map_err(|e| CoreError::invalid(parameter, format!("{parameter} '{endpoint}' is not an absolute URL: {e}.")))?;
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+        return Err(CoreError::invalid(
+            parameter,
+            format!("{parameter} '{endpoint}' must not contain credentials, a query or a fragment."),
+        ));
+    }
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&url) => {}
+        "http" => {
+            return Err(CoreError::invalid(
+                parameter,
+                format!("{parameter} '{endpoint}' uses plain http, which is allowed only for loopback hosts (localhost, 127.0.0.0/8, [::1]). Use https."),
+            ))
+        }
+        other => {
+            return Err(CoreError::invalid(parameter, format!("{parameter} '{endpoint}' has scheme '{other}'; use https.")))
+        }
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+pub fn is_loopback(url: &reqwest::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_ins_have_the_documented_endpoints() {
+        let china = get("china").unwrap();
+        assert_eq!(china.graph_endpoint, "https://microsoftgraph.chinacloudapi.cn");
+        assert_eq!(get("USGovDoD").unwrap().graph_endpoint, "https://dod-graph.microsoft.us");
+        assert_eq!(get("Global").unwrap().kind, EnvironmentType::BuiltIn);
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback() {
+        assert!(validate_endpoint("GraphEndpoint", "http://127.0.0.1:5000/").is_ok());
+        assert!(validate_endpoint("GraphEndpoint", "http://localhost:5000").is_ok());
+        assert!(validate_endpoint("GraphEndpoint", "http://[::1]:5000").is_ok());
+        assert!(validate_endpoint("GraphEndpoint", "http://graph.example.com").is_err());
+        assert!(validate_endpoint("GraphEndpoint", "http://10.0.0.1").is_err());
+        assert!(validate_endpoint("GraphEndpoint", "ftp://x").is_err());
+        assert!(validate_endpoint("GraphEndpoint", "graph.microsoft.com").is_err());
+        assert_eq!(validate_endpoint("GraphEndpoint", "https://g.example/").unwrap(), "https://g.example");
+    }
+
+    #[test]
+    fn built_ins_cannot_be_replaced_and_user_defined_can() {
+        let def = |g: &str| EnvironmentDefinition {
+            name: "Global".into(),
+            azure_ad_endpoint: "https://login.example".into(),
+            graph_endpoint: g.into(),
+        };
+        assert!(add(def("https://g.example")).is_err());
+        let mut d = def("https://g1.example");
+        d.name = "UnitTestCloud".into();
+        assert_eq!(add(d).unwrap().kind, EnvironmentType::UserDefined);
+        let mut d = def("https://g2.example");
+        d.name = "unittestcloud".into();
+        add(d).unwrap();
+        assert_eq!(get("UnitTestCloud").unwrap().graph_endpoint, "https://g2.example");
+    }
+}

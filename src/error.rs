@@ -1,0 +1,132 @@
+//! Errors of the core. Each maps to exactly one ABI status code in `ffi::status`, and each
+//! serialises to the error JSON documented in the header.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+/// A non-2xx answer from Graph, with everything a script needs to act on it without parsing text.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GraphError {
+    pub call_id: Option<String>,
+    pub http_status: u16,
+    /// Canonical reason phrase of the status, e.g. `NotFound` (no spaces, like .NET's HttpStatusCode).
+    pub reason: String,
+    /// Graph's `error.code`, or `UnknownError` when the body carries none.
+    pub code: String,
+    /// Graph's `error.message`, or the raw body text when it is not Graph JSON.
+    pub graph_message: String,
+    pub request_id: Option<String>,
+    pub client_request_id: Option<String>,
+    /// `error.innerError.date`, else the `Date` response header.
+    pub date: Option<String>,
+    /// Response headers, names in lower case, each with all its values.
+    pub headers: BTreeMap<String, Vec<String>>,
+    /// The raw body when it was not Graph's error JSON (bounded), so nothing is lost.
+    pub body: Option<String>,
+    pub attempts: u32,
+}
+
+impl GraphError {
+    /// The message the official cmdlet shows: `[{code}] : {message}`.
+    pub fn display_message(&self) -> String {
+        format!("[{}] : {}", self.code, self.graph_message)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CoreError {
+    Graph(Box<GraphError>),
+    NotConnected,
+    InvalidArgument { parameter: &'static str, message: String },
+    NotFound(String),
+    Transport { call_id: Option<String>, message: String },
+    Timeout { call_id: Option<String>, after_ms: u64 },
+    Cancelled { call_id: Option<String> },
+    Auth(String),
+}
+
+/// The text PowerShell users know from the official cmdlet.
+pub const NOT_CONNECTED_MESSAGE: &str = "Authentication needed, call Connect-MgGraph.";
+
+impl CoreError {
+    pub fn invalid(parameter: &'static str, message: impl Into<String>) -> Self {
+        CoreError::InvalidArgument { parameter, message: message.into() }
+    }
+
+    /// Stable name of the error kind; the same word as the ABI status.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CoreError::Graph(_) => "GraphError",
+            CoreError::NotConnected => "NotConnected",
+            CoreError::InvalidArgument { .. } => "InvalidArgument",
+            CoreError::NotFound(_) => "NotFound",
+            CoreError::Transport { .. } => "TransportError",
+            CoreError::Timeout { .. } => "Timeout",
+            CoreError::Cancelled { .. } => "Cancelled",
+            CoreError::Auth(_) => "AuthError",
+        }
+    }
+
+    /// Attaches the call id to errors raised before the id was known to the failing layer.
+    pub fn with_call_id(mut self, id: &str) -> Self {
+        match &mut self {
+            CoreError::Graph(g) if g.call_id.is_none() => g.call_id = Some(id.to_owned()),
+            CoreError::Transport { call_id, .. }
+            | CoreError::Timeout { call_id, .. }
+            | CoreError::Cancelled { call_id } if call_id.is_none() => *call_id = Some(id.to_owned()),
+            _ => {}
+        }
+        self
+    }
+
+    fn call_id(&self) -> Option<&str> {
+        match self {
+            CoreError::Graph(g) => g.call_id.as_deref(),
+            CoreError::Transport { call_id, .. }
+            | CoreError::Timeout { call_id, .. }
+            | CoreError::Cancelled { call_id } => call_id.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The error JSON of the ABI: `kind`, `message`, `callId`, `parameter`, plus Graph's fields.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut value = match self {
+            CoreError::Graph(g) => serde_json::to_value(g.as_ref()).unwrap_or_default(),
+            _ => serde_json::json!({}),
+        };
+        let obj = value.as_object_mut().expect("error JSON is an object");
+        obj.insert("kind".into(), self.kind().into());
+        obj.insert("message".into(), self.to_string().into());
+        obj.insert("callId".into(), self.call_id().into());
+        let parameter = match self {
+            CoreError::InvalidArgument { parameter, .. } => Some(*parameter),
+            _ => None,
+        };
+        obj.insert("parameter".into(), parameter.into());
+        value
+    }
+}
+
+impl fmt::Display for CoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CoreError::Graph(g) => f.write_str(&g.display_message()),
+            CoreError::NotConnected => f.write_str(NOT_CONNECTED_MESSAGE),
+            CoreError::InvalidArgument { message, .. } => f.write_str(message),
+            CoreError::NotFound(m) | CoreError::Auth(m) => f.write_str(m),
+            CoreError::Transport { message, .. } => write!(f, "The request to Microsoft Graph failed: {message}"),
+            CoreError::Timeout { after_ms, .. } => write!(
+                f,
+                "The request to Microsoft Graph timed out after {} s (ClientTimeout).",
+                *after_ms as f64 / 1000.0
+            ),
+            CoreError::Cancelled { .. } => f.write_str("The request was cancelled."),
+        }
+    }
+}
+
+impl std::error::Error for CoreError {}

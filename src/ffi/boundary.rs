@@ -1,0 +1,119 @@
+//! The one place where pointers, strings and panics are handled for every export.
+
+use std::ffi::{c_char, CStr, CString};
+use std::panic::{catch_unwind, UnwindSafe};
+
+use super::MgkaStatus;
+use crate::error::CoreError;
+
+/// Why an export failed: a core error, or a problem with the arguments at the ABI itself.
+pub(crate) enum Failure {
+    Core(CoreError),
+    Abi(MgkaStatus, String),
+}
+
+impl From<CoreError> for Failure {
+    fn from(e: CoreError) -> Self {
+        Failure::Core(e)
+    }
+}
+
+impl Failure {
+    fn status(&self) -> MgkaStatus {
+        match self {
+            Failure::Core(e) => e.into(),
+            Failure::Abi(status, _) => *status,
+        }
+    }
+
+    fn to_json(&self) -> String {
+        match self {
+            Failure::Core(e) => e.to_json().to_string(),
+            Failure::Abi(status, message) => serde_json::json!({
+                "kind": status.name(), "message": message, "callId": null, "parameter": null,
+            })
+            .to_string(),
+        }
+    }
+}
+
+/// Runs an export's body behind the panic boundary: a panic becomes a `Panic` failure.
+pub(crate) fn catch<T, F>(body: F) -> Result<T, Failure>
+where
+    F: FnOnce() -> Result<T, Failure> + UnwindSafe,
+{
+    catch_unwind(body).unwrap_or_else(|panic| {
+        Err(Failure::Abi(MgkaStatus::Panic, format!("Internal error in MgKeepAlive: {}", panic_message(&*panic))))
+    })
+}
+
+/// Writes the JSON answer to `out_json` (when not NULL): the success JSON, or the error JSON.
+pub(crate) fn answer(out_json: *mut *mut c_char, result: Result<String, Failure>) -> MgkaStatus {
+    let (status, json) = match result {
+        Ok(json) => (MgkaStatus::Ok, json),
+        Err(failure) => (failure.status(), failure.to_json()),
+    };
+    write_string(out_json, json);
+    status
+}
+
+/// [`catch`] then [`answer`]: the shape of most exports.
+pub(crate) fn respond<F>(out_json: *mut *mut c_char, body: F) -> MgkaStatus
+where
+    F: FnOnce() -> Result<String, Failure> + UnwindSafe,
+{
+    answer(out_json, catch(body))
+}
+
+/// Like [`respond`] for exports that answer with a status only.
+pub(crate) fn guard<F>(body: F) -> MgkaStatus
+where
+    F: FnOnce() -> MgkaStatus + UnwindSafe,
+{
+    catch_unwind(body).unwrap_or(MgkaStatus::Panic)
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
+}
+
+/// Borrows a NUL-terminated UTF-8 argument. NULL and invalid UTF-8 are errors, never decoded lossily.
+///
+/// # Safety
+/// `ptr` is NULL or points to a NUL-terminated string that outlives the call.
+pub(crate) unsafe fn str_arg<'a>(ptr: *const c_char, name: &str) -> Result<&'a str, Failure> {
+    if ptr.is_null() {
+        return Err(Failure::Abi(MgkaStatus::NullPointer, format!("{name} is NULL.")));
+    }
+    CStr::from_ptr(ptr)
+        .to_str()
+        .map_err(|_| Failure::Abi(MgkaStatus::InvalidUtf8, format!("{name} is not valid UTF-8.")))
+}
+
+/// Like [`str_arg`], but NULL means "not given".
+pub(crate) unsafe fn optional_str_arg<'a>(ptr: *const c_char, name: &str) -> Result<Option<&'a str>, Failure> {
+    if ptr.is_null() {
+        Ok(None)
+    } else {
+        str_arg(ptr, name).map(Some)
+    }
+}
+
+/// Hands a string to the caller, who frees it with `mgka_string_free`.
+pub(crate) fn write_string(out: *mut *mut c_char, value: String) {
+    if out.is_null() {
+        return;
+    }
+    // JSON escapes NUL, so this cannot fail for our output; stay total anyway.
+    let c = CString::new(value).unwrap_or_else(|_| CString::from(c"{\"kind\":\"Panic\"}"));
+    // SAFETY: `out` is non-NULL and the caller promised it points to writable storage.
+    unsafe { *out = c.into_raw() };
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, Failure> {
+    serde_json::to_string(value).map_err(|e| Failure::Abi(MgkaStatus::Panic, format!("cannot serialise the answer: {e}")))
+}

@@ -1,0 +1,288 @@
+//! The C ABI: converts pointers and strings, calls the core, converts results. Nothing else.
+//!
+//! Conventions (also in the header and the README):
+//! - Every function returns an [`MgkaStatus`] and never unwinds: a panic becomes `MGKA_STATUS_PANIC`.
+//! - Strings in are NUL-terminated UTF-8, borrowed for the duration of the call only.
+//! - `char **out_json` receives a string owned by the caller, to be released with
+//!   [`mgka_string_free`]; it may be NULL when the caller does not want it. On failure it holds the
+//!   error JSON `{"kind","message","callId","parameter",...}`.
+//! - Every function may be called from any thread, concurrently.
+
+mod boundary;
+mod status;
+
+use std::ffi::{c_char, CString};
+use std::time::Duration;
+
+use zeroize::Zeroizing;
+
+pub use status::MgkaStatus;
+
+use boundary::{answer, catch, guard, optional_str_arg, respond, str_arg, to_json, Failure};
+use crate::auth::Secret;
+use crate::environment::{self, EnvironmentDefinition};
+use crate::error::CoreError;
+use crate::graph::{call_id_from_identity_json, KeepAliveOptions};
+use crate::operation::{self, Outcome, Wait};
+use crate::session::{self, ConnectRequest};
+
+/// The library version, e.g. "0.1.0". A static string: do NOT free it. Thread-safe.
+#[no_mangle]
+pub extern "C" fn mgka_version() -> *const c_char {
+    static VERSION: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+        Ok(v) => v,
+        Err(_) => c"unknown",
+    };
+    VERSION.as_ptr()
+}
+
+/// Frees a string returned by this library. NULL is a no-op. Each string must be freed once.
+///
+/// # Safety
+/// `s` is NULL or a string returned by this library and not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn mgka_string_free(s: *mut c_char) {
+    if !s.is_null() {
+        let _ = guard(|| {
+            drop(CString::from_raw(s));
+            MgkaStatus::Ok
+        });
+    }
+}
+
+/// Lists the environments (clouds) as a JSON array of
+/// `{"name","azureADEndpoint","graphEndpoint","type":"Built-in"|"User-defined"}`.
+/// Caller frees `*out_json` with `mgka_string_free`. Thread-safe.
+///
+/// # Safety
+/// `out_json` is NULL or points to writable storage for one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn mgka_environment_list(out_json: *mut *mut c_char) -> MgkaStatus {
+    respond(out_json, || to_json(&environment::list()))
+}
+
+/// Defines or redefines a user-defined environment from
+/// `{"name","azureADEndpoint","graphEndpoint"}`. Endpoints must be https (http only to loopback).
+/// Built-in clouds cannot be redefined. `*out_json`: the environment. Caller frees it. Thread-safe;
+/// the environment is visible to every caller in the process.
+///
+/// # Safety
+/// `environment_json` is a NUL-terminated string; `out_json` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn mgka_environment_add(environment_json: *const c_char, out_json: *mut *mut c_char) -> MgkaStatus {
+    respond(out_json, || {
+        let json = str_arg(environment_json, "environment_json")?;
+        let definition: EnvironmentDefinition = serde_json::from_str(json)
+            .map_err(|e| CoreError::invalid("Environment", format!("The environment JSON is invalid: {e}.")))?;
+        to_json(&environment::add(definition)?)
+    })
+}
+
+/// Connects the process: `request_json` is `{"authType":"AccessToken","environment":"Global"}`
+/// (environment optional). `secret`/`secret_len` is the access token in UTF-8; the library copies
+/// it and zeroes its copy when the session ends; the caller should zero its own buffer.
+/// Replaces any existing session. `*out_json`: the context (as `mgka_context`). Thread-safe.
+///
+/// # Safety
+/// `request_json` is a NUL-terminated string; `secret` points to `secret_len` readable bytes;
+/// `out_json` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn mgka_connect(
+    request_json: *const c_char,
+    secret: *const u8,
+    secret_len: usize,
+    out_json: *mut *mut c_char,
+) -> MgkaStatus {
+    respond(out_json, || {
+        let request = str_arg(request_json, "request_json")?;
+        if secret.is_null() {
+            return Err(Failure::Abi(MgkaStatus::NullPointer, "secret is NULL.".into()));
+        }
+        let bytes = Zeroizing::new(std::slice::from_raw_parts(secret, secret_len).to_vec());
+        let request: ConnectRequest = serde_json::from_str(request)
+            .map_err(|e| CoreError::invalid("Connect", format!("The connect request JSON is invalid: {e}.")))?;
+        let secret = Secret::from_utf8(bytes)?;
+        to_json(&session::connect(request, secret)?)
+    })
+}
+
+/// Ends the session. `*out_json`: the context that was closed, or `null` when there was none.
+/// Requests already under way finish with the session they started with. Thread-safe.
+///
+/// # Safety
+/// `out_json` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn mgka_disconnect(out_json: *mut *mut c_char) -> MgkaStatus {
+    respond(out_json, || to_json(&session::disconnect()))
+}
+
+/// The current context
+/// (`{"clientId","tenantId","scopes","authType","tokenCredentialType","certificateThumbprint","environment","contextScope","appName"}`),
+/// or `null` when not connected. Never contains a secret. Caller frees `*out_json`. Thread-safe.
+///
+/// # Safety
+/// `out_json` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn mgka_context(out_json: *mut *mut c_char) -> MgkaStatus {
+    respond(out_json, || to_json(&session::context()))
+}
+
+/// Keeps a call alive; blocks until done or the client timeout (`timeoutMs`, default 300 s).
+/// `options_json` may be NULL: `{"apiVersion":"v1.0"|"beta","headers":{..},"timeoutMs":n}`.
+/// `*out_json`: the success JSON (status, request ids, headers) or the error JSON.
+/// Caller frees it. Thread-safe. Hosts that must stay interruptible use `mgka_keep_alive_by_id_start`.
+///
+/// # Safety
+/// `call_id` is a NUL-terminated string; `options_json` is NULL or one; `out_json` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn mgka_keep_alive_by_id(
+    call_id: *const c_char,
+    options_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> MgkaStatus {
+    respond(out_json, || {
+        let (id, options) = id_request(call_id, options_json)?;
+        outcome_json(operation::run_blocking(Some(id.clone()), session::keep_alive(id, options)))
+    })
+}
+
+/// Keeps alive the call named by an identity JSON object: its `CallId` key (any case), else `Id`.
+/// Otherwise as `mgka_keep_alive_by_id`.
+///
+/// # Safety
+/// As `mgka_keep_alive_by_id`, with `identity_json` for `call_id`.
+#[no_mangle]
+pub unsafe extern "C" fn mgka_keep_alive_by_identity(
+    identity_json: *const c_char,
+    options_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> MgkaStatus {
+    respond(out_json, || {
+        let (identity, options) = identity_request(identity_json, options_json)?;
+        let id = call_id_from_identity_json(identity)?;
+        outcome_json(operation::run_blocking(Some(id.clone()), session::keep_alive(id, options)))
+    })
+}
+
+/// Starts a keep-alive and returns at once with a handle in `*out_operation`; collect it with
+/// `mgka_operation_wait` or abandon it with `mgka_operation_cancel`. Fails only for NULL or
+/// invalid UTF-8 arguments; every other outcome (bad id, not connected, Graph error) is the
+/// result of the wait. Thread-safe.
+///
+/// # Safety
+/// `call_id` is a NUL-terminated string; `options_json` is NULL or one; `out_operation` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn mgka_keep_alive_by_id_start(
+    call_id: *const c_char,
+    options_json: *const c_char,
+    out_operation: *mut u64,
+) -> MgkaStatus {
+    start(out_operation, || {
+        let id = str_arg(call_id, "call_id")?.to_owned();
+        let options = optional_str_arg(options_json, "options_json")?.map(str::to_owned);
+        Ok(operation::start(Some(id.clone()), async move {
+            let options = parse_options(options.as_deref())?;
+            session::keep_alive(id, options).await
+        })?)
+    })
+}
+
+/// Like `mgka_keep_alive_by_id_start` for an identity JSON object.
+///
+/// # Safety
+/// As `mgka_keep_alive_by_id_start`, with `identity_json` for `call_id`.
+#[no_mangle]
+pub unsafe extern "C" fn mgka_keep_alive_by_identity_start(
+    identity_json: *const c_char,
+    options_json: *const c_char,
+    out_operation: *mut u64,
+) -> MgkaStatus {
+    start(out_operation, || {
+        let identity = str_arg(identity_json, "identity_json")?.to_owned();
+        let options = optional_str_arg(options_json, "options_json")?.map(str::to_owned);
+        Ok(operation::start(None, async move {
+            let id = call_id_from_identity_json(&identity)?;
+            let options = parse_options(options.as_deref())?;
+            session::keep_alive(id, options).await
+        })?)
+    })
+}
+
+/// Waits up to `timeout_ms` for an operation. `MGKA_STATUS_PENDING`: not finished, `*out_json`
+/// untouched; wait again. Any other status is the operation's final result, with its JSON in
+/// `*out_json` (caller frees), and the handle is released. Thread-safe; waiting in short slices
+/// keeps the calling thread interruptible.
+///
+/// # Safety
+/// `out_json` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn mgka_operation_wait(operation: u64, timeout_ms: u32, out_json: *mut *mut c_char) -> MgkaStatus {
+    let waited = catch(|| match operation::wait(operation, Duration::from_millis(timeout_ms.into())) {
+        None => Err(Failure::Abi(MgkaStatus::InvalidHandle, format!("Operation {operation} is unknown or already finished."))),
+        Some(Wait::Pending) => Ok(None),
+        Some(Wait::Finished(outcome)) => outcome_json(outcome).map(Some),
+    });
+    match waited {
+        Ok(None) => MgkaStatus::Pending,
+        Ok(Some(json)) => answer(out_json, Ok(json)),
+        Err(failure) => answer(out_json, Err(failure)),
+    }
+}
+
+/// Cancels an operation: its request is abandoned at once and the handle released.
+/// `MGKA_STATUS_OK`, or `MGKA_STATUS_INVALID_HANDLE` if it was unknown or already collected. Thread-safe.
+#[no_mangle]
+pub extern "C" fn mgka_operation_cancel(operation: u64) -> MgkaStatus {
+    guard(|| if operation::cancel(operation) { MgkaStatus::Ok } else { MgkaStatus::InvalidHandle })
+}
+
+/// Panics inside the boundary on purpose, so tests can prove a panic becomes `MGKA_STATUS_PANIC`.
+/// Built only with the `test-hooks` feature; not in the header.
+///
+/// # Safety
+/// `out_json` is NULL or writable.
+#[cfg(feature = "test-hooks")]
+#[no_mangle]
+pub unsafe extern "C" fn mgka_test_panic(out_json: *mut *mut c_char) -> MgkaStatus {
+    respond(out_json, || panic!("forced panic for a test"))
+}
+
+unsafe fn id_request(call_id: *const c_char, options_json: *const c_char) -> Result<(String, KeepAliveOptions), Failure> {
+    let id = str_arg(call_id, "call_id")?.to_owned();
+    let options = parse_options(optional_str_arg(options_json, "options_json")?)?;
+    Ok((id, options))
+}
+
+unsafe fn identity_request<'a>(
+    identity_json: *const c_char,
+    options_json: *const c_char,
+) -> Result<(&'a str, KeepAliveOptions), Failure> {
+    let identity = str_arg(identity_json, "identity_json")?;
+    let options = parse_options(optional_str_arg(options_json, "options_json")?)?;
+    Ok((identity, options))
+}
+
+fn parse_options(json: Option<&str>) -> Result<KeepAliveOptions, CoreError> {
+    json.map_or_else(|| Ok(KeepAliveOptions::default()), KeepAliveOptions::from_json)
+}
+
+fn outcome_json(outcome: Outcome) -> Result<String, Failure> {
+    to_json(&outcome?)
+}
+
+fn start<F>(out_operation: *mut u64, body: F) -> MgkaStatus
+where
+    F: FnOnce() -> Result<u64, Failure> + std::panic::UnwindSafe,
+{
+    if out_operation.is_null() {
+        return MgkaStatus::NullPointer;
+    }
+    match catch(body) {
+        Ok(handle) => {
+            // SAFETY: checked non-NULL above; the caller promised it is writable.
+            unsafe { *out_operation = handle };
+            MgkaStatus::Ok
+        }
+        Err(failure) => answer(std::ptr::null_mut(), Err(failure)),
+    }
+}

@@ -1,0 +1,11 @@
+//! The Graph client: keep-alive requests, call-id encoding, identities and Graph's error answers.
+
+mod call_id;
+mod client;
+mod identity;
+mod options;
+
+pub use call_id::{encode_segment, keep_alive_url, validate_call_id, MAX_CALL_ID_BYTES};
+pub use client::{keep_alive, KeepAliveSuccess, MAX_RESPONSE_BYTES};
+pub use identity::call_id_from_identity_json;
+pub use options::{ApiVersion, KeepAliveOptions, DEFAULT_TIMEOUT};
