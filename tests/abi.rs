@@ -1,0 +1,268 @@
+//! Loads the built cdylib the way a host does (dlopen + symbols) and drives the C ABI:
+//! NULLs, invalid UTF-8, identity variants, operations, and the panic boundary.
+
+use std::ffi::{c_char, CStr, CString};
+use std::ptr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use graph_emulator::{spawn_blocking_runtime, Config, EmulatorThread, FaultResponse, FaultScript};
+use libloading::{Library, Symbol};
+use once_cell::sync::Lazy;
+
+// Status values from include/mgkeepalive.h.
+const OK: u32 = 0;
+const GRAPH_ERROR: u32 = 1;
+const NOT_CONNECTED: u32 = 2;
+const INVALID_ARGUMENT: u32 = 3;
+const NULL_POINTER: u32 = 4;
+const INVALID_UTF8: u32 = 5;
+const TIMEOUT: u32 = 7;
+const PENDING: u32 = 9;
+const INVALID_HANDLE: u32 = 10;
+const NOT_FOUND: u32 = 13;
+
+type OutJson = *mut *mut c_char;
+
+struct Abi {
+    lib: Library,
+}
+
+/// The cdylib that cargo built next to this test binary (target/<profile>/deps).
+static ABI: Lazy<Abi> = Lazy::new(|| {
+    let deps = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
+    let path = deps.join(format!("{}mgkeepalive{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX));
+    let lib = unsafe { Library::new(&path) }.unwrap_or_else(|e| panic!("cannot load {}: {e}", path.display()));
+    Abi { lib }
+});
+
+/// The library has one process-wide session: tests that connect run one at a time.
+static SESSION: Mutex<()> = Mutex::new(());
+
+impl Abi {
+    fn sym<T>(&self, name: &str) -> Symbol<'_, T> {
+        unsafe { self.lib.get(name.as_bytes()) }.unwrap_or_else(|e| panic!("missing export {name}: {e}"))
+    }
+
+    fn take(&self, s: *mut c_char) -> String {
+        assert!(!s.is_null(), "expected a string");
+        let text = unsafe { CStr::from_ptr(s) }.to_str().unwrap().to_owned();
+        let free: Symbol<unsafe extern "C" fn(*mut c_char)> = self.sym("mgka_string_free");
+        unsafe { free(s) };
+        text
+    }
+
+    /// Calls an export of shape `(…, char **out_json)` and returns (status, parsed JSON).
+    fn json_call(&self, f: impl FnOnce(OutJson) -> u32) -> (u32, serde_json::Value) {
+        let mut out: *mut c_char = ptr::null_mut();
+        let status = f(&mut out);
+        let text = self.take(out);
+        (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")))
+    }
+
+    fn by_id(&self, id: &CStr, options: Option<&CStr>) -> (u32, serde_json::Value) {
+        let f: Symbol<unsafe extern "C" fn(*const c_char, *const c_char, OutJson) -> u32> = self.sym("mgka_keep_alive_by_id");
+        self.json_call(|out| unsafe { f(id.as_ptr(), options.map_or(ptr::null(), CStr::as_ptr), out) })
+    }
+
+    fn by_identity(&self, identity: &str) -> (u32, serde_json::Value) {
+        let f: Symbol<unsafe extern "C" fn(*const c_char, *const c_char, OutJson) -> u32> = self.sym("mgka_keep_alive_by_identity");
+        let identity = CString::new(identity).unwrap();
+        self.json_call(|out| unsafe { f(identity.as_ptr(), ptr::null(), out) })
+    }
+
+    fn connect(&self, emu: &EmulatorThread, token: &str) {
+        let add: Symbol<unsafe extern "C" fn(*const c_char, OutJson) -> u32> = self.sym("mgka_environment_add");
+        let env = CString::new(format!(
+            r#"{{"name":"AbiEmulator","azureADEndpoint":"{0}","graphEndpoint":"{0}"}}"#,
+            emu.base_url()
+        ))
+        .unwrap();
+        assert_eq!(self.json_call(|out| unsafe { add(env.as_ptr(), out) }).0, OK);
+        let connect: Symbol<unsafe extern "C" fn(*const c_char, *const u8, usize, OutJson) -> u32> = self.sym("mgka_connect");
+        let (status, context) = self.json_call(|out| unsafe {
+            connect(c"{\"authType\":\"AccessToken\",\"environment\":\"AbiEmulator\"}".as_ptr(), token.as_ptr(), token.len(), out)
+        });
+        assert_eq!(status, OK, "{context}");
+        assert_eq!(context["authType"], "UserProvidedAccessToken");
+        assert!(!context.to_string().contains(token), "the context never shows the token");
+    }
+}
+
+fn emulator() -> EmulatorThread {
+    spawn_blocking_runtime(Config::default()).unwrap()
+}
+
+#[test]
+fn version_matches_the_crate() {
+    let f: Symbol<extern "C" fn() -> *const c_char> = ABI.sym("mgka_version");
+    assert_eq!(unsafe { CStr::from_ptr(f()) }.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
+}
+
+#[test]
+fn null_pointers_are_status_codes() {
+    let abi = &*ABI;
+    let by_id: Symbol<unsafe extern "C" fn(*const c_char, *const c_char, OutJson) -> u32> = abi.sym("mgka_keep_alive_by_id");
+    let (status, err) = abi.json_call(|out| unsafe { by_id(ptr::null(), ptr::null(), out) });
+    assert_eq!((status, err["kind"].as_str()), (NULL_POINTER, Some("NullPointer")));
+    assert_eq!(unsafe { by_id(ptr::null(), ptr::null(), ptr::null_mut()) }, NULL_POINTER, "NULL out_json is allowed");
+
+    let start: Symbol<unsafe extern "C" fn(*const c_char, *const c_char, *mut u64) -> u32> = abi.sym("mgka_keep_alive_by_id_start");
+    assert_eq!(unsafe { start(c"x".as_ptr(), ptr::null(), ptr::null_mut()) }, NULL_POINTER);
+    let mut handle = 0;
+    assert_eq!(unsafe { start(ptr::null(), ptr::null(), &mut handle) }, NULL_POINTER);
+    assert_eq!(handle, 0, "no handle is written on failure");
+
+    let connect: Symbol<unsafe extern "C" fn(*const c_char, *const u8, usize, OutJson) -> u32> = abi.sym("mgka_connect");
+    assert_eq!(unsafe { connect(c"{\"authType\":\"AccessToken\"}".as_ptr(), ptr::null(), 5, ptr::null_mut()) }, NULL_POINTER);
+    let add: Symbol<unsafe extern "C" fn(*const c_char, OutJson) -> u32> = abi.sym("mgka_environment_add");
+    assert_eq!(unsafe { add(ptr::null(), ptr::null_mut()) }, NULL_POINTER);
+
+    let free: Symbol<unsafe extern "C" fn(*mut c_char)> = abi.sym("mgka_string_free");
+    unsafe { free(ptr::null_mut()) };
+}
+
+#[test]
+fn invalid_utf8_is_refused_not_decoded_lossily() {
+    let abi = &*ABI;
+    let bad = CString::new(vec![b'a', 0xff, 0xfe, b'b']).unwrap();
+    let (status, err) = abi.by_id(&bad, None);
+    assert_eq!((status, err["kind"].as_str()), (INVALID_UTF8, Some("InvalidUtf8")));
+    assert!(err["message"].as_str().unwrap().contains("call_id"));
+    let (status, _) = abi.by_id(c"x", Some(&bad));
+    assert_eq!(status, INVALID_UTF8);
+    let connect: Symbol<unsafe extern "C" fn(*const c_char, *const u8, usize, OutJson) -> u32> = abi.sym("mgka_connect");
+    let token = [0xffu8, 0x00, 0x41];
+    let (status, err) = abi.json_call(|out| unsafe { connect(c"{\"authType\":\"AccessToken\"}".as_ptr(), token.as_ptr(), 3, out) });
+    assert_eq!(status, INVALID_ARGUMENT, "{err}");
+}
+
+#[test]
+fn keep_alive_by_id_and_identity_variants() {
+    let _one = SESSION.lock().unwrap_or_else(|p| p.into_inner());
+    let abi = &*ABI;
+    let emu = emulator();
+    abi.connect(&emu, "abi-token");
+    let id = emu.create_call(Some("abi-call"));
+
+    let (status, ok) = abi.by_id(c"abi-call", None);
+    assert_eq!(status, OK, "{ok}");
+    assert_eq!((ok["httpStatus"].as_u64(), ok["callId"].as_str()), (Some(200), Some(id.as_str())));
+    assert!(ok["headers"]["request-id"][0].is_string());
+
+    for identity in [r#"{"CallId":"abi-call"}"#, r#"{"callId":"abi-call"}"#, r#"{"CALLID":"abi-call","UserId":"u"}"#, r#"{"Id":"abi-call","State":"established"}"#] {
+        let (status, json) = abi.by_identity(identity);
+        assert_eq!(status, OK, "{identity}: {json}");
+    }
+    for (identity, needle) in [
+        (r#"{"UserId":"u"}"#, "InputObject has null value for InputObject.CallId"),
+        (r#"{"CallId":42}"#, "must be a string"),
+        ("[\"abi-call\"]", "must be an object"),
+        ("{\"CallId\":", "not valid JSON"),
+        ("null", "must be an object"),
+    ] {
+        let (status, err) = abi.by_identity(identity);
+        assert_eq!(status, INVALID_ARGUMENT, "{identity}");
+        assert_eq!(err["parameter"], "InputObject");
+        assert!(err["message"].as_str().unwrap().contains(needle), "{identity}: {err}");
+    }
+    assert_eq!(emu.requests().len(), 5, "refused identities send nothing");
+
+    emu.end_call(&id);
+    let (status, err) = abi.by_id(c"abi-call", None);
+    assert_eq!(status, GRAPH_ERROR);
+    assert_eq!((err["httpStatus"].as_u64(), err["reason"].as_str()), (Some(404), Some("NotFound")));
+    assert_eq!(err["kind"], "GraphError");
+    assert_eq!(err["callId"], "abi-call");
+    assert!(err["message"].as_str().unwrap().starts_with("[itemNotFound] : "));
+
+    let (status, err) = abi.by_id(c"..", None);
+    assert_eq!((status, err["parameter"].as_str()), (INVALID_ARGUMENT, Some("CallId")));
+    let (status, err) = abi.by_id(c"x", Some(c"{\"headers\":{\"Authorization\":\"Bearer stolen\"}}"));
+    assert_eq!((status, err["parameter"].as_str()), (INVALID_ARGUMENT, Some("Headers")));
+
+    let text = emu.requests().iter().map(|r| format!("{r:?}")).collect::<String>();
+    assert!(text.contains("Bearer abi-token"));
+
+    let disconnect: Symbol<unsafe extern "C" fn(OutJson) -> u32> = abi.sym("mgka_disconnect");
+    let (status, closed) = abi.json_call(|out| unsafe { disconnect(out) });
+    assert_eq!((status, closed["environment"].as_str()), (OK, Some("AbiEmulator")));
+    let (status, err) = abi.by_id(c"abi-call", None);
+    assert_eq!((status, err["message"].as_str()), (NOT_CONNECTED, Some("Authentication needed, call Connect-MgGraph.")));
+    let context: Symbol<unsafe extern "C" fn(OutJson) -> u32> = abi.sym("mgka_context");
+    let mut out = ptr::null_mut();
+    assert_eq!(unsafe { context(&mut out) }, OK);
+    assert_eq!(abi.take(out), "null");
+}
+
+#[test]
+fn operations_wait_in_slices_and_cancel_promptly() {
+    let _one = SESSION.lock().unwrap_or_else(|p| p.into_inner());
+    let abi = &*ABI;
+    let emu = emulator();
+    abi.connect(&emu, "abi-token");
+    let id = emu.create_call(None);
+    emu.push_faults(FaultScript::for_call(&id, vec![FaultResponse::status(200).delay_ms(20_000)]));
+    let start: Symbol<unsafe extern "C" fn(*const c_char, *const c_char, *mut u64) -> u32> = abi.sym("mgka_keep_alive_by_id_start");
+    let wait: Symbol<unsafe extern "C" fn(u64, u32, OutJson) -> u32> = abi.sym("mgka_operation_wait");
+    let cancel: Symbol<extern "C" fn(u64) -> u32> = abi.sym("mgka_operation_cancel");
+
+    let cid = CString::new(id.clone()).unwrap();
+    let mut handle = 0u64;
+    assert_eq!(unsafe { start(cid.as_ptr(), ptr::null(), &mut handle) }, OK);
+    let mut out: *mut c_char = ptr::null_mut();
+    let started = Instant::now();
+    assert_eq!(unsafe { wait(handle, 100, &mut out) }, PENDING);
+    assert!(out.is_null(), "a pending wait hands back nothing");
+    assert!(started.elapsed() < Duration::from_millis(1000));
+    let started = Instant::now();
+    assert_eq!(cancel(handle), OK);
+    assert!(started.elapsed() < Duration::from_millis(50));
+    assert_eq!(cancel(handle), INVALID_HANDLE);
+    assert_eq!(abi.json_call(|out| unsafe { wait(handle, 0, out) }).0, INVALID_HANDLE);
+    assert_eq!(abi.json_call(|out| unsafe { wait(u64::MAX, 0, out) }).0, INVALID_HANDLE);
+
+    // The timeout bounds the wait for an answer from a hung server.
+    emu.push_faults(FaultScript::for_call(&id, vec![FaultResponse::status(200).delay_ms(20_000)]));
+    assert_eq!(unsafe { start(cid.as_ptr(), c"{\"timeoutMs\":300}".as_ptr(), &mut handle) }, OK);
+    let (status, err) = loop {
+        let mut out = ptr::null_mut();
+        match unsafe { wait(handle, 50, &mut out) } {
+            PENDING => continue,
+            status => break (status, abi.take(out)),
+        }
+    };
+    assert_eq!(status, TIMEOUT, "{err}");
+
+    // Bad input started as an operation is reported by its wait.
+    assert_eq!(unsafe { start(c"..".as_ptr(), ptr::null(), &mut handle) }, OK);
+    assert_eq!(abi.json_call(|out| unsafe { wait(handle, 5_000, out) }).0, INVALID_ARGUMENT);
+}
+
+#[test]
+fn environments_list_and_refuse_insecure_endpoints() {
+    let abi = &*ABI;
+    let list: Symbol<unsafe extern "C" fn(OutJson) -> u32> = abi.sym("mgka_environment_list");
+    let (status, envs) = abi.json_call(|out| unsafe { list(out) });
+    assert_eq!(status, OK);
+    let names: Vec<&str> = envs.as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert_eq!(&names[..4], ["Global", "USGov", "USGovDoD", "China"]);
+    let add: Symbol<unsafe extern "C" fn(*const c_char, OutJson) -> u32> = abi.sym("mgka_environment_add");
+    let insecure = c"{\"name\":\"Plain\",\"azureADEndpoint\":\"https://login.example\",\"graphEndpoint\":\"http://graph.example\"}";
+    let (status, err) = abi.json_call(|out| unsafe { add(insecure.as_ptr(), out) });
+    assert_eq!((status, err["parameter"].as_str()), (INVALID_ARGUMENT, Some("GraphEndpoint")));
+    let connect: Symbol<unsafe extern "C" fn(*const c_char, *const u8, usize, OutJson) -> u32> = abi.sym("mgka_connect");
+    let (status, _) = abi.json_call(|out| unsafe { connect(c"{\"authType\":\"AccessToken\",\"environment\":\"Nowhere\"}".as_ptr(), b"t".as_ptr(), 1, out) });
+    assert_eq!(status, NOT_FOUND);
+}
+
+#[cfg(feature = "test-hooks")]
+#[test]
+fn a_panic_becomes_a_status_and_the_library_stays_usable() {
+    let abi = &*ABI;
+    let panic: Symbol<unsafe extern "C" fn(OutJson) -> u32> = abi.sym("mgka_test_panic");
+    let (status, err) = abi.json_call(|out| unsafe { panic(out) });
+    assert_eq!((status, err["kind"].as_str()), (12, Some("Panic")));
+    let version: Symbol<extern "C" fn() -> *const c_char> = abi.sym("mgka_version");
+    assert!(!version().is_null());
+}
