@@ -1,0 +1,282 @@
+//! A Microsoft Graph emulator for call keep-alive.
+//!
+//! It serves `POST /{v1.0|beta}/communications/calls/{id}/keepAlive`, `POST /{v1.0|beta}/$batch`
+//! and an Entra ID style token endpoint `POST /{tenant}/oauth2/v2.0/token` on loopback, plus a
+//! control API under `/_emulator` (see `emulator/README.md`).
+//!
+//! Use it in-process from async tests with [`Emulator::start`], from synchronous tests with
+//! [`spawn_blocking_runtime`], or as the `graph-emulator` binary.
+
+mod control;
+mod reply;
+mod server;
+mod state;
+mod timefmt;
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+pub use server::MAX_BATCH;
+pub use state::{
+    AppRegistration, CallState, ConfigView, FaultResponse, FaultScript, LoggedBatchItem,
+    LoggedRequest, LOG_CAPACITY,
+};
+
+use state::State;
+
+/// Emulator settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// A call without a successful keep-alive for this long is ended ("KeepAliveTimeout").
+    pub call_timeout: Duration,
+    /// `expires_in` of tokens issued by the token endpoint.
+    pub token_lifetime: Duration,
+    /// Where to listen; must be a loopback address. Port 0 picks a free port.
+    pub bind: SocketAddr,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            call_timeout: Duration::from_secs(45 * 60),
+            token_lifetime: Duration::from_secs(3599),
+            bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        }
+    }
+}
+
+fn base_url_for(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(a) => format!("http://{}:{}", a.ip(), a.port()),
+        SocketAddr::V6(a) => format!("http://[{}]:{}", a.ip(), a.port()),
+    }
+}
+
+/// Operations shared by [`Emulator`] and [`EmulatorThread`].
+#[derive(Clone)]
+struct Handle {
+    state: Arc<State>,
+    addr: SocketAddr,
+}
+
+impl Handle {
+    fn base_url(&self) -> String {
+        base_url_for(self.addr)
+    }
+}
+
+macro_rules! handle_api {
+    () => {
+        /// The address the emulator listens on.
+        pub fn local_addr(&self) -> SocketAddr {
+            self.handle.addr
+        }
+
+        /// `http://127.0.0.1:PORT` (no trailing slash). Graph and token endpoints live under it.
+        pub fn base_url(&self) -> String {
+            self.handle.base_url()
+        }
+
+        /// Creates an active call (re-creating an existing id makes it active again) and returns
+        /// its id: `id`, or a fresh lower-case GUID.
+        pub fn create_call(&self, id: Option<&str>) -> String {
+            self.handle.state.create_call(id)
+        }
+
+        /// Ends a call (end reason "Ended"); unknown ids are ignored.
+        pub fn end_call(&self, id: &str) {
+            self.handle.state.end_call(id);
+        }
+
+        /// The state of a call, or `None` when unknown.
+        pub fn call_state(&self, id: &str) -> Option<CallState> {
+            self.handle.state.call_state(id)
+        }
+
+        /// All calls, oldest first.
+        pub fn calls(&self) -> Vec<CallState> {
+            self.handle.state.all_calls()
+        }
+
+        /// The request log (control-API requests are not logged), oldest first.
+        pub fn requests(&self) -> Vec<LoggedRequest> {
+            self.handle.state.requests(None, None)
+        }
+
+        /// The logged requests for one decoded call id (including `$batch` requests with an item
+        /// for it).
+        pub fn requests_for_call(&self, call_id: &str) -> Vec<LoggedRequest> {
+            self.handle.state.requests(Some(call_id), None)
+        }
+
+        /// Clears the request log.
+        pub fn clear_requests(&self) {
+            self.handle.state.clear_log();
+        }
+
+        /// Queues a fault script (same semantics as `POST /_emulator/faults`).
+        pub fn push_faults(&self, script: FaultScript) {
+            self.handle.state.push_faults(script);
+        }
+
+        /// Removes all pending fault scripts.
+        pub fn clear_faults(&self) {
+            self.handle.state.clear_faults();
+        }
+
+        /// Changes the call timeout for future keep-alives and new calls.
+        pub fn set_call_timeout(&self, timeout: Duration) {
+            self.handle.state.set_call_timeout(timeout);
+        }
+
+        /// Changes the lifetime of tokens issued from now on.
+        pub fn set_token_lifetime(&self, lifetime: Duration) {
+            self.handle.state.set_token_lifetime(lifetime);
+        }
+
+        /// How many request-log entries are kept (default 100,000; 0 disables the log). Not
+        /// changed by `reset`.
+        pub fn set_log_capacity(&self, capacity: usize) {
+            self.handle.state.set_log_capacity(capacity);
+        }
+
+        /// Registers an app for the token endpoint.
+        pub fn register_app(&self, tenant_id: &str, client_id: &str, client_secret: &str) {
+            self.handle.state.register_app(AppRegistration {
+                tenant_id: tenant_id.into(),
+                client_id: client_id.into(),
+                client_secret: client_secret.into(),
+                secret_expired: false,
+            });
+        }
+
+        /// Registers an access token (turns strict token checking on).
+        pub fn register_token(&self, token: &str, lifetime: Duration) {
+            self.handle.state.register_token(token, lifetime);
+        }
+
+        /// Clears calls, faults, the log, tokens and apps; restores the configured timeouts.
+        pub fn reset(&self) {
+            self.handle.state.reset();
+        }
+    };
+}
+
+/// A running emulator on the current tokio runtime.
+pub struct Emulator {
+    handle: Handle,
+    shutdown: watch::Sender<bool>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Emulator {
+    /// Binds `config.bind` (loopback only) and spawns the server on the current tokio runtime.
+    pub async fn start(config: Config) -> io::Result<Emulator> {
+        if !config.bind.ip().is_loopback() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "refusing to bind {}: the emulator only listens on loopback addresses",
+                    config.bind.ip()
+                ),
+            ));
+        }
+        let listener = tokio::net::TcpListener::bind(config.bind).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(State::new(config.call_timeout, config.token_lifetime));
+        let (tx, rx) = watch::channel(false);
+        let server = tokio::spawn(server::serve(listener, state.clone(), rx));
+        Ok(Emulator {
+            handle: Handle { state, addr },
+            shutdown: tx,
+            server: Some(server),
+        })
+    }
+
+    handle_api!();
+
+    /// Stops accepting connections (the port is closed when this returns) and asks open
+    /// connections to close: idle ones close at once, in-flight requests get up to 1 s.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+/// An emulator running on its own runtime in a background thread, for synchronous tests.
+/// Dropping it stops the server.
+pub struct EmulatorThread {
+    handle: Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Starts an emulator on a 2-worker tokio runtime in a background thread.
+pub fn spawn_blocking_runtime(config: Config) -> io::Result<EmulatorThread> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<Handle>>();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("graph-emulator".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("graph-emulator-worker")
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                match Emulator::start(config).await {
+                    Ok(emu) => {
+                        let _ = ready_tx.send(Ok(emu.handle.clone()));
+                        let _ = stop_rx.await;
+                        emu.shutdown().await;
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                }
+            });
+            rt.shutdown_timeout(Duration::from_secs(1));
+        })?;
+    let handle = ready_rx
+        .recv()
+        .map_err(|_| io::Error::other("the emulator thread exited before starting"))??;
+    Ok(EmulatorThread {
+        handle,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    })
+}
+
+impl EmulatorThread {
+    handle_api!();
+}
+
+impl Drop for EmulatorThread {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

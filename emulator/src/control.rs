@@ -1,0 +1,277 @@
+//! The control API under `/_emulator` (JSON in and out, no auth, not logged).
+
+use std::time::Duration;
+
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use percent_encoding::percent_decode_str;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::reply::validate_fault;
+use crate::server::HttpResponse;
+use crate::state::{AppRegistration, FaultScript, State};
+
+/// Largest number of calls one `POST /_emulator/calls {"count":n}` may create.
+const MAX_CREATE: u64 = 1_000_000;
+
+fn respond(status: u16, value: &Value) -> HttpResponse {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    let mut resp = Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+fn error(status: u16, message: &str) -> HttpResponse {
+    respond(status, &json!({ "error": message }))
+}
+
+/// A control-API error: status and message (rendered as `{"error": message}`).
+struct CtlErr(u16, String);
+
+fn err(status: u16, message: &str) -> CtlErr {
+    CtlErr(status, message.to_string())
+}
+
+fn to_value<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// Parses a JSON body; an empty body parses as `default`.
+fn parse<T: for<'de> Deserialize<'de>>(body: &[u8], default: &str) -> Result<T, CtlErr> {
+    let text = if body.iter().all(u8::is_ascii_whitespace) {
+        default.as_bytes()
+    } else {
+        body
+    };
+    serde_json::from_slice(text).map_err(|e| err(400, &format!("invalid JSON body: {e}")))
+}
+
+fn secs(v: f64, what: &str) -> Result<Duration, CtlErr> {
+    Duration::try_from_secs_f64(v)
+        .map_err(|_| err(400, &format!("{what} must be a finite number >= 0")))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateCalls {
+    ids: Option<Vec<String>>,
+    count: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ConfigUpdate {
+    call_timeout_secs: Option<f64>,
+    token_lifetime_secs: Option<f64>,
+    strict_auth: Option<bool>,
+    log_capacity: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TokenRegistration {
+    token: String,
+    expires_in_secs: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    fn into_vec(self) -> Vec<T> {
+        match self {
+            OneOrMany::One(t) => vec![t],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+pub(crate) async fn handle(state: &State, req: Request<Incoming>, segs: &[&str]) -> HttpResponse {
+    let method = req.method().clone();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let body = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return error(400, "could not read the request body"),
+    };
+    match route(state, &method, segs, &query, &body) {
+        Ok(r) => r,
+        Err(CtlErr(status, message)) => error(status, &message),
+    }
+}
+
+fn route(
+    state: &State,
+    method: &Method,
+    segs: &[&str],
+    query: &str,
+    body: &[u8],
+) -> Result<HttpResponse, CtlErr> {
+    let m = method.as_str();
+    let decoded = |s: &str| percent_decode_str(s).decode_utf8().map(|c| c.into_owned());
+    Ok(match (m, segs) {
+        ("GET", ["health"]) => respond(200, &json!({ "status": "ok" })),
+
+        ("GET", ["calls"]) => respond(200, &to_value(&state.all_calls())),
+        ("POST", ["calls"]) => {
+            let req: CreateCalls = parse(body, "{}")?;
+            let ids: Vec<String> = match (req.ids, req.count) {
+                (Some(_), Some(_)) => return Err(err(400, "give either ids or count, not both")),
+                (Some(ids), None) => {
+                    if ids.iter().any(String::is_empty) {
+                        return Err(err(400, "call ids must not be empty"));
+                    }
+                    ids.iter().map(|id| state.create_call(Some(id))).collect()
+                }
+                (None, count) => {
+                    let n = count.unwrap_or(1);
+                    if n > MAX_CREATE {
+                        return Err(err(400, &format!("count must be at most {MAX_CREATE}")));
+                    }
+                    (0..n).map(|_| state.create_call(None)).collect()
+                }
+            };
+            respond(201, &json!({ "ids": ids }))
+        }
+        ("DELETE", ["calls"]) => {
+            state.remove_calls();
+            respond(200, &json!({}))
+        }
+        ("GET", ["calls", id]) => {
+            let id = decoded(id).map_err(|_| err(400, "call id is not valid UTF-8"))?;
+            match state.call_state(&id) {
+                Some(c) => respond(200, &to_value(&c)),
+                None => error(404, &format!("unknown call '{id}'")),
+            }
+        }
+        ("POST", ["calls", id, "end"]) => {
+            let id = decoded(id).map_err(|_| err(400, "call id is not valid UTF-8"))?;
+            if state.end_call(&id) {
+                respond(200, &to_value(&state.call_state(&id)))
+            } else {
+                error(404, &format!("unknown call '{id}'"))
+            }
+        }
+
+        ("GET", ["config"]) => respond(200, &to_value(&state.config_view())),
+        ("PUT", ["config"]) | ("PATCH", ["config"]) => {
+            let upd: ConfigUpdate = parse(body, "{}")?;
+            let call_timeout = upd
+                .call_timeout_secs
+                .map(|v| secs(v, "callTimeoutSecs"))
+                .transpose()?;
+            let token_lifetime = upd
+                .token_lifetime_secs
+                .map(|v| secs(v, "tokenLifetimeSecs"))
+                .transpose()?;
+            if let Some(d) = call_timeout {
+                state.set_call_timeout(d);
+            }
+            if let Some(d) = token_lifetime {
+                state.set_token_lifetime(d);
+            }
+            if let Some(s) = upd.strict_auth {
+                state.set_strict(s);
+            }
+            if let Some(c) = upd.log_capacity {
+                state.set_log_capacity(c);
+            }
+            respond(200, &to_value(&state.config_view()))
+        }
+
+        ("GET", ["faults"]) => respond(200, &to_value(&state.pending_faults())),
+        ("POST", ["faults"]) => {
+            let scripts: OneOrMany<FaultScript> = parse(body, "")?;
+            let scripts = scripts.into_vec();
+            for s in &scripts {
+                if s.responses.is_empty() {
+                    return Err(err(400, "a fault script needs at least one response"));
+                }
+                for r in &s.responses {
+                    validate_fault(r).map_err(|e| CtlErr(400, e))?;
+                }
+            }
+            for s in scripts {
+                state.push_faults(s);
+            }
+            respond(201, &to_value(&state.pending_faults()))
+        }
+        ("DELETE", ["faults"]) => {
+            state.clear_faults();
+            respond(200, &json!([]))
+        }
+
+        ("GET", ["requests"]) => {
+            let mut call_id = None;
+            let mut kind = None;
+            for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+                match k.as_ref() {
+                    "callId" => call_id = Some(v.into_owned()),
+                    "kind" => kind = Some(v.into_owned()),
+                    _ => {}
+                }
+            }
+            respond(
+                200,
+                &to_value(&state.requests(call_id.as_deref(), kind.as_deref())),
+            )
+        }
+        ("DELETE", ["requests"]) => {
+            state.clear_log();
+            respond(200, &json!([]))
+        }
+
+        ("POST", ["tokens"]) => {
+            let t: TokenRegistration = parse(body, "")?;
+            if t.token.is_empty() {
+                return Err(err(400, "token must not be empty"));
+            }
+            let lifetime = match t.expires_in_secs {
+                Some(v) => secs(v, "expiresInSecs")?,
+                None => state.token_lifetime(),
+            };
+            state.register_token(&t.token, lifetime);
+            respond(
+                201,
+                &json!({ "token": t.token, "expiresInSecs": lifetime.as_secs_f64() }),
+            )
+        }
+        ("DELETE", ["tokens"]) => {
+            state.clear_tokens();
+            respond(200, &json!({}))
+        }
+
+        ("GET", ["apps"]) => respond(200, &to_value(&state.apps())),
+        ("POST", ["apps"]) => {
+            let app: AppRegistration = parse(body, "")?;
+            if app.tenant_id.is_empty() || app.client_id.is_empty() {
+                return Err(err(400, "tenantId and clientId must not be empty"));
+            }
+            let v = to_value(&app);
+            state.register_app(app);
+            respond(201, &v)
+        }
+        ("DELETE", ["apps"]) => {
+            state.clear_apps();
+            respond(200, &json!([]))
+        }
+
+        ("POST", ["reset"]) => {
+            state.reset();
+            respond(200, &json!({}))
+        }
+
+        _ => error(
+            404,
+            &format!("no control endpoint {m} /_emulator/{}", segs.join("/")),
+        ),
+    })
+}

@@ -1,0 +1,772 @@
+//! End-to-end tests of the emulator over real HTTP.
+
+use std::time::{Duration, Instant};
+
+use graph_emulator::{Config, Emulator, FaultResponse, FaultScript};
+use reqwest::header::HeaderMap;
+use serde_json::{json, Value};
+
+struct Resp {
+    status: u16,
+    headers: HeaderMap,
+    text: String,
+}
+
+impl Resp {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+async fn send(rb: reqwest::RequestBuilder) -> Resp {
+    let r = rb.send().await.expect("request failed");
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let text = r.text().await.unwrap();
+    Resp {
+        status,
+        headers,
+        text,
+    }
+}
+
+async fn keep_alive(base: &str, raw_id: &str, token: Option<&str>) -> Resp {
+    let mut rb = client()
+        .post(format!(
+            "{base}/v1.0/communications/calls/{raw_id}/keepAlive"
+        ))
+        .header("Content-Length", "0");
+    if let Some(t) = token {
+        rb = rb.header("Authorization", format!("Bearer {t}"));
+    }
+    send(rb).await
+}
+
+async fn control(method: &str, base: &str, path: &str, body: Option<Value>) -> Resp {
+    let c = client();
+    let url = format!("{base}/_emulator/{path}");
+    let mut rb = match method {
+        "GET" => c.get(url),
+        "POST" => c.post(url),
+        "PUT" => c.put(url),
+        "DELETE" => c.delete(url),
+        m => panic!("method {m}"),
+    };
+    if let Some(b) = body {
+        rb = rb
+            .header("Content-Type", "application/json")
+            .body(b.to_string());
+    }
+    send(rb).await
+}
+
+async fn start() -> Emulator {
+    Emulator::start(Config::default()).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_ok_and_not_found() {
+    let emu = start().await;
+    let base = emu.base_url();
+    assert!(base.starts_with("http://127.0.0.1:"));
+    let id = emu.create_call(None);
+    assert_eq!(id.len(), 36);
+    assert_eq!(id, id.to_lowercase());
+
+    let r = send(
+        client()
+            .post(format!("{base}/v1.0/communications/calls/{id}/keepAlive"))
+            .header("Authorization", "Bearer t")
+            .header("client-request-id", "my-crid")
+            .header("Content-Length", "0"),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text, "");
+    assert_eq!(r.header("client-request-id"), Some("my-crid"));
+    assert_eq!(r.header("request-id").map(str::len), Some(36));
+    assert!(r
+        .header("x-ms-ags-diagnostic")
+        .unwrap()
+        .contains("ServerInfo"));
+    assert!(r.header("date").is_some());
+
+    let st = emu.call_state(&id).unwrap();
+    assert_eq!(st.state, "Active");
+    assert_eq!(st.keep_alive_count, 1);
+    assert!(st.last_keep_alive.is_some());
+
+    let r = keep_alive(&base, "no-such-call", Some("t")).await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let j = r.json();
+    assert_eq!(j["error"]["code"], "itemNotFound");
+    assert_eq!(
+        j["error"]["message"],
+        "Call 'no-such-call' was not found or has ended."
+    );
+    let inner = &j["error"]["innerError"];
+    assert_eq!(
+        inner["client-request-id"].as_str(),
+        r.header("client-request-id")
+    );
+    assert!(inner["date"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(inner["request-id"].as_str().unwrap().len(), 36);
+    // Field order as Graph sends it.
+    assert!(r.text.find("\"code\"").unwrap() < r.text.find("\"message\"").unwrap());
+    assert!(r.text.find("\"message\"").unwrap() < r.text.find("\"innerError\"").unwrap());
+
+    emu.end_call(&id);
+    let r = keep_alive(&base, &id, Some("t")).await;
+    assert_eq!(r.status, 404);
+    let st = emu.call_state(&id).unwrap();
+    assert_eq!(st.state, "Ended");
+    assert_eq!(st.end_reason.as_deref(), Some("Ended"));
+
+    // Non-empty body and wrong method.
+    let id2 = emu.create_call(Some("c2"));
+    let r = send(
+        client()
+            .post(format!("{base}/v1.0/communications/calls/{id2}/keepAlive"))
+            .header("Authorization", "Bearer t")
+            .body("{}"),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["code"], "BadRequest");
+    let r = send(client().get(format!("{base}/v1.0/communications/calls/c2/keepAlive"))).await;
+    assert_eq!(r.status, 405);
+    assert_eq!(emu.call_state("c2").unwrap().keep_alive_count, 0);
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_at_compressed_time() {
+    let emu = Emulator::start(Config {
+        call_timeout: Duration::from_millis(400),
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let base = emu.base_url();
+    let id = emu.create_call(Some("short"));
+    let idle = emu.create_call(Some("idle"));
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(keep_alive(&base, &id, Some("t")).await.status, 200);
+    }
+    // 600 ms after creation, "idle" had no keep-alive: ended by the timeout.
+    let st = emu.call_state(&idle).unwrap();
+    assert_eq!(st.state, "Ended");
+    assert_eq!(st.end_reason.as_deref(), Some("KeepAliveTimeout"));
+    assert_eq!(keep_alive(&base, &idle, Some("t")).await.status, 404);
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = keep_alive(&base, &id, Some("t")).await;
+    assert_eq!(r.status, 404);
+    let st = control("GET", &base, "calls/short", None).await.json();
+    assert_eq!(st["state"], "Ended");
+    assert_eq!(st["endReason"], "KeepAliveTimeout");
+    assert_eq!(st["keepAliveCount"], 3);
+
+    // Fractional timeout through the control API.
+    let cfg = control(
+        "PUT",
+        &base,
+        "config",
+        Some(json!({"callTimeoutSecs": 3.5})),
+    )
+    .await
+    .json();
+    assert_eq!(cfg["callTimeoutSecs"], 3.5);
+    assert_eq!(cfg["tokenLifetimeSecs"], 3599.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_path_decoding_and_shapes() {
+    let emu = start().await;
+    let base = emu.base_url();
+    emu.create_call(Some("a/b"));
+    emu.create_call(Some("x y+é"));
+
+    assert_eq!(keep_alive(&base, "a%2Fb", Some("t")).await.status, 200);
+    assert_eq!(
+        keep_alive(&base, "x%20y%2B%C3%A9", Some("t")).await.status,
+        200
+    );
+    // beta and lower-case keepalive
+    let r = send(
+        client()
+            .post(format!("{base}/beta/communications/calls/a%2Fb/keepalive"))
+            .header("Authorization", "Bearer t"),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(emu.call_state("a/b").unwrap().keep_alive_count, 2);
+
+    // An unencoded slash is a different shape.
+    let r = keep_alive(&base, "a/b", Some("t")).await;
+    assert_eq!(r.status, 404);
+    let j = r.json();
+    assert_eq!(j["error"]["code"], "UnknownError");
+    assert!(j["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("Resource not found for the segment"));
+    // Invalid UTF-8 after decoding.
+    let r = keep_alive(&base, "%FF", Some("t")).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["code"], "BadRequest");
+    // Unknown version.
+    let r = send(
+        client()
+            .post(format!("{base}/v2.0/communications/calls/a%2Fb/keepAlive"))
+            .header("Authorization", "Bearer t"),
+    )
+    .await;
+    assert_eq!(r.status, 404);
+
+    let log = emu.requests();
+    assert_eq!(
+        log[0].raw_path,
+        "/v1.0/communications/calls/a%2Fb/keepAlive"
+    );
+    assert_eq!(log[0].call_id.as_deref(), Some("a/b"));
+    assert_eq!(log[1].call_id.as_deref(), Some("x y+é"));
+    assert_eq!(log[2].api_version.as_deref(), Some("beta"));
+    assert_eq!(log[3].call_id, None);
+    assert_eq!(log[3].kind, "other");
+    assert_eq!(log[4].call_id, None);
+    assert_eq!(log[4].kind, "keepAlive");
+    assert_eq!(log[5].api_version, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authentication() {
+    let emu = start().await;
+    let base = emu.base_url();
+    let id = emu.create_call(None);
+
+    let r = keep_alive(&base, &id, None).await;
+    assert_eq!(r.status, 401);
+    let j = r.json();
+    assert_eq!(j["error"]["code"], "InvalidAuthenticationToken");
+    assert_eq!(j["error"]["message"], "Access token is empty.");
+    let r = send(
+        client()
+            .post(format!("{base}/v1.0/communications/calls/{id}/keepAlive"))
+            .header("Authorization", "Basic abc"),
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.json()["error"]["message"],
+        "Access token validation failure."
+    );
+    let r = send(
+        client()
+            .post(format!("{base}/v1.0/communications/calls/{id}/keepAlive"))
+            .header("Authorization", "Bearer "),
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    // Any non-empty token by default.
+    assert_eq!(keep_alive(&base, &id, Some("anything")).await.status, 200);
+
+    // Strict mode once a token is registered.
+    let r = control(
+        "POST",
+        &base,
+        "tokens",
+        Some(json!({"token":"good","expiresInSecs":60})),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    control(
+        "POST",
+        &base,
+        "tokens",
+        Some(json!({"token":"old","expiresInSecs":0.2})),
+    )
+    .await;
+    assert_eq!(keep_alive(&base, &id, Some("good")).await.status, 200);
+    assert_eq!(keep_alive(&base, &id, Some("old")).await.status, 200);
+    let r = keep_alive(&base, &id, Some("anything")).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.json()["error"]["message"],
+        "Access token validation failure."
+    );
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let r = keep_alive(&base, &id, Some("old")).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["error"]["code"], "InvalidAuthenticationToken");
+    assert_eq!(
+        r.json()["error"]["message"],
+        "Lifetime validation failed, the token is expired."
+    );
+    assert_eq!(emu.call_state(&id).unwrap().keep_alive_count, 3);
+
+    control("DELETE", &base, "tokens", None).await;
+    assert_eq!(keep_alive(&base, &id, Some("anything")).await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_scripts() {
+    let emu = start().await;
+    let base = emu.base_url();
+    let id = emu.create_call(None);
+    let other = emu.create_call(None);
+    emu.push_faults(FaultScript::for_call(
+        &id,
+        vec![
+            FaultResponse::status(429).retry_after("1"),
+            FaultResponse::status(503).retry_after("2.128"),
+            FaultResponse::status(204).delay_ms(300),
+            FaultResponse::dropped(),
+        ],
+    ));
+
+    // Other calls are not affected.
+    assert_eq!(keep_alive(&base, &other, Some("t")).await.status, 200);
+
+    let r = keep_alive(&base, &id, Some("t")).await;
+    assert_eq!(r.status, 429);
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(r.json()["error"]["code"], "TooManyRequests");
+    assert!(r.header("request-id").is_some());
+    let r = keep_alive(&base, &id, Some("t")).await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("retry-after"), Some("2.128"));
+    assert_eq!(r.json()["error"]["code"], "ServiceUnavailable");
+    let t0 = Instant::now();
+    let r = keep_alive(&base, &id, Some("t")).await;
+    assert_eq!(r.status, 204);
+    assert!(t0.elapsed() >= Duration::from_millis(300));
+    let err = client()
+        .post(format!("{base}/v1.0/communications/calls/{id}/keepAlive"))
+        .header("Authorization", "Bearer t")
+        .send()
+        .await;
+    assert!(err.is_err(), "dropped connection must fail: {err:?}");
+    // Script exhausted: normal handling again; scripted answers did not touch the call.
+    assert_eq!(keep_alive(&base, &id, Some("t")).await.status, 200);
+    assert_eq!(emu.call_state(&id).unwrap().keep_alive_count, 1);
+
+    // Through the control API: a path match, a raw HTML body, bodyBytes, count cycling.
+    let r = control(
+        "POST",
+        &base,
+        "faults",
+        Some(json!({"path":"/keepAlive","count":3,"responses":[
+            {"status":502,"body":"<html>bad gateway</html>","contentType":"text/html"},
+            {"status":200,"bodyBytes":5}
+        ]})),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    let r = keep_alive(&base, &other, Some("t")).await;
+    assert_eq!(
+        (r.status, r.text.as_str(), r.header("content-type")),
+        (502, "<html>bad gateway</html>", Some("text/html"))
+    );
+    let r = keep_alive(&base, &id, None).await; // faults come before auth
+    assert_eq!((r.status, r.text.as_str()), (200, "xxxxx"));
+    assert_eq!(keep_alive(&base, &id, Some("t")).await.status, 502);
+    assert_eq!(keep_alive(&base, &id, Some("t")).await.status, 200);
+    assert_eq!(keep_alive(&base, &id, Some("t")).await.text, "");
+
+    // Clearing.
+    control(
+        "POST",
+        &base,
+        "faults",
+        Some(json!({"responses":[{"status":500}]})),
+    )
+    .await;
+    assert_eq!(
+        control("GET", &base, "faults", None)
+            .await
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    control("DELETE", &base, "faults", None).await;
+    assert_eq!(keep_alive(&base, &id, Some("t")).await.status, 200);
+    // Invalid scripts are refused.
+    let r = control(
+        "POST",
+        &base,
+        "faults",
+        Some(json!({"responses":[{"status":42}]})),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+
+    // The log records dropped requests with a null status.
+    let log = emu.requests_for_call(&id);
+    assert!(log.iter().any(|e| e.status.is_none()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch() {
+    let emu = start().await;
+    let base = emu.base_url();
+    let a = emu.create_call(Some("a/1"));
+    let b = emu.create_call(None);
+    emu.push_faults(FaultScript::for_call(
+        &b,
+        vec![FaultResponse::status(429).retry_after("3")],
+    ));
+
+    let body = json!({"requests":[
+        {"id":"1","method":"POST","url":"/communications/calls/a%2F1/keepAlive","headers":{"Content-Type":"application/json"}},
+        {"id":"2","method":"POST","url":format!("/communications/calls/{b}/keepAlive")},
+        {"id":"3","method":"POST","url":"communications/calls/nope/keepAlive"},
+        {"id":"4","method":"GET","url":"/communications/calls/a%2F1/keepAlive"},
+        {"id":"5","method":"POST","url":"/me"}
+    ]});
+    let post = |path: &str, body: String, auth: bool| {
+        let mut rb = client()
+            .post(format!("{base}/v1.0/{path}"))
+            .header("Content-Type", "application/json")
+            .body(body);
+        if auth {
+            rb = rb.header("Authorization", "Bearer t");
+        }
+        send(rb)
+    };
+    let r = post("$batch", body.to_string(), true).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let j = r.json();
+    let items = j["responses"].as_array().unwrap();
+    let by_id = |id: &str| items.iter().find(|i| i["id"] == id).unwrap().clone();
+    assert_eq!(by_id("1")["status"], 200);
+    assert_eq!(by_id("1")["body"], Value::Null);
+    assert_eq!(by_id("2")["status"], 429);
+    assert_eq!(by_id("2")["headers"]["Retry-After"], "3");
+    assert_eq!(by_id("2")["body"]["error"]["code"], "TooManyRequests");
+    assert_eq!(by_id("3")["status"], 404);
+    assert_eq!(by_id("3")["body"]["error"]["code"], "itemNotFound");
+    assert_eq!(by_id("4")["status"], 405);
+    assert_eq!(by_id("5")["status"], 404);
+    assert_eq!(emu.call_state(&a).unwrap().keep_alive_count, 1);
+    assert_eq!(emu.call_state(&b).unwrap().keep_alive_count, 0);
+
+    // %24batch works the same.
+    let one = json!({"requests":[{"id":"x","method":"POST","url":format!("/communications/calls/{b}/keepAlive")}]});
+    let r = post("%24batch", one.to_string(), true).await;
+    assert_eq!(r.json()["responses"][0]["status"], 200);
+
+    // Limits and validation.
+    let many: Vec<Value> = (0..21).map(|i| json!({"id":i.to_string(),"method":"POST","url":"/communications/calls/a%2F1/keepAlive"})).collect();
+    let r = post("$batch", json!({ "requests": many }).to_string(), true).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["code"], "BadRequest");
+    let dup = json!({"requests":[{"id":"1","method":"POST","url":"/a"},{"id":"1","method":"POST","url":"/b"}]});
+    assert_eq!(post("$batch", dup.to_string(), true).await.status, 400);
+    assert_eq!(post("$batch", "not json".into(), true).await.status, 400);
+    assert_eq!(post("$batch", one.to_string(), false).await.status, 401);
+
+    let log = emu.requests();
+    let first = &log[0];
+    assert_eq!(first.kind, "batch");
+    assert_eq!(first.raw_path, "/v1.0/$batch");
+    let items = first.items.as_ref().unwrap();
+    assert_eq!(items[0].call_id.as_deref(), Some("a/1"));
+    assert_eq!(items[1].status, Some(429));
+    assert_eq!(emu.requests_for_call("a/1").len(), 1);
+}
+
+async fn token_request(base: &str, tenant: &str, form: &[(&str, &str)]) -> Resp {
+    let body: String = form_urlencoded_serialize(form);
+    send(
+        client()
+            .post(format!("{base}/{tenant}/oauth2/v2.0/token"))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body),
+    )
+    .await
+}
+
+fn form_urlencoded_serialize(form: &[(&str, &str)]) -> String {
+    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+    form.iter()
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                utf8_percent_encode(k, NON_ALPHANUMERIC),
+                utf8_percent_encode(v, NON_ALPHANUMERIC)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_endpoint() {
+    let emu = start().await;
+    let base = emu.base_url();
+    let tenant = "11111111-2222-3333-4444-555555555555";
+    let r = control(
+        "POST",
+        &base,
+        "apps",
+        Some(json!({"tenantId":tenant,"clientId":"app-1","clientSecret":"s3cret"})),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    let scope = "https://graph.microsoft.com/.default";
+    let good = [
+        ("grant_type", "client_credentials"),
+        ("client_id", "app-1"),
+        ("client_secret", "s3cret"),
+        ("scope", scope),
+    ];
+
+    let r = token_request(&base, tenant, &good).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let j = r.json();
+    assert_eq!(j["token_type"], "Bearer");
+    assert_eq!(j["expires_in"], 3599);
+    let token = j["access_token"].as_str().unwrap().to_string();
+    assert!(!token.is_empty());
+
+    // Strict mode now: the issued token works, others do not.
+    let id = emu.create_call(None);
+    assert_eq!(keep_alive(&base, &id, Some(&token)).await.status, 200);
+    assert_eq!(keep_alive(&base, &id, Some("made-up")).await.status, 401);
+
+    let check = |r: &Resp, status: u16, error: &str, code: u64| {
+        assert_eq!(r.status, status, "{}", r.text);
+        let j = r.json();
+        assert_eq!(j["error"], error, "{}", r.text);
+        assert_eq!(j["error_codes"][0], code);
+        let d = j["error_description"].as_str().unwrap();
+        assert!(d.starts_with(&format!("AADSTS{code}: ")), "{d}");
+        assert!(
+            d.contains("Trace ID: ") && d.contains("Correlation ID: ") && d.contains("Timestamp: "),
+            "{d}"
+        );
+        assert_eq!(j["trace_id"].as_str().unwrap().len(), 36);
+        assert!(j["correlation_id"].is_string() && j["timestamp"].is_string());
+    };
+    let mut bad_secret = good;
+    bad_secret[2] = ("client_secret", "wrong");
+    check(
+        &token_request(&base, tenant, &bad_secret).await,
+        401,
+        "invalid_client",
+        7000215,
+    );
+    check(
+        &token_request(&base, "other-tenant", &good).await,
+        400,
+        "invalid_request",
+        90002,
+    );
+    let mut bad_client = good;
+    bad_client[1] = ("client_id", "app-2");
+    check(
+        &token_request(&base, tenant, &bad_client).await,
+        400,
+        "unauthorized_client",
+        700016,
+    );
+    let mut bad_scope = good;
+    bad_scope[3] = ("scope", "https://graph.microsoft.com/Calls.Initiate.All");
+    check(
+        &token_request(&base, tenant, &bad_scope).await,
+        400,
+        "invalid_scope",
+        70011,
+    );
+    check(
+        &token_request(&base, tenant, &good[1..]).await,
+        400,
+        "unsupported_grant_type",
+        900144,
+    );
+    let mut bad_grant = good;
+    bad_grant[0] = ("grant_type", "password");
+    check(
+        &token_request(&base, tenant, &bad_grant).await,
+        400,
+        "unsupported_grant_type",
+        70003,
+    );
+    let assertion = [
+        ("grant_type", "client_credentials"),
+        ("client_id", "app-1"),
+        ("scope", scope),
+        (
+            "client_assertion_type",
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        ),
+        ("client_assertion", "a.b.c"),
+    ];
+    check(
+        &token_request(&base, tenant, &assertion).await,
+        401,
+        "invalid_client",
+        700027,
+    );
+
+    // Token lifetime from config; tokens expire.
+    control(
+        "PUT",
+        &base,
+        "config",
+        Some(json!({"tokenLifetimeSecs": 1})),
+    )
+    .await;
+    let j = token_request(&base, tenant, &good).await.json();
+    assert_eq!(j["expires_in"], 1);
+    let short = j["access_token"].as_str().unwrap().to_string();
+    assert_eq!(keep_alive(&base, &id, Some(&short)).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = keep_alive(&base, &id, Some(&short)).await;
+    assert_eq!(
+        r.json()["error"]["message"],
+        "Lifetime validation failed, the token is expired."
+    );
+
+    // Token requests can be faulted by path.
+    control(
+        "POST",
+        &base,
+        "faults",
+        Some(json!({"path":"/oauth2/v2.0/token","responses":[{"status":503}]})),
+    )
+    .await;
+    assert_eq!(token_request(&base, tenant, &good).await.status, 503);
+    assert_eq!(token_request(&base, tenant, &good).await.status, 200);
+
+    let kinds: Vec<String> = emu.requests().iter().map(|e| e.kind.clone()).collect();
+    assert_eq!(kinds[0], "token");
+    assert!(kinds.iter().any(|k| k == "keepAlive"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_log_and_control_api() {
+    let emu = start().await;
+    let base = emu.base_url();
+
+    assert_eq!(
+        control("GET", &base, "health", None).await.json(),
+        json!({"status":"ok"})
+    );
+    let r = control("POST", &base, "calls", Some(json!({"count": 3}))).await;
+    assert_eq!(r.status, 201);
+    let ids: Vec<String> = serde_json::from_value(r.json()["ids"].clone()).unwrap();
+    assert_eq!(ids.len(), 3);
+    let r = control("POST", &base, "calls", None).await;
+    assert_eq!(r.json()["ids"].as_array().unwrap().len(), 1);
+    let r = control("POST", &base, "calls", Some(json!({"ids": ["q/1", "q2"]}))).await;
+    assert_eq!(r.json()["ids"], json!(["q/1", "q2"]));
+    assert_eq!(
+        control("GET", &base, "calls", None)
+            .await
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        6
+    );
+
+    let st = control("GET", &base, "calls/q%2F1", None).await.json();
+    assert_eq!(st["id"], "q/1");
+    assert_eq!(st["state"], "Active");
+    assert_eq!(st["keepAliveCount"], 0);
+    assert_eq!(st["lastKeepAlive"], Value::Null);
+    assert_eq!(st["endReason"], Value::Null);
+    assert!(st["deadline"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(
+        control("GET", &base, "calls/unknown", None).await.status,
+        404
+    );
+
+    let r = send(
+        client()
+            .post(format!(
+                "{base}/v1.0/communications/calls/q%2F1/keepAlive?x=1"
+            ))
+            .header("Authorization", "Bearer tok")
+            .header("Client-Request-Id", "crid-1")
+            .header("Content-Length", "0"),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    keep_alive(&base, "q2", Some("tok")).await;
+
+    let r = control("POST", &base, "calls/q%2F1/end", None).await;
+    assert_eq!(r.json()["endReason"], "Ended");
+    assert_eq!(keep_alive(&base, "q%2F1", Some("tok")).await.status, 404);
+
+    let log = control("GET", &base, "requests?callId=q%2F1", None)
+        .await
+        .json();
+    let log = log.as_array().unwrap();
+    assert_eq!(log.len(), 2);
+    let e = &log[0];
+    assert_eq!(e["method"], "POST");
+    assert_eq!(
+        e["rawPath"],
+        "/v1.0/communications/calls/q%2F1/keepAlive?x=1"
+    );
+    assert_eq!(e["callId"], "q/1");
+    assert_eq!(e["apiVersion"], "v1.0");
+    assert_eq!(e["kind"], "keepAlive");
+    assert_eq!(e["status"], 200);
+    assert_eq!(e["bodyLength"], 0);
+    assert_eq!(e["headers"]["authorization"], "Bearer tok");
+    assert_eq!(e["headers"]["client-request-id"], "crid-1");
+    assert_eq!(e["headers"]["content-length"], "0");
+    assert!(e["time"].as_str().unwrap().contains('.'));
+    assert_eq!(log[1]["status"], 404);
+    assert!(log[0]["seq"].as_u64() < log[1]["seq"].as_u64());
+
+    // Control requests are not logged.
+    let all = control("GET", &base, "requests", None).await.json();
+    assert_eq!(all.as_array().unwrap().len(), 3);
+    control("DELETE", &base, "requests", None).await;
+    assert!(emu.requests().is_empty());
+
+    // Reset restores everything.
+    control("PUT", &base, "config", Some(json!({"callTimeoutSecs": 1}))).await;
+    control("POST", &base, "tokens", Some(json!({"token":"x"}))).await;
+    assert_eq!(control("POST", &base, "reset", None).await.status, 200);
+    assert!(emu.calls().is_empty());
+    let cfg = control("GET", &base, "config", None).await.json();
+    assert_eq!(
+        cfg,
+        json!({"callTimeoutSecs": 2700.0, "tokenLifetimeSecs": 3599.0, "strictAuth": false, "logCapacity": 100000})
+    );
+    assert_eq!(control("GET", &base, "nope", None).await.status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_non_loopback_and_shuts_down() {
+    let cfg = Config {
+        bind: "0.0.0.0:0".parse().unwrap(),
+        ..Config::default()
+    };
+    assert!(Emulator::start(cfg).await.is_err());
+
+    let emu = start().await;
+    let addr = emu.local_addr();
+    emu.shutdown().await;
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
