@@ -1,0 +1,29 @@
+@{
+    RootModule           = 'MgKeepAlive.psm1'
+    ModuleVersion        = '0.1.0'
+    GUID                 = '6f0e3c52-7d4b-4a8e-9b1e-2c5d8a4f3e71'
+    Author               = 'MgKeepAlive contributors'
+    CompanyName          = 'MgKeepAlive'
+    Copyright            = '(c) MgKeepAlive contributors. MIT License.'
+    Description          = 'Keeps Microsoft Graph calls alive. A drop-in replacement for Invoke-MgKeepCommunicationCallAlive (Microsoft.Graph.CloudCommunications) backed by a small native library: imports in milliseconds, no .NET assembly conflicts.'
+    CompatiblePSEditions = @('Core')
+    PowerShellVersion    = '7.4'
+    FormatsToProcess     = @('MgKeepAlive.Format.ps1xml')
+    FunctionsToExport    = @(
+        'Invoke-MgKeepCommunicationCallAlive'
+        'Connect-MgGraph'
+        'Disconnect-MgGraph'
+        'Get-MgContext'
+        'Get-MgEnvironment'
+        'Add-MgEnvironment'
+    )
+    CmdletsToExport      = @()
+    VariablesToExport    = @()
+    AliasesToExport      = @('Connect-Graph', 'Disconnect-Graph')
+    PrivateData          = @{
+        PSData = @{
+            Tags       = @('MicrosoftGraph', 'Graph', 'Teams', 'Calls', 'CloudCommunications', 'KeepAlive', 'Linux', 'MacOS', 'Windows')
+            LicenseUri = 'https://opensource.org/licenses/MIT'
+        }
+    }
+}
