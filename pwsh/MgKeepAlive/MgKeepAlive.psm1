@@ -214,7 +214,7 @@ function Format-MgkaErrorDetails {
     $builder = [System.Text.StringBuilder]::new()
     $message = if ($Info['graphMessage']) { [string]$Info['graphMessage'] } else { [string]$Info['message'] }
     [void]$builder.AppendLine($message).AppendLine()
-    $reason = if ($Info['reason']) { $Info['reason'] } else { [string][System.Net.HttpStatusCode][int]$Info['httpStatus'] }
+    $reason = if ($Info['reason']) { $Info['reason'] } else { [Enum]::ToObject([System.Net.HttpStatusCode], [int]$Info['httpStatus']).ToString() }
     [void]$builder.AppendLine("Status: $($Info['httpStatus']) ($reason)")
     [void]$builder.AppendLine("ErrorCode: $Code")
     [void]$builder.AppendLine("Date: $($Info['date'])")
@@ -253,7 +253,7 @@ function New-MgkaErrorRecord {
         'GraphError' {
             $code = if ($Info['code']) { [string]$Info['code'] } else { 'UnknownError' }
             $httpStatus = [int]$Info['httpStatus']
-            $exception = [System.Net.Http.HttpRequestException]::new($message, $null, [System.Net.HttpStatusCode]$httpStatus)
+            $exception = [System.Net.Http.HttpRequestException]::new($message, $null, [Enum]::ToObject([System.Net.HttpStatusCode], $httpStatus))
             $headers = New-MgkaHeaderDictionary $Info['headers']
             Add-Member -InputObject $exception -NotePropertyMembers ([ordered]@{
                     ErrorCode       = $code
@@ -348,10 +348,15 @@ function Get-MgkaJsonIdentityCallId {
     # For ShouldProcess/verbose text only: the library resolves the identity JSON itself.
     # Returns @{ Ok; CallId; Error }.
     param([string] $Json)
+    # Test-Json first: an exception, even one caught here, would land in the caller's
+    # -ErrorVariable. -ErrorAction Ignore records nothing.
+    if (-not (Test-Json -Json $Json -ErrorAction Ignore)) {
+        return @{ Ok = $false; Error = 'InputObject is not a valid JSON identity: the text starts with ''{'' but is not valid JSON.' }
+    }
     try {
         $document = [System.Text.Json.JsonDocument]::Parse($Json)
     } catch {
-        return @{ Ok = $false; Error = "InputObject is not a valid JSON identity: $($_.Exception.InnerException.Message ?? $_.Exception.Message)" }
+        return @{ Ok = $false; Error = "InputObject is not a valid JSON identity: $($_.Exception.InnerException.Message)" }
     }
     try {
         $root = $document.RootElement
@@ -834,9 +839,8 @@ function Connect-MgGraph {
     if ($result.Status -ne $script:MGKA_OK) {
         $PSCmdlet.ThrowTerminatingError((New-MgkaErrorRecord -Status $result.Status -Info (ConvertFrom-MgkaJson $result.Json) -TargetObject $Environment -Activity 'Connect-MgGraph'))
     }
-    if ($PSBoundParameters.ContainsKey('ClientTimeout')) {
-        $script:ClientTimeoutMs = [int][Math]::Ceiling($ClientTimeout * 1000)
-    }
+    # Like Microsoft.Graph: the timeout belongs to the connection (default 300 s).
+    $script:ClientTimeoutMs = if ($PSBoundParameters.ContainsKey('ClientTimeout')) { [int][Math]::Ceiling($ClientTimeout * 1000) } else { 300000 }
     $context = ConvertTo-MgkaContext (ConvertFrom-MgkaJson $result.Json)
     Write-Verbose "Connected to Microsoft Graph ($($context.Environment)) with $($context.AuthType)."
     if (-not $NoWelcome) {

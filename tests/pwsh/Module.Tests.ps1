@@ -1,0 +1,254 @@
+#Requires -Modules @{ ModuleName = 'Pester'; ModuleVersion = '5.5.0' }
+# The module as a package: manifest, import, library resolution, version check, help, packaging.
+
+BeforeDiscovery {
+    $manifest = Join-Path $PSScriptRoot '..' '..' 'pwsh' 'MgKeepAlive' 'MgKeepAlive.psd1'
+    $ExportedCommands = (Import-PowerShellDataFile $manifest).FunctionsToExport
+}
+
+BeforeAll {
+    . $PSScriptRoot/TestHelpers.ps1
+    Import-Module $ManifestPath -Force -ErrorAction Stop
+    $Module = Get-Module MgKeepAlive
+    $LibraryName = if ($IsWindows) { 'mgkeepalive.dll' } elseif ($IsMacOS) { 'libmgkeepalive.dylib' } else { 'libmgkeepalive.so' }
+    $Library = & $Module { $script:LibraryPath }
+}
+
+Describe 'Manifest' {
+    BeforeAll {
+        $data = Import-PowerShellDataFile $ManifestPath
+    }
+
+    It 'is valid' {
+        { Test-ModuleManifest $ManifestPath -ErrorAction Stop } | Should -Not -Throw
+    }
+
+    It 'has version 0.1.0, Core edition, PowerShell 7.4 and a fixed GUID' {
+        $data.ModuleVersion | Should -Be '0.1.0'
+        $data.CompatiblePSEditions | Should -Be @('Core')
+        $data.PowerShellVersion | Should -Be '7.4'
+        $data.GUID | Should -Match '^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$'
+        $data.RootModule | Should -Be 'MgKeepAlive.psm1'
+        $data.FormatsToProcess | Should -Be @('MgKeepAlive.Format.ps1xml')
+    }
+
+    It 'exports explicit lists, no wildcards' {
+        $data.FunctionsToExport | Should -Be @('Invoke-MgKeepCommunicationCallAlive', 'Connect-MgGraph', 'Disconnect-MgGraph',
+            'Get-MgContext', 'Get-MgEnvironment', 'Add-MgEnvironment')
+        $data.AliasesToExport | Should -Be @('Connect-Graph', 'Disconnect-Graph')
+        @($data.CmdletsToExport).Count | Should -Be 0
+        @($data.VariablesToExport).Count | Should -Be 0
+    }
+
+    It 'exports exactly those commands' {
+        @($Module.ExportedFunctions.Keys | Sort-Object) | Should -Be @($data.FunctionsToExport | Sort-Object)
+        @($Module.ExportedAliases.Keys | Sort-Object) | Should -Be @($data.AliasesToExport | Sort-Object)
+        $Module.ExportedVariables.Count | Should -Be 0
+    }
+}
+
+Describe 'Source rules' {
+    BeforeAll {
+        $tokens = $null; $errors = $null
+        $ast = [System.Management.Automation.Language.Parser]::ParseFile((Join-Path $ModulePath 'MgKeepAlive.psm1'), [ref]$tokens, [ref]$errors)
+        $commands = $ast.FindAll({ $args[0] -is [System.Management.Automation.Language.CommandAst] }, $true) | ForEach-Object { $_.GetCommandName() }
+    }
+
+    It 'parses without errors' {
+        $errors | Should -BeNullOrEmpty
+    }
+
+    It 'never uses <_>' -TestCases @('Write-Host', 'Add-Type', 'Invoke-Expression', 'Set-Variable') {
+        $commands | Should -Not -Contain $_
+    }
+
+    It 'calls native methods only in Invoke-MgkaNative (and the cancel in its finally)' {
+        $native = $ast.FindAll({
+                $args[0] -is [System.Management.Automation.Language.InvokeMemberExpressionAst] -and
+                $args[0].Static -and "$($args[0].Member)" -like 'mgka_*' }, $true)
+        $owners = $native | ForEach-Object {
+            $parent = $_.Parent
+            while ($parent -and $parent -isnot [System.Management.Automation.Language.FunctionDefinitionAst]) { $parent = $parent.Parent }
+            $parent.Name
+        } | Sort-Object -Unique
+        $owners | Should -Be @('Invoke-MgkaKeepAliveOperation', 'Invoke-MgkaNative', 'Read-MgkaNativeString')
+    }
+}
+
+Describe 'Import' {
+    It 'finds the library in the source tree (<_>)' -TestCases @('target/release') {
+        $Library | Should -Be (Join-Path $RepoRoot $_ $LibraryName)
+    }
+
+    It 'imports in a fresh pwsh from the source tree' {
+        $result = Invoke-TestPwsh -Command "Import-Module '$ManifestPath' -ErrorAction Stop; (Get-Module MgKeepAlive).Version.ToString()" -Environment @{ MGKEEPALIVE_LIBRARY = $null }
+        $result.ExitCode | Should -Be 0
+        $result.Output | Should -Be '0.1.0'
+    }
+
+    It 'imports the .psm1 directly too' {
+        $result = Invoke-TestPwsh -Command "Import-Module '$(Join-Path $ModulePath 'MgKeepAlive.psm1')' -ErrorAction Stop; & (Get-Module MgKeepAlive) { `$script:ModuleVersion }"
+        $result.Output | Should -Be '0.1.0'
+    }
+
+    It 're-imports with -Force and reuses the emitted interop type' {
+        $before = & $Module { $script:Native }
+        Import-Module $ManifestPath -Force -ErrorAction Stop
+        $after = & (Get-Module MgKeepAlive) { $script:Native }
+        $after | Should -Be $before
+        Get-MgEnvironment -Name Global | Should -Not -BeNullOrEmpty
+    }
+
+    It 'compiles no C# (no Add-Type assembly appears)' {
+        $result = Invoke-TestPwsh -Command "Import-Module '$ManifestPath' -ErrorAction Stop; [AppDomain]::CurrentDomain.GetAssemblies().Where({ `$_.IsDynamic -and `$_.GetName().Name -like 'MgKeepAlive*' }).Count; [AppDomain]::CurrentDomain.GetAssemblies().Where({ -not `$_.IsDynamic -and -not `$_.Location }).Count"
+        $lines = $result.Output -split "`n"
+        $lines[0] | Should -Be '1'
+        $lines[1] | Should -Be '0'
+    }
+
+    It 'honours MGKEEPALIVE_LIBRARY (an absolute path)' {
+        $copy = Join-Path $TestDrive 'lib' $LibraryName
+        $null = New-Item -ItemType Directory (Split-Path $copy) -Force
+        Copy-Item $Library $copy
+        $result = Invoke-TestPwsh -Command "Import-Module '$ManifestPath' -ErrorAction Stop; & (Get-Module MgKeepAlive) { `$script:LibraryPath }" -Environment @{ MGKEEPALIVE_LIBRARY = $copy }
+        $result.Output | Should -Be $copy
+    }
+
+    It 'fails clearly when MGKEEPALIVE_LIBRARY is <Case>' -TestCases @(
+        @{ Case = 'relative'; Value = 'libmgkeepalive.so'; Message = '*MGKEEPALIVE_LIBRARY must be an absolute path*' }
+        @{ Case = 'missing'; Value = '/nonexistent/libmgkeepalive.so'; Message = "*MGKEEPALIVE_LIBRARY points to '/nonexistent/libmgkeepalive.so', which does not exist*" }
+    ) {
+        param($Value, $Message)
+        $result = Invoke-TestPwsh -Command "Import-Module '$ManifestPath' -ErrorAction Stop" -Environment @{ MGKEEPALIVE_LIBRARY = $Value }
+        $result.ExitCode | Should -Not -Be 0
+        $result.Output | Should -BeLike $Message
+    }
+
+    It 'fails clearly when the library is not a library' {
+        $fake = Join-Path $TestDrive $LibraryName
+        Set-Content $fake 'not a library'
+        $result = Invoke-TestPwsh -Command "Import-Module '$ManifestPath' -ErrorAction Stop" -Environment @{ MGKEEPALIVE_LIBRARY = $fake }
+        $result.ExitCode | Should -Not -Be 0
+        $result.Output | Should -BeLike "*MgKeepAlive: cannot load the native library '$fake'*"
+    }
+
+    It 'fails clearly when the library version differs from the manifest' {
+        $copy = Join-Path $TestDrive 'MgKeepAlive'
+        Copy-Item $ModulePath $copy -Recurse -Force
+        $manifest = Join-Path $copy 'MgKeepAlive.psd1'
+        (Get-Content -Raw $manifest) -replace "ModuleVersion\s*=\s*'0\.1\.0'", "ModuleVersion        = '9.9.9'" | Set-Content $manifest
+        $result = Invoke-TestPwsh -Command "Import-Module '$manifest' -ErrorAction Stop" -Environment @{ MGKEEPALIVE_LIBRARY = $Library }
+        $result.ExitCode | Should -Not -Be 0
+        $result.Output | Should -BeLike "*MgKeepAlive 9.9.9 needs libmgkeepalive 9.9.9, but '$Library' is version '0.1.0'*"
+    }
+
+    It 'imports (measured by run.ps1 users with Measure-Command; no timed assertion here)' {
+        $result = Invoke-TestPwsh -Command "(Measure-Command { Import-Module '$ManifestPath' -ErrorAction Stop }).TotalMilliseconds"
+        $result.ExitCode | Should -Be 0
+        [double]$result.Output | Should -BeGreaterThan 0
+    }
+}
+
+Describe 'Packaging (pwsh/build-module.ps1)' {
+    It 'produces a self-contained module folder that imports from anywhere' {
+        $out = Join-Path $TestDrive 'dist'
+        $folder = & (Join-Path $RepoRoot 'pwsh' 'build-module.ps1') -OutputPath $out
+        $folder.FullName | Should -Be (Join-Path $out 'MgKeepAlive')
+        $os = if ($IsWindows) { 'win' } elseif ($IsMacOS) { 'osx' } else { 'linux' }
+        $rid = "$os-" + [System.Runtime.InteropServices.RuntimeInformation]::ProcessArchitecture.ToString().ToLowerInvariant()
+        $files = Get-ChildItem (Join-Path $out 'MgKeepAlive') -Recurse -File | ForEach-Object { [IO.Path]::GetRelativePath((Join-Path $out 'MgKeepAlive'), $_.FullName) -replace '\\', '/' }
+        $files | Sort-Object | Should -Be (@('MgKeepAlive.Format.ps1xml', 'MgKeepAlive.psd1', 'MgKeepAlive.psm1', "$rid/$LibraryName") | Sort-Object)
+        # Import from another working directory, with no source tree next to it.
+        $elsewhere = Join-Path $TestDrive 'elsewhere' 'MgKeepAlive'
+        $null = New-Item -ItemType Directory (Split-Path $elsewhere) -Force
+        Copy-Item (Join-Path $out 'MgKeepAlive') $elsewhere -Recurse
+        $result = Invoke-TestPwsh -Command "Set-Location '$TestDrive'; Import-Module '$elsewhere' -ErrorAction Stop; & (Get-Module MgKeepAlive) { `$script:LibraryPath }" -Environment @{ MGKEEPALIVE_LIBRARY = $null }
+        $result.ExitCode | Should -Be 0
+        $result.Output | Should -BeLike "$elsewhere*$LibraryName"
+    }
+}
+
+Describe 'Help of <_>' -ForEach $ExportedCommands {
+    BeforeAll {
+        $name = $_
+        $help = Get-Help $name -Full
+        $commandInfo = Get-Command $name -Module MgKeepAlive
+        $common = [System.Management.Automation.PSCmdlet]::CommonParameters + [System.Management.Automation.PSCmdlet]::OptionalCommonParameters
+        $parameters = $commandInfo.Parameters.Values | Where-Object {
+            $_.Name -notin $common -and -not ($_.Attributes | Where-Object { $_ -is [System.Management.Automation.ParameterAttribute] -and $_.DontShow })
+        }
+    }
+
+    It 'has a synopsis (not the generated syntax)' {
+        $help.Synopsis | Should -Not -BeNullOrEmpty
+        $help.Synopsis | Should -Not -BeLike "*$name *[<CommonParameters>]*"
+        $help.Synopsis.Trim() | Should -Not -Be $name
+    }
+
+    It 'has a description' {
+        ($help.Description.Text -join "`n") | Should -Not -BeNullOrEmpty
+    }
+
+    It 'has at least one example with code' {
+        @($help.Examples.Example).Count | Should -BeGreaterThan 0
+        $help.Examples.Example | ForEach-Object { $_.Code | Should -Not -BeNullOrEmpty }
+    }
+
+    It 'describes every parameter' {
+        foreach ($parameter in $parameters) {
+            $parameterHelp = $help.Parameters.Parameter | Where-Object Name -EQ $parameter.Name
+            ($parameterHelp.Description.Text -join '') | Should -Not -BeNullOrEmpty -Because "-$($parameter.Name) needs a description"
+        }
+    }
+
+    It 'has inputs, outputs and links' {
+        $help.inputTypes | Should -Not -BeNullOrEmpty
+        $help.returnValues | Should -Not -BeNullOrEmpty
+        @($help.relatedLinks.navigationLink).Count | Should -BeGreaterThan 0
+    }
+}
+
+Describe 'Help of Invoke-MgKeepCommunicationCallAlive (the seed)' {
+    BeforeAll {
+        $help = Get-Help Invoke-MgKeepCommunicationCallAlive -Full
+        $seedText = @(
+            'Make a request to this API every 15 to 45 minutes to ensure that an ongoing call remains active.'
+            'A call that does not receive this request within 45 minutes is considered inactive and will subsequently end.'
+            'At least one successful request must be made within 45 minutes of the previous request, or the start of the call.'
+            'We recommend that you send a request in shorter time intervals (every 15 minutes).'
+            'Make sure that these requests are successful to prevent the call from timing out and ending.'
+            'Attempting to send a request to a call that has already ended will result in a 404 Not-Found error.'
+            'The resources related to the call should be cleaned up on the application side.'
+            'This API is available in the following national cloud deployments.'
+        )
+    }
+
+    It 'carries the seed''s synopsis verbatim' {
+        ($help.Synopsis -replace '\s+', ' ').Trim() | Should -BeExactly ($seedText -join ' ')
+    }
+
+    It 'carries the seed''s description verbatim' {
+        $description = ($help.Description.Text -join "`n") -replace '\s+', ' '
+        $description | Should -BeLike "$([WildcardPattern]::Escape($seedText -join ' '))*"
+    }
+
+    It 'carries the seed''s parameter texts' {
+        ($help.Parameters.Parameter | Where-Object Name -EQ CallId).Description.Text | Should -Be 'The unique identifier of call'
+        ($help.Parameters.Parameter | Where-Object Name -EQ PassThru).Description.Text | Should -Be 'Returns true when the command succeeds'
+        ($help.Parameters.Parameter | Where-Object Name -EQ InputObject).Description.Text | Should -BeLike 'Identity Parameter*'
+    }
+
+    It 'has the seed''s example and our own (pipeline, Id objects, -ResponseHeadersVariable, errors, a loop)' {
+        $code = ($help.Examples.Example | ForEach-Object { $_.Code + "`n" + ($_.Remarks.Text -join "`n") }) -join "`n"
+        $code | Should -BeLike '*Invoke-MgKeepCommunicationCallAlive -CallId $callId*'
+        $code | Should -BeLike "*' | Invoke-MgKeepCommunicationCallAlive*"
+        $code | Should -BeLike '*Get-MgCommunicationCall*'
+        $code | Should -BeLike '*-ResponseHeadersVariable*'
+        $code | Should -BeLike '*-ErrorAction Stop*StatusCode*'
+        $code | Should -BeLike '*Start-Sleep*15*'
+    }
+
+    It 'shows the official online help link' {
+        $help.relatedLinks.navigationLink.uri | Should -Contain 'https://learn.microsoft.com/powershell/module/microsoft.graph.cloudcommunications/invoke-mgkeepcommunicationcallalive'
+    }
+}

@@ -1,0 +1,105 @@
+# Shared helpers for the MgKeepAlive Pester tests. Dot-source in BeforeAll:
+#   . $PSScriptRoot/TestHelpers.ps1
+# Helpers read $Emulator (set by the test file's BeforeAll) through PowerShell's dynamic scoping.
+# Nothing here builds: the tests need `cargo build --release` (library and graph-emulator) first.
+
+$RepoRoot = [System.IO.Path]::GetFullPath((Join-Path $PSScriptRoot '..' '..'))
+$ModulePath = Join-Path $RepoRoot 'pwsh' 'MgKeepAlive'
+$ManifestPath = Join-Path $ModulePath 'MgKeepAlive.psd1'
+
+function Get-TestPwsh {
+    # The pwsh to start child processes with (a fresh process per import scenario).
+    $command = Get-Command pwsh -CommandType Application -ErrorAction Ignore | Select-Object -First 1
+    if ($command) { return $command.Source }
+    [Environment]::ProcessPath
+}
+
+function Invoke-TestPwsh {
+    # Runs a command in a fresh `pwsh -NoProfile -NonInteractive`; returns @{ ExitCode; Output }.
+    # -Environment: variables to set (value $null removes) for the child only.
+    param(
+        [Parameter(Mandatory)][string] $Command,
+        [hashtable] $Environment = @{}
+    )
+    $saved = @{}
+    foreach ($name in $Environment.Keys) {
+        $saved[$name] = [Environment]::GetEnvironmentVariable($name)
+        [Environment]::SetEnvironmentVariable($name, $Environment[$name])
+    }
+    try {
+        $output = & (Get-TestPwsh) -NoProfile -NonInteractive -Command $Command 2>&1 | ForEach-Object { "$_" }
+        @{ ExitCode = $LASTEXITCODE; Output = ($output -join "`n") }
+    } finally {
+        foreach ($name in $saved.Keys) { [Environment]::SetEnvironmentVariable($name, $saved[$name]) }
+    }
+}
+
+function Start-TestEmulator {
+    # Starts target/release/graph-emulator on a free loopback port; returns @{ Process; Url }.
+    # The emulator exits when its stdin closes (--exit-on-stdin-eof), so it never outlives us.
+    $name = if ($IsWindows) { 'graph-emulator.exe' } else { 'graph-emulator' }
+    $path = Join-Path $RepoRoot 'target' 'release' $name
+    if (-not (Test-Path $path)) {
+        throw "graph-emulator not found at $path; run 'cargo build --release' first."
+    }
+    $info = [System.Diagnostics.ProcessStartInfo]::new($path)
+    foreach ($argument in '--port', '0', '--exit-on-stdin-eof') { $info.ArgumentList.Add($argument) }
+    $info.UseShellExecute = $false
+    $info.RedirectStandardOutput = $true
+    $info.RedirectStandardInput = $true
+    $process = [System.Diagnostics.Process]::Start($info)
+    $read = $process.StandardOutput.ReadLineAsync()
+    if (-not $read.Wait(15000) -or $null -eq $read.Result) {
+        try { $process.Kill() } catch { }
+        throw 'graph-emulator did not print its address within 15 s.'
+    }
+    if ($read.Result -notmatch '^graph-emulator listening on (http://\S+)$') {
+        try { $process.Kill() } catch { }
+        throw "Unexpected first line from graph-emulator: $($read.Result)"
+    }
+    @{ Process = $process; Url = $Matches[1] }
+}
+
+function Stop-TestEmulator {
+    param($Emulator)
+    if (-not $Emulator -or -not $Emulator.Process) { return }
+    $process = $Emulator.Process
+    try { $process.StandardInput.Close() } catch { }
+    if (-not $process.WaitForExit(5000)) { try { $process.Kill() } catch { } }
+    $process.Dispose()
+}
+
+function Invoke-Emulator {
+    # The emulator's control API (/_emulator/...).
+    param(
+        [Parameter(Mandatory)][string] $Method,
+        [Parameter(Mandatory)][string] $Path,
+        $Body
+    )
+    $parameters = @{ Method = $Method; Uri = "$($Emulator.Url)/_emulator/$Path" }
+    if ($PSBoundParameters.ContainsKey('Body')) {
+        $parameters.Body = ConvertTo-Json -InputObject $Body -Depth 10 -Compress
+        $parameters.ContentType = 'application/json'
+    }
+    Invoke-RestMethod @parameters
+}
+
+function New-EmulatorCall {
+    param([Parameter(Mandatory)][string[]] $Id)
+    $null = Invoke-Emulator POST calls @{ ids = $Id }
+}
+
+function Get-EmulatorRequest {
+    # The request log (keep-alives and other Graph requests; control requests are never logged).
+    @(Invoke-Emulator GET requests)
+}
+
+function Clear-EmulatorRequest { $null = Invoke-Emulator DELETE requests }
+
+function Connect-TestGraph {
+    # Points the module at the emulator and connects with the test token.
+    param([string] $Token = 'test-token')
+    $null = Add-MgEnvironment -Name Emulator -AzureADEndpoint $Emulator.Url -GraphEndpoint $Emulator.Url
+    Connect-MgGraph -AccessToken (ConvertTo-SecureString $Token -AsPlainText -Force) -Environment Emulator -NoWelcome
+}
+
