@@ -385,11 +385,11 @@ function New-MgkaMissingCallIdError {
 function Invoke-MgkaKeepAliveOperation {
     # Starts one keep-alive and waits for it in short slices so that a pipeline stop (Ctrl+C)
     # is honoured within one slice; an unfinished operation is cancelled in finally.
-    # Returns @{ Status; Info }.
+    # Returns @{ Status; Json }.
     param(
-        [Parameter(Mandatory)][ValidateSet('Id', 'Identity')][string] $By,
-        [Parameter(Mandatory)][string] $Value,
-        [AllowNull()][string] $OptionsJson
+        [string] $By,           # Id or Identity
+        [string] $Value,        # the call id, or the identity JSON
+        [string] $OptionsJson
     )
     $text = [System.Collections.Specialized.OrderedDictionary]::new()
     if ($By -eq 'Id') {
@@ -400,7 +400,7 @@ function Invoke-MgkaKeepAliveOperation {
         $start = Invoke-MgkaNative KeepAliveByIdentityStart -Text $text
     }
     if ($start.Status -ne $script:MGKA_OK) {
-        return @{ Status = $start.Status; Info = ConvertFrom-MgkaJson $start.Json }
+        return @{ Status = $start.Status; Json = $start.Json }
     }
     $operation = $start.Operation
     $finished = $false
@@ -409,7 +409,7 @@ function Invoke-MgkaKeepAliveOperation {
             $wait = Invoke-MgkaNative OperationWait -Operation $operation -TimeoutMs $script:WaitSliceMs
             if ($wait.Status -ne $script:MGKA_PENDING) {
                 $finished = $true
-                return @{ Status = $wait.Status; Info = ConvertFrom-MgkaJson $wait.Json }
+                return @{ Status = $wait.Status; Json = $wait.Json }
             }
         }
     } finally {
@@ -653,16 +653,20 @@ function Invoke-MgKeepCommunicationCallAlive {
                 Write-Warning "MgKeepAlive does not support -$ignored yet; the request is sent without it."
             }
         }
-        $options = [ordered]@{ apiVersion = 'v1.0'; timeoutMs = $script:ClientTimeoutMs }
         if ($Headers -and $Headers.Count -gt 0) {
             $extra = [ordered]@{}
             foreach ($entry in $Headers.GetEnumerator()) {
                 $extra[[string]$entry.Key] = (@($entry.Value) | ForEach-Object { [string]$_ }) -join ', '
             }
-            $options['headers'] = $extra
+            $optionsJson = ConvertTo-Json -Compress -Depth 3 -InputObject ([ordered]@{
+                    apiVersion = 'v1.0'; timeoutMs = $script:ClientTimeoutMs; headers = $extra })
+        } else {
+            # The common case, kept cheap: called every 15 minutes per call, or in bulk.
+            $optionsJson = '{"apiVersion":"v1.0","timeoutMs":' + $script:ClientTimeoutMs + '}'
         }
-        $optionsJson = ConvertTo-Json -InputObject $options -Compress -Depth 3
         $setHeaders = $PSBoundParameters.ContainsKey('ResponseHeadersVariable') -and $ResponseHeadersVariable
+        # Success details are parsed only when someone will see them.
+        $wantDetails = $setHeaders -or $VerbosePreference -ne 'SilentlyContinue' -or $DebugPreference -ne 'SilentlyContinue'
     }
 
     process {
@@ -707,7 +711,11 @@ function Invoke-MgKeepCommunicationCallAlive {
             $stopwatch = [System.Diagnostics.Stopwatch]::StartNew()
             $result = Invoke-MgkaKeepAliveOperation -By $by -Value $value -OptionsJson $optionsJson
             $stopwatch.Stop()
-            $info = $result.Info
+            if ($result.Status -eq $script:MGKA_OK -and -not $wantDetails) {
+                if ($PassThru) { $true }
+                continue
+            }
+            $info = ConvertFrom-MgkaJson $result.Json
             if ($null -eq $info) { $info = [ordered]@{} }
             $elapsed = if ($null -ne $info['elapsedMs']) { $info['elapsedMs'] } else { $stopwatch.ElapsedMilliseconds }
 
