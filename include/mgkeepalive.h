@@ -98,10 +98,25 @@ MgkaStatus mgka_environment_list(char **out_json);
 // `environment_json` is a NUL-terminated string; `out_json` is NULL or writable.
 MgkaStatus mgka_environment_add(const char *environment_json, char **out_json);
 
-// Connects the process: `request_json` is `{"authType":"AccessToken","environment":"Global"}`
-// (environment optional). `secret`/`secret_len` is the access token in UTF-8; the library copies
-// it and zeroes its copy when the session ends; the caller should zero its own buffer.
-// Replaces any existing session. `*out_json`: the context (as `mgka_context`). Thread-safe.
+// Removes a user-defined environment. `*out_json`: the removed environment. Unknown name:
+// `MGKA_STATUS_NOT_FOUND`; a built-in cloud or the current session's environment:
+// `MGKA_STATUS_INVALID_ARGUMENT`. Caller frees `*out_json`. Thread-safe.
+//
+// # Safety
+// `name` is a NUL-terminated string; `out_json` is NULL or writable.
+MgkaStatus mgka_environment_remove(const char *name, char **out_json);
+
+// Connects the process and acquires the first token, so a wrong secret, app, tenant or cloud
+// fails here (`MGKA_STATUS_AUTH_ERROR`, with Entra ID's `error`, `errorCodes`, `traceId` and
+// `correlationId`). `request_json`:
+// `{"authType":"AccessToken"|"ClientSecret"|"ClientCertificate"|"ManagedIdentity","environment",
+// "tenantId","clientId","certificate":{"der","chain","sendChain","algorithm"},
+// "managedIdentity":{"identityEndpoint","imdsEndpoint"},"timeoutMs"}`.
+// `secret`/`secret_len`: the access token, client secret, PKCS#8 DER private key or identity
+// header; NULL only with length 0. The library copies it and zeroes its copy when no longer
+// needed; the caller should zero its own buffer. Replaces any existing session on success.
+// `*out_json`: the context (as `mgka_context`) or the error. Caller frees it. Thread-safe.
+// Blocks until done; interruptible hosts use `mgka_connect_start`.
 //
 // # Safety
 // `request_json` is a NUL-terminated string; `secret` points to `secret_len` readable bytes;
@@ -110,6 +125,17 @@ MgkaStatus mgka_connect(const char *request_json,
                         const uint8_t *secret,
                         size_t secret_len,
                         char **out_json);
+
+// Like `mgka_connect`, but returns at once with a handle in `*out_operation` (the secret has been
+// copied by then); the context or error is the result of `mgka_operation_wait`. Fails only for
+// NULL or invalid UTF-8 arguments. Thread-safe.
+//
+// # Safety
+// As `mgka_connect`; `out_operation` is writable.
+MgkaStatus mgka_connect_start(const char *request_json,
+                              const uint8_t *secret,
+                              size_t secret_len,
+                              uint64_t *out_operation);
 
 // Ends the session. `*out_json`: the context that was closed, or `null` when there was none.
 // Requests already under way finish with the session they started with. Thread-safe.

@@ -103,6 +103,26 @@ pub fn add(definition: EnvironmentDefinition) -> Result<Environment, CoreError> 
     }
 }
 
+/// Removes a user-defined environment; `in_use` names the current session's environment, which
+/// cannot be removed. Returns the removed environment.
+pub fn remove(name: &str, in_use: Option<&str>) -> Result<Environment, CoreError> {
+    let mut all = ENVIRONMENTS.write().unwrap_or_else(|p| p.into_inner());
+    let index = all.iter().position(|e| e.name.eq_ignore_ascii_case(name)).ok_or_else(|| {
+        CoreError::NotFound(format!("Environment '{name}' was not found. Use Get-MgEnvironment to list the environments."))
+    })?;
+    let found = &all[index];
+    if found.kind == EnvironmentType::BuiltIn {
+        return Err(CoreError::invalid("Name", format!("'{}' is a built-in environment and cannot be removed.", found.name)));
+    }
+    if in_use.is_some_and(|n| n.eq_ignore_ascii_case(&found.name)) {
+        return Err(CoreError::invalid(
+            "Name",
+            format!("Environment '{}' is used by the current connection; run Disconnect-MgGraph first.", found.name),
+        ));
+    }
+    Ok(all.remove(index))
+}
+
 /// Accepts an absolute `https://` URL, or `http://` to a loopback host only (a local emulator):
 /// an access token must never travel in clear text over a network. Returns it without a trailing `/`.
 pub fn validate_endpoint(parameter: &'static str, endpoint: &str) -> Result<String, CoreError> {
@@ -178,5 +198,9 @@ mod tests {
         d.name = "unittestcloud".into();
         add(d).unwrap();
         assert_eq!(get("UnitTestCloud").unwrap().graph_endpoint, "https://g2.example");
+        assert!(remove("UnitTestCloud", Some("unittestcloud")).is_err(), "in use");
+        assert!(remove("Global", None).is_err(), "built-in");
+        assert_eq!(remove("UnitTestCloud", None).unwrap().graph_endpoint, "https://g2.example");
+        assert!(matches!(remove("UnitTestCloud", None), Err(CoreError::NotFound(_))));
     }
 }

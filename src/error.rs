@@ -36,6 +36,24 @@ impl GraphError {
     }
 }
 
+/// A failed token request: Microsoft Entra ID's (or a managed identity endpoint's) answer.
+/// Never holds the secret, key, assertion or token that was sent.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthError {
+    #[serde(skip)]
+    pub message: String,
+    /// OAuth `error`, e.g. `invalid_client`.
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+    /// AADSTS codes, e.g. `[7000215]`.
+    pub error_codes: Vec<u64>,
+    pub trace_id: Option<String>,
+    pub correlation_id: Option<String>,
+    pub http_status: Option<u16>,
+    pub token_endpoint: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum CoreError {
     Graph(Box<GraphError>),
@@ -45,13 +63,17 @@ pub enum CoreError {
     Transport { call_id: Option<String>, message: String },
     Timeout { call_id: Option<String>, after_ms: u64 },
     Cancelled { call_id: Option<String> },
-    Auth(String),
+    Auth(Box<AuthError>),
 }
 
 /// The text PowerShell users know from the official cmdlet.
 pub const NOT_CONNECTED_MESSAGE: &str = "Authentication needed, call Connect-MgGraph.";
 
 impl CoreError {
+    pub fn auth(message: impl Into<String>) -> Self {
+        CoreError::Auth(Box::new(AuthError { message: message.into(), ..AuthError::default() }))
+    }
+
     pub fn invalid(parameter: &'static str, message: impl Into<String>) -> Self {
         CoreError::InvalidArgument { parameter, message: message.into() }
     }
@@ -96,6 +118,7 @@ impl CoreError {
     pub fn to_json(&self) -> serde_json::Value {
         let mut value = match self {
             CoreError::Graph(g) => serde_json::to_value(g.as_ref()).unwrap_or_default(),
+            CoreError::Auth(a) => serde_json::to_value(a.as_ref()).unwrap_or_default(),
             _ => serde_json::json!({}),
         };
         let obj = value.as_object_mut().expect("error JSON is an object");
@@ -117,7 +140,8 @@ impl fmt::Display for CoreError {
             CoreError::Graph(g) => f.write_str(&g.display_message()),
             CoreError::NotConnected => f.write_str(NOT_CONNECTED_MESSAGE),
             CoreError::InvalidArgument { message, .. } => f.write_str(message),
-            CoreError::NotFound(m) | CoreError::Auth(m) => f.write_str(m),
+            CoreError::NotFound(m) => f.write_str(m),
+            CoreError::Auth(a) => f.write_str(&a.message),
             CoreError::Transport { message, .. } => write!(f, "The request to Microsoft Graph failed: {message}"),
             CoreError::Timeout { after_ms, .. } => write!(
                 f,

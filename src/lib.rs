@@ -17,4 +17,4 @@ pub mod session;
 /// The library version; the PowerShell module refuses to load a library of another version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-pub use error::{CoreError, GraphError};
+pub use error::{AuthError, CoreError, GraphError};

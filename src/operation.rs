@@ -14,10 +14,10 @@ use once_cell::sync::Lazy;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::CoreError;
-use crate::graph::KeepAliveSuccess;
 use crate::runtime::runtime;
 
-pub type Outcome = Result<KeepAliveSuccess, CoreError>;
+/// An operation's result: its answer as JSON, or the error.
+pub type Outcome = Result<serde_json::Value, CoreError>;
 
 struct Operation {
     cancel: CancellationToken,

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use graph_emulator::{spawn_blocking_runtime, Config, EmulatorThread, FaultResponse, FaultScript};
-use mgkeepalive::auth::{Credential, Secret};
+use mgkeepalive::auth::{Credential, Secret, TokenSource};
 use mgkeepalive::environment::{Environment, EnvironmentType};
 use mgkeepalive::graph::{keep_alive, ApiVersion, KeepAliveOptions, MAX_RESPONSE_BYTES};
 use mgkeepalive::operation::{self, Wait};
@@ -24,7 +24,7 @@ fn session(emu: &EmulatorThread) -> Session {
             graph_endpoint: emu.base_url(),
             kind: EnvironmentType::UserDefined,
         },
-        credential: Credential::access_token(Secret::new(TOKEN.into())).unwrap(),
+        tokens: TokenSource::new(Credential::access_token(Secret::new(TOKEN.into())).unwrap()),
     }
 }
 
@@ -179,7 +179,10 @@ fn an_operation_can_be_cancelled_while_the_server_hangs() {
     let id = emu.create_call(None);
     emu.push_faults(FaultScript::for_call(&id, vec![FaultResponse::status(200).delay_ms(30_000)]));
     let s = session(&emu);
-    let handle = operation::start(Some(id.clone()), async move { keep_alive(&s, &id, &KeepAliveOptions::default()).await }).unwrap();
+    let handle = operation::start(Some(id.clone()), async move {
+        keep_alive(&s, &id, &KeepAliveOptions::default()).await.map(|ok| serde_json::to_value(ok).unwrap())
+    })
+    .unwrap();
     assert!(matches!(operation::wait(handle, Duration::from_millis(200)), Some(Wait::Pending)));
     let started = Instant::now();
     assert!(operation::cancel(handle));
@@ -193,9 +196,12 @@ fn a_finished_operation_is_collected_once() {
     let emu = emulator();
     let id = emu.create_call(None);
     let s = session(&emu);
-    let handle = operation::start(None, async move { keep_alive(&s, &id, &KeepAliveOptions::default()).await }).unwrap();
+    let handle = operation::start(None, async move {
+        keep_alive(&s, &id, &KeepAliveOptions::default()).await.map(|ok| serde_json::to_value(ok).unwrap())
+    })
+    .unwrap();
     match operation::wait(handle, Duration::from_secs(10)) {
-        Some(Wait::Finished(Ok(success))) => assert_eq!(success.http_status, 200),
+        Some(Wait::Finished(Ok(success))) => assert_eq!(success["httpStatus"], 200),
         _ => panic!("expected success"),
     }
     assert!(operation::wait(handle, Duration::from_millis(1)).is_none());

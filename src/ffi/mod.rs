@@ -19,7 +19,6 @@ use zeroize::Zeroizing;
 pub use status::MgkaStatus;
 
 use boundary::{answer, catch, guard, optional_str_arg, respond, str_arg, to_json, Failure};
-use crate::auth::Secret;
 use crate::environment::{self, EnvironmentDefinition};
 use crate::error::CoreError;
 use crate::graph::{call_id_from_identity_json, KeepAliveOptions};
@@ -78,10 +77,28 @@ pub unsafe extern "C" fn mgka_environment_add(environment_json: *const c_char, o
     })
 }
 
-/// Connects the process: `request_json` is `{"authType":"AccessToken","environment":"Global"}`
-/// (environment optional). `secret`/`secret_len` is the access token in UTF-8; the library copies
-/// it and zeroes its copy when the session ends; the caller should zero its own buffer.
-/// Replaces any existing session. `*out_json`: the context (as `mgka_context`). Thread-safe.
+/// Removes a user-defined environment. `*out_json`: the removed environment. Unknown name:
+/// `MGKA_STATUS_NOT_FOUND`; a built-in cloud or the current session's environment:
+/// `MGKA_STATUS_INVALID_ARGUMENT`. Caller frees `*out_json`. Thread-safe.
+///
+/// # Safety
+/// `name` is a NUL-terminated string; `out_json` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn mgka_environment_remove(name: *const c_char, out_json: *mut *mut c_char) -> MgkaStatus {
+    respond(out_json, || to_json(&session::remove_environment(str_arg(name, "name")?)?))
+}
+
+/// Connects the process and acquires the first token, so a wrong secret, app, tenant or cloud
+/// fails here (`MGKA_STATUS_AUTH_ERROR`, with Entra ID's `error`, `errorCodes`, `traceId` and
+/// `correlationId`). `request_json`:
+/// `{"authType":"AccessToken"|"ClientSecret"|"ClientCertificate"|"ManagedIdentity","environment",
+/// "tenantId","clientId","certificate":{"der","chain","sendChain","algorithm"},
+/// "managedIdentity":{"identityEndpoint","imdsEndpoint"},"timeoutMs"}`.
+/// `secret`/`secret_len`: the access token, client secret, PKCS#8 DER private key or identity
+/// header; NULL only with length 0. The library copies it and zeroes its copy when no longer
+/// needed; the caller should zero its own buffer. Replaces any existing session on success.
+/// `*out_json`: the context (as `mgka_context`) or the error. Caller frees it. Thread-safe.
+/// Blocks until done; interruptible hosts use `mgka_connect_start`.
 ///
 /// # Safety
 /// `request_json` is a NUL-terminated string; `secret` points to `secret_len` readable bytes;
@@ -94,15 +111,27 @@ pub unsafe extern "C" fn mgka_connect(
     out_json: *mut *mut c_char,
 ) -> MgkaStatus {
     respond(out_json, || {
-        let request = str_arg(request_json, "request_json")?;
-        if secret.is_null() {
-            return Err(Failure::Abi(MgkaStatus::NullPointer, "secret is NULL.".into()));
-        }
-        let bytes = Zeroizing::new(std::slice::from_raw_parts(secret, secret_len).to_vec());
-        let request: ConnectRequest = serde_json::from_str(request)
-            .map_err(|e| CoreError::invalid("Connect", format!("The connect request JSON is invalid: {e}.")))?;
-        let secret = Secret::from_utf8(bytes)?;
-        to_json(&session::connect(request, secret)?)
+        let (request, secret) = connect_args(request_json, secret, secret_len)?;
+        outcome_json(operation::run_blocking(None, connect(request, secret)))
+    })
+}
+
+/// Like `mgka_connect`, but returns at once with a handle in `*out_operation` (the secret has been
+/// copied by then); the context or error is the result of `mgka_operation_wait`. Fails only for
+/// NULL or invalid UTF-8 arguments. Thread-safe.
+///
+/// # Safety
+/// As `mgka_connect`; `out_operation` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn mgka_connect_start(
+    request_json: *const c_char,
+    secret: *const u8,
+    secret_len: usize,
+    out_operation: *mut u64,
+) -> MgkaStatus {
+    start(out_operation, || {
+        let (request, secret) = connect_args(request_json, secret, secret_len)?;
+        Ok(operation::start(None, connect(request, secret))?)
     })
 }
 
@@ -262,12 +291,33 @@ unsafe fn identity_request<'a>(
     Ok((identity, options))
 }
 
+unsafe fn connect_args(
+    request_json: *const c_char,
+    secret: *const u8,
+    secret_len: usize,
+) -> Result<(String, Zeroizing<Vec<u8>>), Failure> {
+    let request = str_arg(request_json, "request_json")?.to_owned();
+    let secret = match (secret.is_null(), secret_len) {
+        (true, 0) => Zeroizing::new(Vec::new()),
+        (true, _) => return Err(Failure::Abi(MgkaStatus::NullPointer, "secret is NULL.".into())),
+        (false, n) => Zeroizing::new(std::slice::from_raw_parts(secret, n).to_vec()),
+    };
+    Ok((request, secret))
+}
+
+/// Parses the request inside the operation, so that a bad request is the operation's result.
+async fn connect(request: String, secret: Zeroizing<Vec<u8>>) -> Outcome {
+    let request: ConnectRequest = serde_json::from_str(&request)
+        .map_err(|e| CoreError::invalid("Connect", format!("The connect request JSON is invalid: {e}.")))?;
+    Ok(serde_json::to_value(session::connect(request, secret).await?).unwrap_or_default())
+}
+
 fn parse_options(json: Option<&str>) -> Result<KeepAliveOptions, CoreError> {
     json.map_or_else(|| Ok(KeepAliveOptions::default()), KeepAliveOptions::from_json)
 }
 
 fn outcome_json(outcome: Outcome) -> Result<String, Failure> {
-    to_json(&outcome?)
+    Ok(outcome?.to_string())
 }
 
 fn start<F>(out_operation: *mut u64, body: F) -> MgkaStatus

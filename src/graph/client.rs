@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::{keep_alive_url, KeepAliveOptions};
 use crate::error::{CoreError, GraphError};
 use crate::runtime::http_client;
+use crate::auth::Secret;
 use crate::session::Session;
 
 /// Bodies are read up to this many bytes; a hostile or broken server cannot exhaust memory.
@@ -30,25 +31,38 @@ pub struct KeepAliveSuccess {
     pub headers: BTreeMap<String, Vec<String>>,
 }
 
-/// Sends one keep-alive for `call_id` in `session`, bounded by `options.timeout` as a whole.
+/// Sends one keep-alive for `call_id` in `session`, bounded by `options.timeout` as a whole
+/// (token acquisition included). A 401 renews the token once and retries once, as the SDK does.
 pub async fn keep_alive(session: &Session, call_id: &str, options: &KeepAliveOptions) -> Result<KeepAliveSuccess, CoreError> {
     let url = keep_alive_url(&session.environment.graph_endpoint, options.api_version, call_id)?;
     let started = Instant::now();
     let timeout = options.timeout;
-    match tokio::time::timeout(timeout, send(session, url, call_id, options, started)).await {
+    let attempt = async {
+        let token = session.token(timeout).await?;
+        match send(&url, call_id, options, &token, 1, started).await {
+            Err(CoreError::Graph(rejected)) if rejected.http_status == 401 => {
+                match session.tokens.renew_after_rejection(&session.environment, timeout, &token).await {
+                    None => Err(CoreError::Graph(rejected)),
+                    Some(renewed) => send(&url, call_id, options, &renewed?, 2, started).await,
+                }
+            }
+            other => other,
+        }
+    };
+    match tokio::time::timeout(timeout, attempt).await {
         Ok(result) => result,
         Err(_) => Err(timeout_error(call_id, timeout)),
     }
 }
 
 async fn send(
-    session: &Session,
-    url: reqwest::Url,
+    url: &reqwest::Url,
     call_id: &str,
     options: &KeepAliveOptions,
+    token: &Secret,
+    attempt: u32,
     started: Instant,
 ) -> Result<KeepAliveSuccess, CoreError> {
-    let token = session.credential.bearer_token().await?;
     let mut headers = options.headers.clone();
     if !headers.contains_key("client-request-id") {
         let id = uuid::Uuid::new_v4().to_string();
@@ -82,11 +96,13 @@ async fn send(
             client_request_id: first("client-request-id"),
             date: first("date"),
             elapsed_ms: started.elapsed().as_millis() as u64,
-            attempts: 1,
+            attempts: attempt,
             headers: response_headers,
         });
     }
-    Err(CoreError::Graph(Box::new(graph_error(call_id, status, response_headers, &body))))
+    let mut error = graph_error(call_id, status, response_headers, &body);
+    error.attempts = attempt;
+    Err(CoreError::Graph(Box::new(error)))
 }
 
 /// Builds the structured error of a non-2xx answer; tolerant of HTML, empty and odd JSON bodies.
@@ -139,7 +155,7 @@ fn reason_phrase(status: StatusCode) -> String {
     }
 }
 
-fn header_map(headers: &HeaderMap) -> BTreeMap<String, Vec<String>> {
+pub(crate) fn header_map(headers: &HeaderMap) -> BTreeMap<String, Vec<String>> {
     let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (name, value) in headers {
         map.entry(name.as_str().to_owned())
@@ -150,7 +166,7 @@ fn header_map(headers: &HeaderMap) -> BTreeMap<String, Vec<String>> {
 }
 
 /// Reads at most [`MAX_RESPONSE_BYTES`]; the rest of a larger body is dropped unread.
-async fn read_bounded(mut response: Response) -> Result<Vec<u8>, reqwest::Error> {
+pub(crate) async fn read_bounded(mut response: Response) -> Result<Vec<u8>, reqwest::Error> {
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await? {
         let room = MAX_RESPONSE_BYTES - body.len();
