@@ -266,3 +266,44 @@ fn a_panic_becomes_a_status_and_the_library_stays_usable() {
     let version: Symbol<extern "C" fn() -> *const c_char> = abi.sym("mgka_version");
     assert!(!version().is_null());
 }
+
+#[test]
+fn connect_start_reports_entra_errors_through_the_wait() {
+    let _one = SESSION.lock().unwrap_or_else(|p| p.into_inner());
+    let abi = &*ABI;
+    let emu = emulator();
+    emu.register_app("tenant-a", "app-a", "right-secret");
+    abi.connect(&emu, "abi-token"); // defines the AbiEmulator environment
+    let start: Symbol<unsafe extern "C" fn(*const c_char, *const u8, usize, *mut u64) -> u32> = abi.sym("mgka_connect_start");
+    let wait: Symbol<unsafe extern "C" fn(u64, u32, OutJson) -> u32> = abi.sym("mgka_operation_wait");
+    let request = c"{\"authType\":\"ClientSecret\",\"environment\":\"AbiEmulator\",\"tenantId\":\"tenant-a\",\"clientId\":\"app-a\"}";
+    let collect = |secret: &[u8]| {
+        let mut handle = 0;
+        assert_eq!(unsafe { start(request.as_ptr(), secret.as_ptr(), secret.len(), &mut handle) }, OK);
+        loop {
+            let mut out = ptr::null_mut();
+            match unsafe { wait(handle, 50, &mut out) } {
+                PENDING => continue,
+                status => break (status, serde_json::from_str::<serde_json::Value>(&abi.take(out)).unwrap()),
+            }
+        }
+    };
+    let (status, err) = collect(b"wrong-secret");
+    assert_eq!(status, 11, "MGKA_STATUS_AUTH_ERROR: {err}");
+    assert_eq!(err["errorCodes"][0], 7000215);
+    assert!(err["traceId"].is_string() && err["correlationId"].is_string());
+    assert!(!err.to_string().contains("wrong-secret"));
+    let (status, context) = collect(b"right-secret");
+    assert_eq!((status, context["tokenCredentialType"].as_str()), (OK, Some("ClientSecret")));
+
+    let mut handle = 0;
+    assert_eq!(unsafe { start(request.as_ptr(), ptr::null(), 3, &mut handle) }, NULL_POINTER, "NULL secret with a length");
+
+    let remove: Symbol<unsafe extern "C" fn(*const c_char, OutJson) -> u32> = abi.sym("mgka_environment_remove");
+    assert_eq!(abi.json_call(|out| unsafe { remove(c"AbiEmulator".as_ptr(), out) }).0, INVALID_ARGUMENT, "in use");
+    assert_eq!(abi.json_call(|out| unsafe { remove(c"Global".as_ptr(), out) }).0, INVALID_ARGUMENT, "built-in");
+    assert_eq!(abi.json_call(|out| unsafe { remove(c"NoSuchCloud".as_ptr(), out) }).0, NOT_FOUND);
+    let disconnect: Symbol<unsafe extern "C" fn(OutJson) -> u32> = abi.sym("mgka_disconnect");
+    assert_eq!(unsafe { disconnect(ptr::null_mut()) }, OK);
+    assert_eq!(abi.json_call(|out| unsafe { remove(c"AbiEmulator".as_ptr(), out) }).0, OK);
+}
