@@ -11,11 +11,14 @@
     FormatsToProcess     = @('MgKeepAlive.Format.ps1xml')
     FunctionsToExport    = @(
         'Invoke-MgKeepCommunicationCallAlive'
+        'Invoke-MgBetaKeepCommunicationCallAlive'
         'Connect-MgGraph'
         'Disconnect-MgGraph'
         'Get-MgContext'
         'Get-MgEnvironment'
         'Add-MgEnvironment'
+        'Set-MgEnvironment'
+        'Remove-MgEnvironment'
     )
     CmdletsToExport      = @()
     VariablesToExport    = @()

@@ -54,15 +54,16 @@ function Invoke-MgkaNative {
     #>
     # A simple (not advanced) function on purpose: it is called at import and per request.
     param(
-        # Version, EnvironmentList, EnvironmentAdd, Connect, Disconnect, Context,
-        # KeepAliveByIdStart, KeepAliveByIdentityStart, OperationWait or OperationCancel.
+        # Version, EnvironmentList, EnvironmentAdd, EnvironmentRemove, Connect, ConnectStart,
+        # Disconnect, Context, KeepAliveByIdStart, KeepAliveByIdentityStart, OperationWait or
+        # OperationCancel.
         [string] $Function,
 
         # Input strings in native argument order; each key is the user-facing parameter name
         # used in error messages. A $null value is passed as a NULL pointer.
         [System.Collections.Specialized.OrderedDictionary] $Text,
 
-        # Secret bytes (mgka_connect). The caller owns and zeroes them.
+        # Secret bytes (mgka_connect, mgka_connect_start). The caller owns and zeroes them.
         [byte[]] $Secret,
 
         [uint64] $Operation,
@@ -109,9 +110,15 @@ function Invoke-MgkaNative {
         switch ($Function) {
             'EnvironmentList' { $status = $N::mgka_environment_list([ref]$out) }
             'EnvironmentAdd' { $status = $N::mgka_environment_add($encoded[0], [ref]$out) }
+            'EnvironmentRemove' { $status = $N::mgka_environment_remove($encoded[0], [ref]$out) }
             'Connect' {
                 $length = if ($Secret) { [UIntPtr]::new([uint64]$Secret.Length) } else { [UIntPtr]::Zero }
                 $status = $N::mgka_connect($encoded[0], $Secret, $length, [ref]$out)
+            }
+            'ConnectStart' {
+                # The library copies the secret before it returns; the caller zeroes its copy then.
+                $length = if ($Secret) { [UIntPtr]::new([uint64]$Secret.Length) } else { [UIntPtr]::Zero }
+                $status = $N::mgka_connect_start($encoded[0], $Secret, $length, [ref]$op)
             }
             'Disconnect' { $status = $N::mgka_disconnect([ref]$out) }
             'Context' { $status = $N::mgka_context([ref]$out) }
@@ -307,8 +314,21 @@ function New-MgkaErrorRecord {
             $category = [System.Management.Automation.ErrorCategory]::ConnectionError
         }
         'AuthError' {
+            # Token endpoint failures: ErrorId AADSTS<first code>, else the OAuth error, and the
+            # exception carries the fields scripts branch on. The library never puts the secret,
+            # key, assertion or a token into this JSON.
             $exception = [System.Security.Authentication.AuthenticationException]::new($message)
-            $errorId = 'AuthError'
+            $codes = [long[]]@($Info['errorCodes'] | Where-Object { $null -ne $_ })
+            $errorId = if ($codes.Count -gt 0) { "AADSTS$($codes[0])" } elseif ($Info['error']) { [string]$Info['error'] } else { 'AuthenticationFailed' }
+            Add-Member -InputObject $exception -NotePropertyMembers ([ordered]@{
+                    Error            = $Info['error']
+                    ErrorDescription = $Info['errorDescription']
+                    ErrorCodes       = $codes
+                    TraceId          = $Info['traceId']
+                    CorrelationId    = $Info['correlationId']
+                    HttpStatus       = $Info['httpStatus']
+                    TokenEndpoint    = $Info['tokenEndpoint']
+                })
             $category = [System.Management.Automation.ErrorCategory]::AuthenticationError
         }
         default {
@@ -382,10 +402,31 @@ function New-MgkaMissingCallIdError {
         $TargetObject)
 }
 
-function Invoke-MgkaKeepAliveOperation {
-    # Starts one keep-alive and waits for it in short slices so that a pipeline stop (Ctrl+C)
-    # is honoured within one slice; an unfinished operation is cancelled in finally.
+function Wait-MgkaOperation {
+    # Waits for a started native operation in short slices so that a pipeline stop (Ctrl+C) is
+    # honoured within one slice; an unfinished operation is cancelled in finally.
     # Returns @{ Status; Json }.
+    param([uint64] $Operation)
+    $finished = $false
+    try {
+        while ($true) {
+            $wait = Invoke-MgkaNative OperationWait -Operation $Operation -TimeoutMs $script:WaitSliceMs
+            if ($wait.Status -ne $script:MGKA_PENDING) {
+                $finished = $true
+                return @{ Status = $wait.Status; Json = $wait.Json }
+            }
+        }
+    } finally {
+        if (-not $finished) {
+            # Runs on pipeline stop too. A direct method call: commands may refuse to run
+            # while the pipeline is stopping, a .NET call always runs.
+            [void]$script:Native::mgka_operation_cancel($Operation)
+        }
+    }
+}
+
+function Invoke-MgkaKeepAliveOperation {
+    # Starts one keep-alive and waits for it (Wait-MgkaOperation). Returns @{ Status; Json }.
     param(
         [string] $By,           # Id or Identity
         [string] $Value,        # the call id, or the identity JSON
@@ -402,23 +443,427 @@ function Invoke-MgkaKeepAliveOperation {
     if ($start.Status -ne $script:MGKA_OK) {
         return @{ Status = $start.Status; Json = $start.Json }
     }
-    $operation = $start.Operation
-    $finished = $false
-    try {
-        while ($true) {
-            $wait = Invoke-MgkaNative OperationWait -Operation $operation -TimeoutMs $script:WaitSliceMs
-            if ($wait.Status -ne $script:MGKA_PENDING) {
-                $finished = $true
-                return @{ Status = $wait.Status; Json = $wait.Json }
-            }
-        }
-    } finally {
-        if (-not $finished) {
-            # Runs on pipeline stop too. A direct method call: commands may refuse to run
-            # while the pipeline is stopping, a .NET call always runs.
-            [void]$script:Native::mgka_operation_cancel($operation)
+    Wait-MgkaOperation -Operation $start.Operation
+}
+
+function Initialize-MgkaKeepAlive {
+    # The begin block of Invoke-MgKeepCommunicationCallAlive and
+    # Invoke-MgBetaKeepCommunicationCallAlive (they differ only in -ApiVersion). Writes the
+    # warnings and returns the state Invoke-MgkaKeepAliveItem needs for each item.
+    param(
+        [System.Management.Automation.PSCmdlet] $Cmdlet,
+        [string] $ApiVersion
+    )
+    $bound = $Cmdlet.MyInvocation.BoundParameters
+    foreach ($ignored in 'HttpPipelineAppend', 'HttpPipelinePrepend', 'Proxy', 'ProxyCredential', 'ProxyUseDefaultCredentials') {
+        if ($bound.ContainsKey($ignored)) {
+            Write-Warning "MgKeepAlive does not support -$ignored yet; the request is sent without it."
         }
     }
+    Test-MgkaCoexistence -Cmdlet $Cmdlet
+    Test-MgkaCloudAvailability -ApiVersion $ApiVersion
+
+    $timeoutMs = $script:ClientTimeoutMs
+    $headers = $bound['Headers']
+    if ($headers -and $headers.Count -gt 0) {
+        $extra = [ordered]@{}
+        foreach ($entry in $headers.GetEnumerator()) {
+            $extra[[string]$entry.Key] = (@($entry.Value) | ForEach-Object { [string]$_ }) -join ', '
+        }
+        $optionsJson = ConvertTo-Json -Compress -Depth 3 -InputObject ([ordered]@{
+                apiVersion = $ApiVersion; timeoutMs = $timeoutMs; headers = $extra })
+    } else {
+        # The common case, kept cheap: called every 15 minutes per call, or in bulk.
+        $optionsJson = '{"apiVersion":"' + $ApiVersion + '","timeoutMs":' + $timeoutMs + '}'
+    }
+    $variable = [string]$bound['ResponseHeadersVariable']
+    @{
+        Cmdlet                  = $Cmdlet
+        OptionsJson             = $optionsJson
+        PassThru                = [bool]$bound['PassThru']
+        ResponseHeadersVariable = $variable
+        # Success details are parsed only when someone will see them.
+        WantDetails             = [bool]$variable -or $VerbosePreference -ne 'SilentlyContinue' -or $DebugPreference -ne 'SilentlyContinue'
+    }
+}
+
+function Invoke-MgkaKeepAliveItem {
+    # The process block of both keep-alive commands: one -CallId, or the -InputObject items.
+    param(
+        [hashtable] $State,
+        [string] $CallId,
+        $InputObject
+    )
+    $cmdlet = $State.Cmdlet
+    $byCallId = $cmdlet.ParameterSetName -eq 'Keep'
+    $items = if ($byCallId) { , $CallId } else { @($InputObject) }
+    foreach ($item in $items) {
+        $target = $item
+        $base = if ($item -is [psobject]) { $item.PSObject.BaseObject } else { $item }
+        $by = 'Id'
+        if ($byCallId) {
+            $value = $CallId; $displayId = $CallId
+        } elseif ($base -is [string]) {
+            if ($base.TrimStart().StartsWith('{')) {
+                $parsed = Get-MgkaJsonIdentityCallId -Json $base
+                if (-not $parsed.Ok) {
+                    $record = New-MgkaErrorRecord -Status $script:MGKA_INVALID_ARGUMENT -TargetObject $item -Info ([ordered]@{
+                            kind = 'InvalidArgument'; parameter = 'InputObject'; message = $parsed.Error })
+                    $cmdlet.WriteError($record)
+                    continue
+                }
+                if ($null -eq $parsed.CallId) {
+                    $cmdlet.WriteError((New-MgkaMissingCallIdError -TargetObject $item))
+                    continue
+                }
+                $by = 'Identity'; $value = $base; $displayId = $parsed.CallId
+            } else {
+                $value = $base; $displayId = $base
+            }
+        } else {
+            $value = Get-MgkaIdentityCallId -Identity $base
+            if ($null -eq $value -and $base -isnot [System.Collections.IDictionary]) {
+                $value = Get-MgkaIdentityCallId -Identity $item
+            }
+            if ($null -eq $value) {
+                $cmdlet.WriteError((New-MgkaMissingCallIdError -TargetObject $item))
+                continue
+            }
+            $displayId = $value
+        }
+
+        if (-not $cmdlet.ShouldProcess($displayId, 'Keep alive')) { continue }
+
+        $stopwatch = [System.Diagnostics.Stopwatch]::StartNew()
+        $result = Invoke-MgkaKeepAliveOperation -By $by -Value $value -OptionsJson $State.OptionsJson
+        $stopwatch.Stop()
+        if ($result.Status -eq $script:MGKA_OK -and -not $State.WantDetails) {
+            if ($State.PassThru) { $true }
+            continue
+        }
+        $info = ConvertFrom-MgkaJson $result.Json
+        if ($null -eq $info) { $info = [ordered]@{} }
+        $elapsed = if ($null -ne $info['elapsedMs']) { $info['elapsedMs'] } else { $stopwatch.ElapsedMilliseconds }
+
+        if ($State.ResponseHeadersVariable) {
+            # The caller's session state: the variable lands in the caller's scope.
+            $cmdlet.SessionState.PSVariable.Set($State.ResponseHeadersVariable, (New-MgkaHeaderDictionary $info['headers']))
+        }
+
+        if ($result.Status -eq $script:MGKA_OK) {
+            Write-Verbose "Keep alive call '$displayId': $($info['httpStatus']) in $elapsed ms"
+            Write-Debug ("Keep alive response: POST $($info['uri']) -> $($info['httpStatus']); request-id: $($info['requestId'])" +
+                "; client-request-id: $($info['clientRequestId']); date: $($info['date']); attempts: $($info['attempts'])")
+            if ($State.PassThru) { $true }
+            continue
+        }
+
+        $kind = if ($info['kind']) { $info['kind'] } else { Get-MgkaStatusName $result.Status }
+        if ($kind -eq 'Cancelled') {
+            throw [System.Management.Automation.PipelineStoppedException]::new()
+        }
+        if ($kind -eq 'NotConnected') { Test-MgkaCoexistence -Cmdlet $cmdlet }
+        $statusText = if ($info['httpStatus']) { "$($info['httpStatus']) $($info['code'])" } else { $kind }
+        Write-Verbose "Keep alive call '$displayId': $statusText in $elapsed ms"
+        $record = New-MgkaErrorRecord -Status $result.Status -Info $info -TargetObject $target -Activity 'Keep alive'
+        if ($record.ErrorDetails) { Write-Debug "Keep alive error response:`n$($record.ErrorDetails.Message)" }
+        $cmdlet.WriteError($record)
+    }
+}
+
+function Get-MgkaCloud {
+    # Which Microsoft cloud an environment is: Global, USGov, USGovDoD, China, or Other (a
+    # user-defined endpoint that is none of them, such as an emulator).
+    param([System.Collections.IDictionary] $Environment)
+    if ($Environment['type'] -eq 'Built-in') { return [string]$Environment['name'] }
+    $graphHost = ([uri][string]$Environment['graphEndpoint']).Host
+    switch ($graphHost) {
+        'graph.microsoft.com' { return 'Global' }
+        'graph.microsoft.us' { return 'USGov' }
+        'dod-graph.microsoft.us' { return 'USGovDoD' }
+        'microsoftgraph.chinacloudapi.cn' { return 'China' }
+        default { return 'Other' }
+    }
+}
+
+function Test-MgkaCloudAvailability {
+    # Keep-alive is documented for v1.0 in Global, USGov and USGovDoD, and for beta in Global
+    # only. Elsewhere the request is still sent; this warns once per process per cloud and version.
+    param([string] $ApiVersion)
+    $cloud = [AppDomain]::CurrentDomain.GetData('MgKeepAlive.Cloud')
+    if (-not $cloud -or $cloud -eq 'Global' -or $cloud -eq 'Other') { return }
+    if ($ApiVersion -eq 'v1.0' -and $cloud -ne 'China') { return }
+    $key = "MgKeepAlive.CloudWarning|$cloud|$ApiVersion"
+    if ([AppDomain]::CurrentDomain.GetData($key)) { return }
+    [AppDomain]::CurrentDomain.SetData($key, $true)
+    $available = if ($ApiVersion -eq 'beta') { 'only in the Global cloud' } else { 'in the Global, USGov and USGovDoD clouds, not in China' }
+    Write-Warning ("Microsoft documents call keepAlive ($ApiVersion) as available $available; you are connected to the $cloud cloud. " +
+        'MgKeepAlive sends the request anyway; if it fails, check with your cloud''s Graph documentation. (This warning is shown once per process.)')
+}
+
+function Test-MgkaCoexistence {
+    # Warns once per process when Microsoft's Microsoft.Graph.Authentication is loaded next to
+    # MgKeepAlive: both define Connect-MgGraph, Get-MgContext and Disconnect-MgGraph, and the
+    # module imported last wins. Cheap enough for every call (Get-Module: tens of microseconds).
+    param([System.Management.Automation.PSCmdlet] $Cmdlet)
+    if ([AppDomain]::CurrentDomain.GetData('MgKeepAlive.CoexistenceWarned')) { return }
+    $official = Get-Module -Name Microsoft.Graph.Authentication
+    if (-not $official) { return }
+    [AppDomain]::CurrentDomain.SetData('MgKeepAlive.CoexistenceWarned', $true)
+    # Which Connect-MgGraph the caller's command lookup finds; during MgKeepAlive's import, its
+    # own (it is being imported last).
+    $inEffect = 'MgKeepAlive'
+    if ($Cmdlet) {
+        $resolved = $Cmdlet.SessionState.InvokeCommand.GetCommand('Connect-MgGraph', 'Function, Cmdlet')
+        if ($resolved -and $resolved.ModuleName) { $inEffect = $resolved.ModuleName }
+    }
+    $other = if ($inEffect -eq 'MgKeepAlive') { 'Microsoft.Graph.Authentication' } else { 'MgKeepAlive' }
+    Write-Warning ("Microsoft.Graph.Authentication $(@($official)[0].Version) is loaded next to MgKeepAlive. Both define Connect-MgGraph, " +
+        "Get-MgContext and Disconnect-MgGraph; the module imported last wins, so these names now run $inEffect's commands. " +
+        'MgKeepAlive''s keep-alive uses only a connection made with MgKeepAlive\Connect-MgGraph, and Microsoft''s cmdlets only one made ' +
+        "with Microsoft.Graph.Authentication\Connect-MgGraph. Use module-qualified names (e.g. $other\Connect-MgGraph) to reach $other's. " +
+        '(This warning is shown once per process.)')
+}
+
+function ConvertFrom-MgkaSecureString {
+    # SecureString -> UTF-8 bytes without a managed string copy: the unmanaged UTF-16 buffer and
+    # the char[] are zeroed here; the caller zeroes the returned bytes.
+    param([System.Management.Automation.PSCmdlet] $Cmdlet, [securestring] $SecureString, [string] $Parameter)
+    $unicode = [IntPtr]::Zero
+    $chars = $null
+    try {
+        $unicode = [System.Runtime.InteropServices.Marshal]::SecureStringToGlobalAllocUnicode($SecureString)
+        $chars = [char[]]::new($SecureString.Length)
+        [System.Runtime.InteropServices.Marshal]::Copy($unicode, $chars, 0, $chars.Length)
+        $bytes = [byte[]]::new($script:Utf8.GetByteCount($chars))
+        [void]$script:Utf8.GetBytes($chars, 0, $chars.Length, $bytes, 0)
+        , $bytes
+    } catch [System.Text.EncoderFallbackException] {
+        $Cmdlet.ThrowTerminatingError((New-MgkaErrorRecord -Status $script:MGKA_INVALID_ARGUMENT -Info ([ordered]@{
+                        kind = 'InvalidArgument'; parameter = $Parameter; message = "$Parameter is not valid Unicode text." })))
+    } finally {
+        if ($null -ne $chars) { [Array]::Clear($chars) }
+        if ($unicode -ne [IntPtr]::Zero) { [System.Runtime.InteropServices.Marshal]::ZeroFreeGlobalAllocUnicode($unicode) }
+    }
+}
+
+function Assert-MgkaAppIdentity {
+    # App-only sign-in needs a client id and a tenant: a clear error naming where they come from.
+    param([System.Management.Automation.PSCmdlet] $Cmdlet, [System.Collections.IDictionary] $Request, [string] $ClientIdSource, [string] $TenantIdSource)
+    $missing = @()
+    if ([string]::IsNullOrWhiteSpace($Request['clientId'])) { $missing += $ClientIdSource }
+    if ([string]::IsNullOrWhiteSpace($Request['tenantId'])) { $missing += $TenantIdSource }
+    if ($missing.Count -eq 0) { return }
+    $Cmdlet.ThrowTerminatingError([System.Management.Automation.ErrorRecord]::new(
+            [System.ArgumentException]::new("App-only sign-in needs the application's client id and the tenant; missing: $($missing -join ', ')."),
+            'AppIdentityMissing', [System.Management.Automation.ErrorCategory]::InvalidArgument, $null))
+}
+
+function New-MgkaCertificateError {
+    param([string] $Message, [string] $ErrorId, $Certificate, [System.Management.Automation.ErrorCategory] $Category = 'InvalidArgument')
+    [System.Management.Automation.ErrorRecord]::new([System.ArgumentException]::new($Message), $ErrorId, $Category, $Certificate)
+}
+
+function Find-MgkaCertificate {
+    # Looks a certificate up in the CurrentUser\My store (.NET provides it on Linux and macOS).
+    # Returns a certificate the caller disposes.
+    param([System.Management.Automation.PSCmdlet] $Cmdlet, [string] $Thumbprint, [string] $SubjectName)
+    $store = [System.Security.Cryptography.X509Certificates.X509Store]::new('My', 'CurrentUser')
+    try {
+        $store.Open('ReadOnly, OpenExistingOnly')
+        $all = $store.Certificates
+    } catch {
+        $all = [System.Security.Cryptography.X509Certificates.X509Certificate2Collection]::new()
+    }
+    try {
+        if ($Thumbprint) {
+            $wanted = $Thumbprint -replace '[\s:]', ''
+            $found = @($all.Find('FindByThumbprint', $wanted, $false))
+            $description = "thumbprint $wanted"
+        } else {
+            $found = @($all.Find('FindBySubjectDistinguishedName', $SubjectName, $false))
+            if ($found.Count -eq 0) {
+                $plain = $SubjectName -replace '^\s*CN\s*=\s*', ''
+                $found = @($all.Find('FindBySubjectName', $plain, $false))
+            }
+            $description = "subject name '$SubjectName'"
+        }
+        if ($found.Count -eq 0) {
+            $Cmdlet.ThrowTerminatingError((New-MgkaCertificateError -ErrorId 'CertificateNotFound' -Category ObjectNotFound -Message (
+                        "No certificate with $description was found in the CurrentUser\My certificate store " +
+                        "($($all.Count) certificate(s) there). Import it with its private key, or use -Certificate or -CertificatePath.")))
+        }
+        $now = [datetime]::Now
+        $best = $found | Sort-Object -Property @{ Expression = { $_.HasPrivateKey }; Descending = $true },
+        @{ Expression = { $_.NotBefore -le $now -and $_.NotAfter -ge $now }; Descending = $true },
+        @{ Expression = { $_.NotAfter }; Descending = $true } | Select-Object -First 1
+        Write-Verbose "Certificate '$($best.Subject)' (thumbprint $($best.Thumbprint), valid until $($best.NotAfter.ToString('u'))) from CurrentUser\My."
+        [System.Security.Cryptography.X509Certificates.X509Certificate2]::new($best)
+    } finally {
+        foreach ($certificate in $all) { $certificate.Dispose() }
+        $store.Dispose()
+    }
+}
+
+function Import-MgkaCertificateFile {
+    # A PFX/PKCS#12 or PEM file with the private key. Returns a certificate the caller disposes.
+    param([System.Management.Automation.PSCmdlet] $Cmdlet, [string] $Path, [securestring] $Password, [string] $PlainPassword, [string] $Source = '-CertificatePath')
+    if (-not [System.IO.File]::Exists($Path)) {
+        $Cmdlet.ThrowTerminatingError((New-MgkaCertificateError -ErrorId 'CertificateFileNotFound' -Category ObjectNotFound -Message "The certificate file '$Path' ($Source) does not exist."))
+    }
+    $head = [System.IO.File]::ReadAllText($Path)
+    $chars = $null
+    $unicode = [IntPtr]::Zero
+    try {
+        if ($head.Contains('-----BEGIN')) {
+            if ($Password -or $PlainPassword) {
+                if ($Password) {
+                    $unicode = [System.Runtime.InteropServices.Marshal]::SecureStringToGlobalAllocUnicode($Password)
+                    $chars = [char[]]::new($Password.Length)
+                    [System.Runtime.InteropServices.Marshal]::Copy($unicode, $chars, 0, $chars.Length)
+                } else { $chars = $PlainPassword.ToCharArray() }
+                return [System.Security.Cryptography.X509Certificates.X509Certificate2]::CreateFromEncryptedPemFile($Path, $chars)
+            }
+            return [System.Security.Cryptography.X509Certificates.X509Certificate2]::CreateFromPemFile($Path)
+        }
+        $flags = [System.Security.Cryptography.X509Certificates.X509KeyStorageFlags]::Exportable
+        if ($Password) { return [System.Security.Cryptography.X509Certificates.X509Certificate2]::new($Path, $Password, $flags) }
+        return [System.Security.Cryptography.X509Certificates.X509Certificate2]::new($Path, [string]$PlainPassword, $flags)
+    } catch {
+        $reason = if ($_.Exception.InnerException) { $_.Exception.InnerException.Message } else { $_.Exception.Message }
+        $Cmdlet.ThrowTerminatingError((New-MgkaCertificateError -ErrorId 'CertificateFileInvalid' -Message (
+                    "Cannot read the certificate file '$Path' ($Source) as a PFX or PEM certificate with its private key: $reason")))
+    } finally {
+        if ($null -ne $chars) { [Array]::Clear($chars) }
+        if ($unicode -ne [IntPtr]::Zero) { [System.Runtime.InteropServices.Marshal]::ZeroFreeGlobalAllocUnicode($unicode) }
+    }
+}
+
+function New-MgkaCertificateRequest {
+    # The "certificate" object of the connect request: public parts only.
+    param([System.Security.Cryptography.X509Certificates.X509Certificate2] $Certificate, [bool] $SendChain)
+    $chain = [System.Collections.Generic.List[string]]::new()
+    if ($SendChain) {
+        $builder = [System.Security.Cryptography.X509Certificates.X509Chain]::new()
+        try {
+            $builder.ChainPolicy.RevocationMode = 'NoCheck'
+            $builder.ChainPolicy.VerificationFlags = 'AllFlags'
+            [void]$builder.Build($Certificate)
+            # The elements after the leaf, without a self-signed root.
+            for ($i = 1; $i -lt $builder.ChainElements.Count; $i++) {
+                $element = $builder.ChainElements[$i].Certificate
+                if ($element.SubjectName.RawData.Length -gt 0 -and $element.Subject -eq $element.Issuer) { continue }
+                $chain.Add([Convert]::ToBase64String($element.RawData))
+            }
+        } finally {
+            foreach ($element in $builder.ChainElements) { $element.Certificate.Dispose() }
+            $builder.Dispose()
+        }
+        Write-Verbose "Sending the certificate chain (x5c): the leaf and $($chain.Count) more."
+    }
+    [ordered]@{
+        der       = [Convert]::ToBase64String($Certificate.RawData)
+        chain     = $chain.ToArray()
+        sendChain = $SendChain
+    }
+}
+
+function Export-MgkaPrivateKey {
+    # The certificate's RSA private key as PKCS#8 DER, for the native library to sign the client
+    # assertion. Every reason it cannot be used is a terminating error naming the certificate.
+    param([System.Management.Automation.PSCmdlet] $Cmdlet, [System.Security.Cryptography.X509Certificates.X509Certificate2] $Certificate)
+    $name = "'$($Certificate.Subject)' (thumbprint $($Certificate.Thumbprint))"
+    if (-not $Certificate.HasPrivateKey) {
+        $Cmdlet.ThrowTerminatingError((New-MgkaCertificateError -ErrorId 'CertificatePrivateKeyMissing' -Certificate $Certificate -Message (
+                    "The certificate $name has no private key. Import it with its private key (PFX, or PEM with the key), " +
+                    'or use -CertificatePath with such a file.')))
+    }
+    $rsa = $null
+    try {
+        $rsa = [System.Security.Cryptography.X509Certificates.RSACertificateExtensions]::GetRSAPrivateKey($Certificate)
+    } catch {
+        $Cmdlet.ThrowTerminatingError((New-MgkaCertificateError -ErrorId 'CertificatePrivateKeyUnreadable' -Certificate $Certificate -Message (
+                    "The private key of the certificate $name cannot be read: $($_.Exception.InnerException.Message)")))
+    }
+    if ($null -eq $rsa) {
+        $Cmdlet.ThrowTerminatingError((New-MgkaCertificateError -ErrorId 'CertificateKeyNotRsa' -Certificate $Certificate -Message (
+                    "The certificate $name does not have an RSA key ($($Certificate.PublicKey.Oid.FriendlyName)). " +
+                    'Microsoft Entra ID certificate credentials for client assertions need an RSA key (PS256/RS256).')))
+    }
+    try {
+        , $rsa.ExportPkcs8PrivateKey()
+    } catch {
+        $Cmdlet.ThrowTerminatingError((New-MgkaCertificateError -ErrorId 'CertificatePrivateKeyNotExportable' -Certificate $Certificate -Message (
+                    "The private key of the certificate $name cannot be exported, which MgKeepAlive needs to sign the client assertion. " +
+                    'Re-import the certificate with an exportable key (X509KeyStorageFlags Exportable), or use -CertificatePath.')))
+    } finally {
+        $rsa.Dispose()
+    }
+}
+
+function Read-MgkaEnvironmentCredential {
+    # Connect-MgGraph -EnvironmentVariable: Azure.Identity's EnvironmentCredential variables, read
+    # from the PowerShell process environment (native code does not see $env: changes on Linux
+    # and macOS). Fills $Request and returns the secret bytes (the caller zeroes them).
+    param([System.Management.Automation.PSCmdlet] $Cmdlet, [System.Collections.IDictionary] $Request)
+    $get = { param($name) $value = [Environment]::GetEnvironmentVariable($name); if ([string]::IsNullOrEmpty($value)) { $null } else { $value } }
+    $tenant = & $get 'AZURE_TENANT_ID'
+    $client = & $get 'AZURE_CLIENT_ID'
+    $secretText = & $get 'AZURE_CLIENT_SECRET'
+    $certificatePath = & $get 'AZURE_CLIENT_CERTIFICATE_PATH'
+    if (-not $secretText -and -not $certificatePath) {
+        if ((& $get 'AZURE_USERNAME') -or (& $get 'AZURE_PASSWORD')) {
+            $Cmdlet.ThrowTerminatingError([System.Management.Automation.ErrorRecord]::new(
+                    [System.NotSupportedException]::new(('AZURE_USERNAME/AZURE_PASSWORD describe a user sign-in, which cannot keep calls alive: ' +
+                        'call keep-alive needs an application permission (Calls.Initiate.All or Calls.AccessMedia.All) and an app-only token. ' +
+                        'Set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or AZURE_CLIENT_CERTIFICATE_PATH) instead.')),
+                    'EnvironmentUserCredentialNotSupported', [System.Management.Automation.ErrorCategory]::InvalidOperation, $null))
+        }
+    }
+    $missing = @()
+    if (-not $tenant) { $missing += 'AZURE_TENANT_ID' }
+    if (-not $client) { $missing += 'AZURE_CLIENT_ID' }
+    if (-not $secretText -and -not $certificatePath) { $missing += 'AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH' }
+    if ($missing.Count -gt 0) {
+        $Cmdlet.ThrowTerminatingError([System.Management.Automation.ErrorRecord]::new(
+                [System.ArgumentException]::new("Connect-MgGraph -EnvironmentVariable needs the environment variables $($missing -join ', '), which are not set."),
+                'EnvironmentVariableMissing', [System.Management.Automation.ErrorCategory]::InvalidArgument, $null))
+    }
+    $Request['tenantId'] = $tenant
+    $Request['clientId'] = $client
+    if ($secretText) {
+        Write-Verbose 'Environment credential: client secret (AZURE_CLIENT_SECRET).'
+        $Request['authType'] = 'ClientSecret'
+        $bytes = [byte[]]::new($script:Utf8.GetByteCount($secretText))
+        [void]$script:Utf8.GetBytes($secretText, 0, $secretText.Length, $bytes, 0)
+        return , $bytes
+    }
+    Write-Verbose "Environment credential: certificate file $certificatePath (AZURE_CLIENT_CERTIFICATE_PATH)."
+    $Request['authType'] = 'ClientCertificate'
+    $sendChain = (& $get 'AZURE_CLIENT_SEND_CERTIFICATE_CHAIN') -in @('1', 'true', 'True', 'TRUE', 'yes')
+    $certificate = Import-MgkaCertificateFile -Cmdlet $Cmdlet -Path $certificatePath -PlainPassword (& $get 'AZURE_CLIENT_CERTIFICATE_PASSWORD') -Source 'AZURE_CLIENT_CERTIFICATE_PATH'
+    try {
+        $Request['certificate'] = New-MgkaCertificateRequest -Certificate $certificate -SendChain $sendChain
+        , (Export-MgkaPrivateKey -Cmdlet $Cmdlet -Certificate $certificate)
+    } finally {
+        $certificate.Dispose()
+    }
+}
+
+function Set-MgkaConnectedCloud {
+    # Remembers (per process, like the connection) which cloud keep-alive goes to, for the
+    # availability warnings; $null when disconnected.
+    param([AllowNull()][string] $EnvironmentName)
+    $cloud = $null
+    if ($EnvironmentName) {
+        $list = Invoke-MgkaNative EnvironmentList
+        if ($list.Status -eq $script:MGKA_OK) {
+            foreach ($entry in (ConvertFrom-MgkaJson $list.Json)) {
+                if ([string]::Equals($entry['name'], $EnvironmentName, [StringComparison]::OrdinalIgnoreCase)) { $cloud = Get-MgkaCloud $entry; break }
+            }
+        }
+    }
+    [AppDomain]::CurrentDomain.SetData('MgKeepAlive.Cloud', $cloud)
 }
 
 function ConvertTo-MgkaContext {
@@ -607,6 +1052,9 @@ function Invoke-MgKeepCommunicationCallAlive {
     https://learn.microsoft.com/graph/api/call-keepalive
 
     .LINK
+    Invoke-MgBetaKeepCommunicationCallAlive
+
+    .LINK
     Connect-MgGraph
     #>
     [CmdletBinding(DefaultParameterSetName = 'Keep', SupportsShouldProcess, ConfirmImpact = 'Medium', PositionalBinding = $false)]
@@ -647,101 +1095,215 @@ function Invoke-MgKeepCommunicationCallAlive {
         [switch] $ProxyUseDefaultCredentials
     )
 
-    begin {
-        foreach ($ignored in 'HttpPipelineAppend', 'HttpPipelinePrepend', 'Proxy', 'ProxyCredential', 'ProxyUseDefaultCredentials') {
-            if ($PSBoundParameters.ContainsKey($ignored)) {
-                Write-Warning "MgKeepAlive does not support -$ignored yet; the request is sent without it."
-            }
-        }
-        if ($Headers -and $Headers.Count -gt 0) {
-            $extra = [ordered]@{}
-            foreach ($entry in $Headers.GetEnumerator()) {
-                $extra[[string]$entry.Key] = (@($entry.Value) | ForEach-Object { [string]$_ }) -join ', '
-            }
-            $optionsJson = ConvertTo-Json -Compress -Depth 3 -InputObject ([ordered]@{
-                    apiVersion = 'v1.0'; timeoutMs = $script:ClientTimeoutMs; headers = $extra })
-        } else {
-            # The common case, kept cheap: called every 15 minutes per call, or in bulk.
-            $optionsJson = '{"apiVersion":"v1.0","timeoutMs":' + $script:ClientTimeoutMs + '}'
-        }
-        $setHeaders = $PSBoundParameters.ContainsKey('ResponseHeadersVariable') -and $ResponseHeadersVariable
-        # Success details are parsed only when someone will see them.
-        $wantDetails = $setHeaders -or $VerbosePreference -ne 'SilentlyContinue' -or $DebugPreference -ne 'SilentlyContinue'
+    begin { $state = Initialize-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion 'v1.0' }
+    process { Invoke-MgkaKeepAliveItem -State $state -CallId $CallId -InputObject $InputObject }
+}
+
+function Invoke-MgBetaKeepCommunicationCallAlive {
+    <#
+    .SYNOPSIS
+    Make a request to this API every 15 to 45 minutes to ensure that an ongoing call remains active.
+    A call that does not receive this request within 45 minutes is considered inactive and will subsequently end.
+    At least one successful request must be made within 45 minutes of the previous request, or the start of the call.
+    We recommend that you send a request in shorter time intervals (every 15 minutes).
+    Make sure that these requests are successful to prevent the call from timing out and ending.
+    Attempting to send a request to a call that has already ended will result in a 404 Not-Found error.
+    The resources related to the call should be cleaned up on the application side.
+    This API is available in the following national cloud deployments.
+
+    .DESCRIPTION
+    Make a request to this API every 15 to 45 minutes to ensure that an ongoing call remains active.
+    A call that does not receive this request within 45 minutes is considered inactive and will subsequently end.
+    At least one successful request must be made within 45 minutes of the previous request, or the start of the call.
+    We recommend that you send a request in shorter time intervals (every 15 minutes).
+    Make sure that these requests are successful to prevent the call from timing out and ending.
+    Attempting to send a request to a call that has already ended will result in a 404 Not-Found error.
+    The resources related to the call should be cleaned up on the application side.
+    This API is available in the following national cloud deployments.
+
+    This is the beta version of Invoke-MgKeepCommunicationCallAlive (Microsoft.Graph.Beta.CloudCommunications):
+    the same parameters and behaviour, against the Microsoft Graph beta endpoint. MgKeepAlive sends
+    POST {graph}/beta/communications/calls/{call-id}/keepAlive with the call id percent-encoded as
+    one path segment; ids that would address another resource ('.', '..', control characters) are
+    refused before anything is sent. APIs under /beta are subject to change; use
+    Invoke-MgKeepCommunicationCallAlive (v1.0) in production.
+
+    Microsoft documents the beta keepAlive in the Global cloud only. Connected to another cloud
+    (USGov, USGovDoD, China), the request is sent anyway and a warning is written once per process.
+
+    Differences from Microsoft.Graph.Beta.CloudCommunications, all compatible with existing scripts:
+    -InputObject also accepts objects that carry only Id (such as Get-MgCommunicationCall output)
+    and plain call id strings; an identity without CallId or Id is a per-item error and the
+    pipeline goes on; -PassThru:$false writes nothing; -ResponseHeadersVariable is set in the
+    caller's scope on success and on failure; the error category follows the HTTP status and the
+    exception exposes StatusCode, ErrorCode, RequestId, ClientRequestId, Date and ResponseHeaders.
+
+    .PARAMETER CallId
+    The unique identifier of call
+
+    .PARAMETER InputObject
+    Identity Parameter
+    To construct, see NOTES section for INPUTOBJECT properties and create a hash table.
+
+    Accepts from the pipeline: a hashtable or object with CallId (any case) or, failing that, Id
+    (Get-MgCommunicationCall output); a JSON string such as '{"CallId":"..."}' (a string whose
+    first non-blank character is '{' must be a valid JSON identity); or any other string, taken
+    as the call id itself.
+
+    .PARAMETER PassThru
+    Returns true when the command succeeds
+
+    .PARAMETER Headers
+    Optional headers that will be added to the request, as a dictionary of name = value. Values
+    are sent as text; an array value is sent comma-separated. Authorization, Host and
+    Content-Length cannot be set.
+
+    .PARAMETER ResponseHeadersVariable
+    Optional Response Headers Variable: the name of a variable, set in the caller's scope, that
+    receives the response headers as a case-insensitive dictionary of header name to string[].
+    Set on success and on failure (empty when no response was received).
+
+    .PARAMETER Break
+    Accepted for compatibility with Microsoft.Graph; ignored.
+
+    .PARAMETER HttpPipelineAppend
+    Accepted for compatibility with Microsoft.Graph; not supported (a warning is written).
+
+    .PARAMETER HttpPipelinePrepend
+    Accepted for compatibility with Microsoft.Graph; not supported (a warning is written).
+
+    .PARAMETER Proxy
+    Accepted for compatibility with Microsoft.Graph; not supported yet (a warning is written).
+
+    .PARAMETER ProxyCredential
+    Accepted for compatibility with Microsoft.Graph; not supported yet (a warning is written).
+
+    .PARAMETER ProxyUseDefaultCredentials
+    Accepted for compatibility with Microsoft.Graph; not supported yet (a warning is written).
+
+    .PARAMETER WhatIf
+    Shows what would happen if the cmdlet runs.
+    The cmdlet is not run.
+
+    .PARAMETER Confirm
+    Prompts you for confirmation before running the cmdlet.
+
+    .EXAMPLE
+    Import-Module Microsoft.Graph.Beta.CloudCommunications
+
+    Invoke-MgBetaKeepCommunicationCallAlive -CallId $callId
+
+    .EXAMPLE
+    'e71f0b00-0a1f-4c29-a0bb-7b2bc9e0d6a4', '2e1a0b00-2db4-4022-9570-243709c565ab' | Invoke-MgBetaKeepCommunicationCallAlive -PassThru
+
+    Keeps two calls alive; call ids can be piped as plain strings. Writes $true for each call
+    kept alive.
+
+    .EXAMPLE
+    Get-MgBetaCommunicationCall -CallId $callId | Invoke-MgBetaKeepCommunicationCallAlive
+
+    Objects that carry only Id (the output of Get-MgCommunicationCall) are accepted, as are
+    hashtables such as @{ CallId = $callId } and JSON strings such as '{"callId":"..."}'.
+
+    .EXAMPLE
+    Invoke-MgBetaKeepCommunicationCallAlive -CallId $callId -ResponseHeadersVariable headers
+    $headers['request-id']
+
+    Keeps the call alive and shows the request-id that Graph returned; $headers is set in the
+    caller's scope, also when the request fails.
+
+    .EXAMPLE
+    try {
+        Invoke-MgBetaKeepCommunicationCallAlive -CallId $callId -ErrorAction Stop
+    } catch {
+        if ($_.Exception.StatusCode -eq 404) {
+            Write-Warning "Call $callId has ended (request-id $($_.Exception.RequestId)); cleaning up."
+        } else { throw }
     }
 
-    process {
-        $items = if ($PSCmdlet.ParameterSetName -eq 'Keep') { , $CallId } else { @($InputObject) }
-        foreach ($item in $items) {
-            $target = $item
-            $base = if ($item -is [psobject]) { $item.PSObject.BaseObject } else { $item }
-            $by = 'Id'
-            if ($PSCmdlet.ParameterSetName -eq 'Keep') {
-                $value = $CallId; $displayId = $CallId
-            } elseif ($base -is [string]) {
-                if ($base.TrimStart().StartsWith('{')) {
-                    $parsed = Get-MgkaJsonIdentityCallId -Json $base
-                    if (-not $parsed.Ok) {
-                        $record = New-MgkaErrorRecord -Status $script:MGKA_INVALID_ARGUMENT -TargetObject $item -Info ([ordered]@{
-                                kind = 'InvalidArgument'; parameter = 'InputObject'; message = $parsed.Error })
-                        $PSCmdlet.WriteError($record)
-                        continue
-                    }
-                    if ($null -eq $parsed.CallId) {
-                        $PSCmdlet.WriteError((New-MgkaMissingCallIdError -TargetObject $item))
-                        continue
-                    }
-                    $by = 'Identity'; $value = $base; $displayId = $parsed.CallId
-                } else {
-                    $value = $base; $displayId = $base
-                }
-            } else {
-                $value = Get-MgkaIdentityCallId -Identity $base
-                if ($null -eq $value -and $base -isnot [System.Collections.IDictionary]) {
-                    $value = Get-MgkaIdentityCallId -Identity $item
-                }
-                if ($null -eq $value) {
-                    $PSCmdlet.WriteError((New-MgkaMissingCallIdError -TargetObject $item))
-                    continue
-                }
-                $displayId = $value
-            }
+    Stops on the first error and tells an ended call (404, ErrorCode itemNotFound) from other
+    failures without parsing text.
 
-            if (-not $PSCmdlet.ShouldProcess($displayId, 'Keep alive')) { continue }
-
-            $stopwatch = [System.Diagnostics.Stopwatch]::StartNew()
-            $result = Invoke-MgkaKeepAliveOperation -By $by -Value $value -OptionsJson $optionsJson
-            $stopwatch.Stop()
-            if ($result.Status -eq $script:MGKA_OK -and -not $wantDetails) {
-                if ($PassThru) { $true }
-                continue
-            }
-            $info = ConvertFrom-MgkaJson $result.Json
-            if ($null -eq $info) { $info = [ordered]@{} }
-            $elapsed = if ($null -ne $info['elapsedMs']) { $info['elapsedMs'] } else { $stopwatch.ElapsedMilliseconds }
-
-            if ($setHeaders) {
-                $PSCmdlet.SessionState.PSVariable.Set($ResponseHeadersVariable, (New-MgkaHeaderDictionary $info['headers']))
-            }
-
-            if ($result.Status -eq $script:MGKA_OK) {
-                Write-Verbose "Keep alive call '$displayId': $($info['httpStatus']) in $elapsed ms"
-                Write-Debug ("Keep alive response: POST $($info['uri']) -> $($info['httpStatus']); request-id: $($info['requestId'])" +
-                    "; client-request-id: $($info['clientRequestId']); date: $($info['date']); attempts: $($info['attempts'])")
-                if ($PassThru) { $true }
-                continue
-            }
-
-            $kind = if ($info['kind']) { $info['kind'] } else { Get-MgkaStatusName $result.Status }
-            if ($kind -eq 'Cancelled') {
-                throw [System.Management.Automation.PipelineStoppedException]::new()
-            }
-            $statusText = if ($info['httpStatus']) { "$($info['httpStatus']) $($info['code'])" } else { $kind }
-            Write-Verbose "Keep alive call '$displayId': $statusText in $elapsed ms"
-            $record = New-MgkaErrorRecord -Status $result.Status -Info $info -TargetObject $target -Activity 'Keep alive'
-            if ($record.ErrorDetails) { Write-Debug "Keep alive error response:`n$($record.ErrorDetails.Message)" }
-            $PSCmdlet.WriteError($record)
-        }
+    .EXAMPLE
+    while ($true) {
+        Invoke-MgBetaKeepCommunicationCallAlive -CallId $callId -ErrorAction Stop
+        Start-Sleep -Seconds (15 * 60)
     }
+
+    Keeps a call alive every 15 minutes, as Microsoft recommends, until it ends (a 404 then
+    stops the loop).
+
+    .INPUTS
+    Microsoft.Graph.PowerShell.Models.ICloudCommunicationsIdentity
+
+    Any object with a CallId or Id property, a hashtable, a JSON identity string or a call id string.
+
+    .OUTPUTS
+    System.Boolean
+
+    With -PassThru, $true for each call kept alive. Without it, nothing.
+
+    .NOTES
+    COMPLEX PARAMETER PROPERTIES
+
+    To create the parameters described below, construct a hash table containing the appropriate properties. For information on hash tables, run Get-Help about_Hash_Tables.
+
+    INPUTOBJECT <ICloudCommunicationsIdentity>: Identity Parameter
+      [CallId <String>]: The unique identifier of call
+      (the other identity properties are accepted and ignored)
+
+    .LINK
+    https://learn.microsoft.com/powershell/module/microsoft.graph.beta.cloudcommunications/invoke-mgbetakeepcommunicationcallalive
+
+    .LINK
+    https://learn.microsoft.com/graph/api/call-keepalive?view=graph-rest-beta
+
+    .LINK
+    Invoke-MgKeepCommunicationCallAlive
+
+    .LINK
+    Connect-MgGraph
+    #>
+    [CmdletBinding(DefaultParameterSetName = 'Keep', SupportsShouldProcess, ConfirmImpact = 'Medium', PositionalBinding = $false)]
+    [OutputType([bool])]
+    param(
+        [Parameter(Mandatory, ParameterSetName = 'Keep')]
+        [string] $CallId,
+
+        [Parameter(Mandatory, ParameterSetName = 'KeepViaIdentity', ValueFromPipeline)]
+        [object] $InputObject,
+
+        [Parameter()]
+        [switch] $PassThru,
+
+        [Parameter()]
+        [System.Collections.IDictionary] $Headers,
+
+        [Parameter()]
+        [Alias('RHV')]
+        [string] $ResponseHeadersVariable,
+
+        [Parameter(DontShow)]
+        [switch] $Break,
+
+        [Parameter(DontShow)]
+        [object[]] $HttpPipelineAppend,
+
+        [Parameter(DontShow)]
+        [object[]] $HttpPipelinePrepend,
+
+        [Parameter(DontShow)]
+        [uri] $Proxy,
+
+        [Parameter(DontShow)]
+        [pscredential] $ProxyCredential,
+
+        [Parameter(DontShow)]
+        [switch] $ProxyUseDefaultCredentials
+    )
+
+    begin { $state = Initialize-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion 'beta' }
+    process { Invoke-MgkaKeepAliveItem -State $state -CallId $CallId -InputObject $InputObject }
 }
 
 function Connect-MgGraph {
@@ -750,40 +1312,156 @@ function Connect-MgGraph {
     Connects MgKeepAlive to Microsoft Graph.
 
     .DESCRIPTION
-    Connects to Microsoft Graph with an access token you already have (app-only, with the
-    Calls.Initiate.All or Calls.AccessMedia.All application permission). The connection is kept
-    for the process and shared by every runspace, like Microsoft.Graph's.
+    Connects to Microsoft Graph as an application, with the parameter sets and names of
+    Microsoft.Graph.Authentication's Connect-MgGraph, so an existing script's Connect-MgGraph line
+    works unchanged. Call keep-alive is an application-only API (application permission
+    Calls.Initiate.All or Calls.AccessMedia.All), so the app-only sign-ins are supported:
 
-    The token is handed to the native library as bytes; the copies made on the way are zeroed
-    and the token is never written to any output stream.
+      -ClientId -TenantId -ClientSecretCredential      a client secret (the credential's password)
+      -ClientId -TenantId -CertificateThumbprint       a certificate in the CurrentUser\My store
+      -ClientId -TenantId -CertificateSubjectName      the same, found by subject name
+      -ClientId -TenantId -Certificate                 an X509Certificate2 with its private key
+      -ClientId -TenantId -CertificatePath             a PFX or PEM file (MgKeepAlive extension)
+      -EnvironmentVariable                             AZURE_TENANT_ID, AZURE_CLIENT_ID, ... (below)
+      -Identity [-ClientId]                            an Azure managed identity
+      -AccessToken                                     a token you already have (not renewed)
 
-    -Environment selects the cloud (see Get-MgEnvironment); Add-MgEnvironment defines others,
-    for example the project's Graph emulator.
+    Delegated sign-in (-Scopes, -UseDeviceCode, or no credential at all) is refused with an
+    error: keep-alive cannot be called with a user's token.
+
+    The first token is requested right away, so a wrong secret, app, tenant, cloud or certificate
+    fails here with a terminating AuthenticationError whose ErrorId is the AADSTS code (for
+    example AADSTS7000215) and whose exception has Error, ErrorCodes, TraceId, CorrelationId and
+    HttpStatus. Afterwards the native library renews the token five minutes before it expires
+    and once on a Graph 401. The connection is kept for the process and shared by every runspace.
+
+    Secrets and private keys are handed to the native library as bytes; the copies made on the
+    way are zeroed, and they are never written to any output stream. Certificates sign the
+    client assertion with PS256 (header x5t#S256); the private key must be RSA and exportable.
+
+    -EnvironmentVariable reads, from the PowerShell process environment ($env:):
+    AZURE_TENANT_ID and AZURE_CLIENT_ID, and AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH
+    (PFX or PEM; AZURE_CLIENT_CERTIFICATE_PASSWORD; AZURE_CLIENT_SEND_CERTIFICATE_CHAIN=true
+    sends the chain). A secret wins over a certificate. AZURE_USERNAME/AZURE_PASSWORD (a user
+    sign-in) cannot call keep-alive and are refused.
+
+    -Identity uses the App Service / Functions / Container Apps endpoint when IDENTITY_ENDPOINT
+    and IDENTITY_HEADER are set, else the VM instance metadata service (IMDS,
+    http://169.254.169.254). For tests and diagnostics, MGKEEPALIVE_IMDS_ENDPOINT replaces the
+    IMDS base URL.
+
+    .PARAMETER Scopes
+    Delegated permissions. Not supported: keep-alive needs application permissions, so
+    Connect-MgGraph fails with an error that names the app-only alternatives.
+
+    .PARAMETER ClientId
+    The application (client) id of your app registration. With -Identity: the client id of a
+    user-assigned managed identity (omit it for the system-assigned identity). With
+    -ClientSecretCredential it may be omitted: the credential's user name is then the client id.
+
+    .PARAMETER TenantId
+    The tenant to sign in to: its id (GUID) or a verified domain such as contoso.onmicrosoft.com.
+
+    .PARAMETER CertificateSubjectName
+    The subject of a certificate in the CurrentUser\My store, for example 'CN=KeepAliveApp'
+    (a distinguished name, or a part of the subject). Among several matches, the valid one with
+    a private key that expires last is used.
+
+    .PARAMETER CertificateThumbprint
+    The thumbprint (SHA-1, 40 hex digits) of a certificate in the CurrentUser\My store. .NET
+    provides that store on Linux and macOS too (~/.dotnet/corefx/cryptography/x509stores/my).
+
+    .PARAMETER Certificate
+    An X509Certificate2 with an exportable RSA private key.
+
+    .PARAMETER CertificatePath
+    MgKeepAlive extension: the path of a certificate file with its private key, PFX/PKCS#12
+    (.pfx, .p12) or PEM (certificate and PKCS#8 or RSA key in one file), for systems without a
+    certificate store.
+
+    .PARAMETER CertificatePassword
+    MgKeepAlive extension: the password of the -CertificatePath file (PFX, or an encrypted PEM key).
+
+    .PARAMETER SendCertificateChain
+    Sends the certificate and its chain (x5c) in the client assertion, for subject name/issuer
+    authentication (certificate rollover without re-registering). The chain is built without a
+    revocation check.
+
+    .PARAMETER ClientSecretCredential
+    A PSCredential whose password is the client secret (its user name is the client id when
+    -ClientId is not given), for example Get-Credential -UserName $appId.
 
     .PARAMETER AccessToken
-    An access token for Microsoft Graph, as a SecureString.
+    An access token for Microsoft Graph, as a SecureString. It is used as is and not renewed.
+
+    .PARAMETER EnvironmentVariable
+    Signs in with the AZURE_* environment variables (see the description).
+
+    .PARAMETER Identity
+    Signs in with the managed identity of the Azure resource this runs on (see the description).
+
+    .PARAMETER UseDeviceCode
+    Delegated device-code sign-in. Not supported (see -Scopes).
+
+    .PARAMETER ContextScope
+    Accepted for compatibility. MgKeepAlive keeps connections for the process only (Process);
+    CurrentUser writes a warning.
 
     .PARAMETER Environment
     The name of the cloud environment to connect to (Global, USGov, USGovDoD, China or one added
-    with Add-MgEnvironment). Default: Global.
+    with Add-MgEnvironment). Default: Global. Tokens are requested from that cloud's login
+    endpoint for its Graph endpoint ({graph}/.default).
 
     .PARAMETER ClientTimeout
-    The timeout of one Graph request, in seconds. Default: 300.
+    The timeout of one Graph request, and of the token requests of this connect, in seconds.
+    Default: 300.
 
     .PARAMETER NoWelcome
     Hides the welcome message.
 
+    .PARAMETER Break
+    Accepted for compatibility with Microsoft.Graph; ignored.
+
+    .EXAMPLE
+    $credential = Get-Credential -UserName $appId -Message 'Client secret'
+    Connect-MgGraph -TenantId contoso.onmicrosoft.com -ClientSecretCredential $credential -NoWelcome
+
+    Signs in with a client secret; the credential's user name is the client id.
+
+    .EXAMPLE
+    Connect-MgGraph -ClientId $appId -TenantId $tenantId -CertificateThumbprint 0123456789ABCDEF0123456789ABCDEF01234567
+
+    Signs in with a certificate from the CurrentUser\My store.
+
+    .EXAMPLE
+    Connect-MgGraph -ClientId $appId -TenantId $tenantId -CertificatePath ./keepalive.pfx -CertificatePassword (Read-Host -AsSecureString)
+
+    Signs in with a certificate file (an MgKeepAlive extension for systems without a store).
+
+    .EXAMPLE
+    Connect-MgGraph -EnvironmentVariable -NoWelcome
+
+    Signs in with AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or a certificate).
+
+    .EXAMPLE
+    Connect-MgGraph -Identity -ClientId $userAssignedIdentityClientId
+
+    Signs in with a user-assigned managed identity (omit -ClientId for the system-assigned one).
+
+    .EXAMPLE
+    try {
+        Connect-MgGraph -ClientId $appId -TenantId $tenantId -ClientSecretCredential $credential -ErrorAction Stop
+    } catch {
+        "$($_.FullyQualifiedErrorId): trace id $($_.Exception.TraceId)"
+    }
+
+    Shows, for example, 'AADSTS7000215,Connect-MgGraph: trace id ...' for a wrong secret.
+
     .EXAMPLE
     $token = ConvertTo-SecureString $env:GRAPH_TOKEN -AsPlainText -Force
-    Connect-MgGraph -AccessToken $token -NoWelcome
+    Connect-MgGraph -AccessToken $token -Environment USGov -NoWelcome
 
-    Connects to the global cloud with an access token.
-
-    .EXAMPLE
-    Add-MgEnvironment -Name Emulator -AzureADEndpoint http://127.0.0.1:5555 -GraphEndpoint http://127.0.0.1:5555
-    Connect-MgGraph -AccessToken (ConvertTo-SecureString 'test-token' -AsPlainText -Force) -Environment Emulator
-
-    Connects to a local Graph emulator.
+    Connects to the US Government cloud with an access token you already have.
 
     .INPUTS
     None
@@ -799,13 +1477,79 @@ function Connect-MgGraph {
 
     .LINK
     Disconnect-MgGraph
+
+    .LINK
+    Get-MgEnvironment
     #>
-    [CmdletBinding(DefaultParameterSetName = 'AccessTokenParameterSet', PositionalBinding = $false)]
+    [CmdletBinding(DefaultParameterSetName = 'UserParameterSet', PositionalBinding = $false)]
     [OutputType([void])]
     [Alias('Connect-Graph')]
     param(
-        [Parameter(Mandatory, ParameterSetName = 'AccessTokenParameterSet')]
+        [Parameter(ParameterSetName = 'UserParameterSet', Position = 0)]
+        [string[]] $Scopes,
+
+        [Parameter(ParameterSetName = 'AppCertificateParameterSet', Mandatory, Position = 0)]
+        [Parameter(ParameterSetName = 'AppSecretCredentialParameterSet')]
+        [Parameter(ParameterSetName = 'UserParameterSet')]
+        [Parameter(ParameterSetName = 'IdentityParameterSet')]
+        [Alias('AppId', 'ApplicationId')]
+        [ValidateNotNullOrEmpty()]
+        [string] $ClientId,
+
+        [Parameter(ParameterSetName = 'AppCertificateParameterSet', Position = 1)]
+        [Alias('CertificateSubject', 'CertificateName')]
+        [ValidateNotNullOrEmpty()]
+        [string] $CertificateSubjectName,
+
+        [Parameter(ParameterSetName = 'AppCertificateParameterSet', Position = 2)]
+        [ValidateNotNullOrEmpty()]
+        [string] $CertificateThumbprint,
+
+        [Parameter(ParameterSetName = 'AppCertificateParameterSet')]
+        [bool] $SendCertificateChain,
+
+        [Parameter(ParameterSetName = 'AppCertificateParameterSet')]
+        [System.Security.Cryptography.X509Certificates.X509Certificate2] $Certificate,
+
+        [Parameter(ParameterSetName = 'AppCertificateParameterSet')]
+        [ValidateNotNullOrEmpty()]
+        [string] $CertificatePath,
+
+        [Parameter(ParameterSetName = 'AppCertificateParameterSet')]
+        [securestring] $CertificatePassword,
+
+        [Parameter(ParameterSetName = 'AppSecretCredentialParameterSet', Mandatory)]
+        [Alias('SecretCredential', 'Credential')]
+        [pscredential] $ClientSecretCredential,
+
+        [Parameter(ParameterSetName = 'AccessTokenParameterSet', Mandatory, Position = 0)]
         [securestring] $AccessToken,
+
+        [Parameter(ParameterSetName = 'AppCertificateParameterSet')]
+        [Parameter(ParameterSetName = 'AppSecretCredentialParameterSet')]
+        [Parameter(ParameterSetName = 'UserParameterSet', Position = 1)]
+        [Alias('Audience', 'Tenant')]
+        [ValidateNotNullOrEmpty()]
+        [string] $TenantId,
+
+        [Parameter(ParameterSetName = 'AppCertificateParameterSet')]
+        [Parameter(ParameterSetName = 'AppSecretCredentialParameterSet')]
+        [Parameter(ParameterSetName = 'UserParameterSet')]
+        [Parameter(ParameterSetName = 'IdentityParameterSet')]
+        [Parameter(ParameterSetName = 'EnvironmentVariableParameterSet')]
+        [ValidateSet('Process', 'CurrentUser')]
+        [string] $ContextScope,
+
+        [Parameter(ParameterSetName = 'EnvironmentVariableParameterSet', Mandatory)]
+        [switch] $EnvironmentVariable,
+
+        [Parameter(ParameterSetName = 'IdentityParameterSet', Mandatory)]
+        [Alias('ManagedIdentity', 'ManagedServiceIdentity', 'MSI')]
+        [switch] $Identity,
+
+        [Parameter(ParameterSetName = 'UserParameterSet')]
+        [Alias('UseDeviceAuthentication', 'DeviceCode', 'DeviceAuth', 'Device')]
+        [switch] $UseDeviceCode,
 
         [Parameter()]
         [Alias('EnvironmentName', 'NationalCloud')]
@@ -817,43 +1561,131 @@ function Connect-MgGraph {
         [double] $ClientTimeout,
 
         [Parameter()]
-        [switch] $NoWelcome
+        [switch] $NoWelcome,
+
+        [Parameter(DontShow)]
+        [switch] $Break
     )
 
-    $request = [ordered]@{ authType = 'AccessToken' }
-    if ($Environment) { $request['environment'] = $Environment }
-    $text = [System.Collections.Specialized.OrderedDictionary]::new()
-    $text['Environment'] = ConvertTo-Json -InputObject $request -Compress
+    Test-MgkaCoexistence -Cmdlet $PSCmdlet
+    $set = $PSCmdlet.ParameterSetName
+    if ($set -eq 'UserParameterSet') {
+        $how = if ($UseDeviceCode) { 'Device-code sign-in (-UseDeviceCode)' } elseif ($Scopes) { 'Delegated sign-in (-Scopes)' } else { 'Interactive (delegated) sign-in' }
+        $PSCmdlet.ThrowTerminatingError([System.Management.Automation.ErrorRecord]::new(
+                [System.NotSupportedException]::new(("$how cannot keep calls alive: call keep-alive needs an application permission " +
+                    '(Calls.Initiate.All or Calls.AccessMedia.All) and an app-only token. Sign in as the application instead: ' +
+                    '-ClientId -TenantId -ClientSecretCredential, -ClientId -TenantId -CertificateThumbprint (or -CertificateSubjectName, ' +
+                    '-Certificate, -CertificatePath), -Identity (managed identity), -EnvironmentVariable, or -AccessToken with an app-only token.')),
+                'DelegatedAuthenticationNotSupported', [System.Management.Automation.ErrorCategory]::InvalidOperation, $null))
+    }
+    if ($ContextScope -eq 'CurrentUser') {
+        Write-Warning 'MgKeepAlive keeps connections for this process only (ContextScope Process); nothing is cached for the current user.'
+    }
+    $timeoutMs = if ($PSBoundParameters.ContainsKey('ClientTimeout')) { [int][Math]::Ceiling($ClientTimeout * 1000) } else { 300000 }
 
-    $unicode = [IntPtr]::Zero
-    $chars = $null
+    $request = [ordered]@{ authType = $null }
+    if ($Environment) { $request['environment'] = $Environment }
     $secret = $null
+    $start = $null
     try {
-        $unicode = [System.Runtime.InteropServices.Marshal]::SecureStringToGlobalAllocUnicode($AccessToken)
-        $chars = [char[]]::new($AccessToken.Length)
-        [System.Runtime.InteropServices.Marshal]::Copy($unicode, $chars, 0, $chars.Length)
-        $secret = [byte[]]::new($script:Utf8.GetByteCount($chars))
-        [void]$script:Utf8.GetBytes($chars, 0, $chars.Length, $secret, 0)
-        $result = Invoke-MgkaNative Connect -Text $text -Secret $secret
-    } catch [System.Text.EncoderFallbackException] {
-        $PSCmdlet.ThrowTerminatingError((New-MgkaErrorRecord -Status $script:MGKA_INVALID_ARGUMENT -Info ([ordered]@{
-                        kind = 'InvalidArgument'; parameter = 'AccessToken'; message = 'AccessToken is not valid Unicode text.' })))
+        switch ($set) {
+            'AccessTokenParameterSet' {
+                $request['authType'] = 'AccessToken'
+                $secret = ConvertFrom-MgkaSecureString -Cmdlet $PSCmdlet -SecureString $AccessToken -Parameter 'AccessToken'
+            }
+            'AppSecretCredentialParameterSet' {
+                $request['authType'] = 'ClientSecret'
+                $request['tenantId'] = $TenantId
+                $request['clientId'] = if ($ClientId) { $ClientId } else { $ClientSecretCredential.UserName }
+                Assert-MgkaAppIdentity -Cmdlet $PSCmdlet -Request $request -ClientIdSource 'ClientId (or the user name of -ClientSecretCredential)' -TenantIdSource 'TenantId'
+                $secret = ConvertFrom-MgkaSecureString -Cmdlet $PSCmdlet -SecureString $ClientSecretCredential.Password -Parameter 'ClientSecretCredential'
+            }
+            'AppCertificateParameterSet' {
+                $request['authType'] = 'ClientCertificate'
+                $request['tenantId'] = $TenantId
+                $request['clientId'] = $ClientId
+                Assert-MgkaAppIdentity -Cmdlet $PSCmdlet -Request $request -ClientIdSource 'ClientId' -TenantIdSource 'TenantId'
+                $sources = @('Certificate', 'CertificateThumbprint', 'CertificateSubjectName', 'CertificatePath').Where({ $PSBoundParameters.ContainsKey($_) })
+                if ($sources.Count -ne 1) {
+                    $PSCmdlet.ThrowTerminatingError([System.Management.Automation.ErrorRecord]::new(
+                            [System.ArgumentException]::new("Give exactly one of -CertificateThumbprint, -CertificateSubjectName, -Certificate or -CertificatePath$(if ($sources.Count) { " (given: -$($sources -join ', -'))" })."),
+                            'CertificateParameterMissing', [System.Management.Automation.ErrorCategory]::InvalidArgument, $null))
+                }
+                $owned = $null
+                try {
+                    $cert = switch ($sources[0]) {
+                        'Certificate' { $Certificate }
+                        'CertificateThumbprint' { $owned = Find-MgkaCertificate -Cmdlet $PSCmdlet -Thumbprint $CertificateThumbprint; $owned }
+                        'CertificateSubjectName' { $owned = Find-MgkaCertificate -Cmdlet $PSCmdlet -SubjectName $CertificateSubjectName; $owned }
+                        'CertificatePath' {
+                            $owned = Import-MgkaCertificateFile -Cmdlet $PSCmdlet -Path $PSCmdlet.GetUnresolvedProviderPathFromPSPath($CertificatePath) -Password $CertificatePassword
+                            $owned
+                        }
+                    }
+                    $request['certificate'] = New-MgkaCertificateRequest -Certificate $cert -SendChain $SendCertificateChain
+                    $secret = Export-MgkaPrivateKey -Cmdlet $PSCmdlet -Certificate $cert
+                } finally {
+                    if ($owned) { $owned.Dispose() }
+                }
+            }
+            'EnvironmentVariableParameterSet' {
+                $secret = Read-MgkaEnvironmentCredential -Cmdlet $PSCmdlet -Request $request
+            }
+            'IdentityParameterSet' {
+                $request['authType'] = 'ManagedIdentity'
+                if ($ClientId) { $request['clientId'] = $ClientId }
+                $managed = [ordered]@{}
+                $identityEndpoint = [Environment]::GetEnvironmentVariable('IDENTITY_ENDPOINT')
+                $identityHeader = [Environment]::GetEnvironmentVariable('IDENTITY_HEADER')
+                if ($identityEndpoint -and $identityHeader) {
+                    Write-Verbose "Managed identity: App Service style endpoint $identityEndpoint (IDENTITY_ENDPOINT)."
+                    $managed['identityEndpoint'] = $identityEndpoint
+                    $secret = [byte[]]::new($script:Utf8.GetByteCount($identityHeader))
+                    [void]$script:Utf8.GetBytes($identityHeader, 0, $identityHeader.Length, $secret, 0)
+                } else {
+                    $imds = [Environment]::GetEnvironmentVariable('MGKEEPALIVE_IMDS_ENDPOINT')
+                    if ($imds) { $managed['imdsEndpoint'] = $imds }
+                    Write-Verbose "Managed identity: instance metadata service $(if ($imds) { "$imds (MGKEEPALIVE_IMDS_ENDPOINT)" } else { 'http://169.254.169.254' })."
+                }
+                $request['managedIdentity'] = $managed
+            }
+        }
+        $request['timeoutMs'] = $timeoutMs
+        $text = [System.Collections.Specialized.OrderedDictionary]::new()
+        $text['Environment'] = ConvertTo-Json -InputObject $request -Compress -Depth 5
+        Write-Debug "Connect request: $($text['Environment'])"
+        $start = Invoke-MgkaNative ConnectStart -Text $text -Secret $secret
     } finally {
+        # The library copied the secret before mgka_connect_start returned.
         if ($null -ne $secret) { [Array]::Clear($secret) }
-        if ($null -ne $chars) { [Array]::Clear($chars) }
-        if ($unicode -ne [IntPtr]::Zero) { [System.Runtime.InteropServices.Marshal]::ZeroFreeGlobalAllocUnicode($unicode) }
     }
 
+    $result = if ($start.Status -eq $script:MGKA_OK) { Wait-MgkaOperation -Operation $start.Operation } else { $start }
     if ($result.Status -ne $script:MGKA_OK) {
-        $PSCmdlet.ThrowTerminatingError((New-MgkaErrorRecord -Status $result.Status -Info (ConvertFrom-MgkaJson $result.Json) -TargetObject $Environment -Activity 'Connect-MgGraph'))
+        $info = ConvertFrom-MgkaJson $result.Json
+        if ($info -and $info['kind'] -eq 'Cancelled') { throw [System.Management.Automation.PipelineStoppedException]::new() }
+        $record = New-MgkaErrorRecord -Status $result.Status -Info $info -TargetObject $Environment -Activity 'Connect-MgGraph'
+        if ($info -and $info['kind'] -eq 'AuthError') {
+            Write-Verbose "Token request failed: $($info['error']) (HTTP $($info['httpStatus'])) at $($info['tokenEndpoint']); trace id $($info['traceId']), correlation id $($info['correlationId'])."
+        }
+        $PSCmdlet.ThrowTerminatingError($record)
     }
     # Like Microsoft.Graph: the timeout belongs to the connection (default 300 s).
-    $script:ClientTimeoutMs = if ($PSBoundParameters.ContainsKey('ClientTimeout')) { [int][Math]::Ceiling($ClientTimeout * 1000) } else { 300000 }
-    $context = ConvertTo-MgkaContext (ConvertFrom-MgkaJson $result.Json)
-    Write-Verbose "Connected to Microsoft Graph ($($context.Environment)) with $($context.AuthType)."
+    $script:ClientTimeoutMs = $timeoutMs
+    $info = ConvertFrom-MgkaJson $result.Json
+    $context = ConvertTo-MgkaContext $info
+    Set-MgkaConnectedCloud -EnvironmentName $context.Environment
+    Write-Verbose "Connected to Microsoft Graph ($($context.Environment)) with $($context.AuthType) ($($context.TokenCredentialType))."
     if (-not $NoWelcome) {
+        $via = switch ($context.AuthType) {
+            'AppOnly' { "apponly access using $($context.ClientId)" }
+            'ManagedIdentity' { "managed identity$(if ($context.ClientId) { " $($context.ClientId)" })" }
+            default { 'a user-provided access token' }
+        }
         $informationAction = if ($PSBoundParameters.ContainsKey('InformationAction')) { $PSBoundParameters['InformationAction'] } else { 'Continue' }
-        Write-Information -MessageData "Welcome to Microsoft Graph! (MgKeepAlive $script:ModuleVersion, environment $($context.Environment))`nTo hide this message, use -NoWelcome." -InformationAction $informationAction
+        Write-Information -InformationAction $informationAction -MessageData ("Welcome to Microsoft Graph!`n`n" +
+            "Connected via $via (MgKeepAlive $script:ModuleVersion, environment $($context.Environment))`n`n" +
+            'NOTE: You can use the -NoWelcome parameter to suppress this message.')
     }
 }
 
@@ -863,7 +1695,8 @@ function Disconnect-MgGraph {
     Disconnects MgKeepAlive from Microsoft Graph.
 
     .DESCRIPTION
-    Ends the current Microsoft Graph connection of the process and forgets its credential.
+    Ends the current Microsoft Graph connection of the process: the native library forgets and
+    zeroes its credential (secret, private key or token) and its cached tokens.
     Returns the context of the connection that was closed (see Get-MgContext). When there is no
     connection, writes a non-terminating error.
 
@@ -900,6 +1733,7 @@ function Disconnect-MgGraph {
         return
     }
     $context = ConvertTo-MgkaContext (ConvertFrom-MgkaJson $result.Json)
+    Set-MgkaConnectedCloud -EnvironmentName $null
     if ($null -eq $context) {
         $PSCmdlet.WriteError([System.Management.Automation.ErrorRecord]::new(
                 [System.InvalidOperationException]::new('No application to sign out from.'),
@@ -946,6 +1780,7 @@ function Get-MgContext {
     [OutputType('MgKeepAlive.Context')]
     param()
 
+    Test-MgkaCoexistence -Cmdlet $PSCmdlet
     $result = Invoke-MgkaNative Context
     if ($result.Status -ne $script:MGKA_OK) {
         $PSCmdlet.WriteError((New-MgkaErrorRecord -Status $result.Status -Info (ConvertFrom-MgkaJson $result.Json) -Activity 'Get-MgContext'))
@@ -1034,9 +1869,11 @@ function Add-MgEnvironment {
 
     .PARAMETER AzureADEndpoint
     The login endpoint (Microsoft Entra ID authority host), for example https://login.microsoftonline.com.
+    Tokens are requested from {AzureADEndpoint}/{tenant}/oauth2/v2.0/token.
 
     .PARAMETER GraphEndpoint
-    The Microsoft Graph endpoint, for example https://graph.microsoft.com.
+    The Microsoft Graph endpoint, for example https://graph.microsoft.com. The token scope is
+    {GraphEndpoint}/.default.
 
     .PARAMETER WhatIf
     Shows what would happen if the cmdlet runs.
@@ -1061,33 +1898,217 @@ function Add-MgEnvironment {
 
     .LINK
     Get-MgEnvironment
+
+    .LINK
+    Set-MgEnvironment
+
+    .LINK
+    Remove-MgEnvironment
     #>
     [CmdletBinding(SupportsShouldProcess, ConfirmImpact = 'Low')]
     [OutputType('MgKeepAlive.Environment')]
     param(
-        [Parameter(Mandatory, Position = 0)]
+        [Parameter(Mandatory, Position = 0, ValueFromPipelineByPropertyName)]
         [ValidateNotNullOrEmpty()]
         [string] $Name,
 
-        [Parameter(Mandatory)]
+        [Parameter(Mandatory, Position = 1, ValueFromPipelineByPropertyName)]
+        [Alias('AzureADUrl')]
         [ValidateNotNullOrEmpty()]
         [string] $AzureADEndpoint,
 
-        [Parameter(Mandatory)]
+        [Parameter(Mandatory, Position = 2, ValueFromPipelineByPropertyName)]
+        [Alias('GraphUrl')]
         [ValidateNotNullOrEmpty()]
         [string] $GraphEndpoint
     )
 
-    if (-not $PSCmdlet.ShouldProcess($Name, 'Add environment')) { return }
-    $text = [System.Collections.Specialized.OrderedDictionary]::new()
-    $text['Environment'] = ConvertTo-Json -Compress -InputObject ([ordered]@{
-            name = $Name; azureADEndpoint = $AzureADEndpoint; graphEndpoint = $GraphEndpoint })
-    $result = Invoke-MgkaNative EnvironmentAdd -Text $text
-    if ($result.Status -ne $script:MGKA_OK) {
-        $PSCmdlet.WriteError((New-MgkaErrorRecord -Status $result.Status -Info (ConvertFrom-MgkaJson $result.Json) -TargetObject $Name -Activity 'Add-MgEnvironment'))
-        return
+    process {
+        if (-not $PSCmdlet.ShouldProcess($Name, 'Add environment')) { return }
+        $text = [System.Collections.Specialized.OrderedDictionary]::new()
+        $text['Environment'] = ConvertTo-Json -Compress -InputObject ([ordered]@{
+                name = $Name; azureADEndpoint = $AzureADEndpoint; graphEndpoint = $GraphEndpoint })
+        $result = Invoke-MgkaNative EnvironmentAdd -Text $text
+        if ($result.Status -ne $script:MGKA_OK) {
+            $PSCmdlet.WriteError((New-MgkaErrorRecord -Status $result.Status -Info (ConvertFrom-MgkaJson $result.Json) -TargetObject $Name -Activity 'Add-MgEnvironment'))
+            return
+        }
+        ConvertTo-MgkaEnvironment (ConvertFrom-MgkaJson $result.Json)
     }
-    ConvertTo-MgkaEnvironment (ConvertFrom-MgkaJson $result.Json)
+}
+
+
+function Set-MgEnvironment {
+    <#
+    .SYNOPSIS
+    Changes a user-defined Microsoft Graph cloud environment.
+
+    .DESCRIPTION
+    Changes the endpoints of an environment added with Add-MgEnvironment; an endpoint not given
+    keeps its value. The built-in environments (Global, USGov, USGovDoD, China) cannot be
+    changed, and an unknown name is an ObjectNotFound error (use Add-MgEnvironment to add one).
+    A connection already made keeps the endpoints it was made with; connect again to use the new
+    ones. Returns the changed environment.
+
+    .PARAMETER Name
+    The name of the user-defined environment to change.
+
+    .PARAMETER AzureADEndpoint
+    The new login endpoint (Microsoft Entra ID authority host).
+
+    .PARAMETER GraphEndpoint
+    The new Microsoft Graph endpoint.
+
+    .PARAMETER WhatIf
+    Shows what would happen if the cmdlet runs.
+    The cmdlet is not run.
+
+    .PARAMETER Confirm
+    Prompts you for confirmation before running the cmdlet.
+
+    .EXAMPLE
+    Set-MgEnvironment -Name Emulator -GraphEndpoint http://127.0.0.1:5556
+
+    Points the Emulator environment at another port.
+
+    .INPUTS
+    System.String
+
+    Objects with Name, AzureADEndpoint and GraphEndpoint properties bind by property name.
+
+    .OUTPUTS
+    MgKeepAlive.Environment
+
+    .LINK
+    https://learn.microsoft.com/powershell/module/microsoft.graph.authentication/set-mgenvironment
+
+    .LINK
+    Add-MgEnvironment
+
+    .LINK
+    Get-MgEnvironment
+    #>
+    [CmdletBinding(SupportsShouldProcess, ConfirmImpact = 'Low')]
+    [OutputType('MgKeepAlive.Environment')]
+    param(
+        [Parameter(Mandatory, Position = 0, ValueFromPipelineByPropertyName)]
+        [ValidateNotNullOrEmpty()]
+        [string] $Name,
+
+        [Parameter(Position = 1, ValueFromPipelineByPropertyName)]
+        [Alias('AzureADUrl')]
+        [ValidateNotNullOrEmpty()]
+        [string] $AzureADEndpoint,
+
+        [Parameter(Position = 2, ValueFromPipelineByPropertyName)]
+        [Alias('GraphUrl')]
+        [ValidateNotNullOrEmpty()]
+        [string] $GraphEndpoint
+    )
+
+    process {
+        $list = Invoke-MgkaNative EnvironmentList
+        if ($list.Status -ne $script:MGKA_OK) {
+            $PSCmdlet.WriteError((New-MgkaErrorRecord -Status $list.Status -Info (ConvertFrom-MgkaJson $list.Json) -TargetObject $Name -Activity 'Set-MgEnvironment'))
+            return
+        }
+        $current = $null
+        foreach ($entry in (ConvertFrom-MgkaJson $list.Json)) {
+            if ([string]::Equals($entry['name'], $Name, [StringComparison]::OrdinalIgnoreCase)) { $current = $entry; break }
+        }
+        if ($null -eq $current) {
+            $PSCmdlet.WriteError([System.Management.Automation.ErrorRecord]::new(
+                    [System.Management.Automation.ItemNotFoundException]::new("Environment '$Name' was not found; add it with Add-MgEnvironment."),
+                    'EnvironmentNotFound', [System.Management.Automation.ErrorCategory]::ObjectNotFound, $Name))
+            return
+        }
+        if ($current['type'] -eq 'Built-in') {
+            $PSCmdlet.WriteError([System.Management.Automation.ErrorRecord]::new(
+                    [System.ArgumentException]::new("'$($current['name'])' is a built-in environment and cannot be changed; add a user-defined one with Add-MgEnvironment."),
+                    'BuiltInEnvironment', [System.Management.Automation.ErrorCategory]::InvalidArgument, $Name))
+            return
+        }
+        $login = if ($AzureADEndpoint) { $AzureADEndpoint } else { $current['azureADEndpoint'] }
+        $graph = if ($GraphEndpoint) { $GraphEndpoint } else { $current['graphEndpoint'] }
+        if (-not $PSCmdlet.ShouldProcess($current['name'], "Set environment (AzureADEndpoint $login, GraphEndpoint $graph)")) { return }
+        $text = [System.Collections.Specialized.OrderedDictionary]::new()
+        $text['Environment'] = ConvertTo-Json -Compress -InputObject ([ordered]@{
+                name = $current['name']; azureADEndpoint = $login; graphEndpoint = $graph })
+        $result = Invoke-MgkaNative EnvironmentAdd -Text $text
+        if ($result.Status -ne $script:MGKA_OK) {
+            $PSCmdlet.WriteError((New-MgkaErrorRecord -Status $result.Status -Info (ConvertFrom-MgkaJson $result.Json) -TargetObject $Name -Activity 'Set-MgEnvironment'))
+            return
+        }
+        ConvertTo-MgkaEnvironment (ConvertFrom-MgkaJson $result.Json)
+    }
+}
+
+function Remove-MgEnvironment {
+    <#
+    .SYNOPSIS
+    Removes a user-defined Microsoft Graph cloud environment.
+
+    .DESCRIPTION
+    Removes an environment added with Add-MgEnvironment and returns it. The built-in
+    environments cannot be removed, nor the environment of the current connection (disconnect
+    first); an unknown name is an ObjectNotFound error.
+
+    .PARAMETER Name
+    The name of the user-defined environment to remove.
+
+    .PARAMETER WhatIf
+    Shows what would happen if the cmdlet runs.
+    The cmdlet is not run.
+
+    .PARAMETER Confirm
+    Prompts you for confirmation before running the cmdlet.
+
+    .EXAMPLE
+    Remove-MgEnvironment -Name Emulator
+
+    Removes the Emulator environment.
+
+    .EXAMPLE
+    Get-MgEnvironment | Where-Object Type -EQ 'User-defined' | Remove-MgEnvironment -WhatIf
+
+    Shows which user-defined environments would be removed.
+
+    .INPUTS
+    System.String
+
+    Objects with a Name property bind by property name.
+
+    .OUTPUTS
+    MgKeepAlive.Environment
+
+    .LINK
+    https://learn.microsoft.com/powershell/module/microsoft.graph.authentication/remove-mgenvironment
+
+    .LINK
+    Add-MgEnvironment
+
+    .LINK
+    Get-MgEnvironment
+    #>
+    [CmdletBinding(SupportsShouldProcess, ConfirmImpact = 'Medium')]
+    [OutputType('MgKeepAlive.Environment')]
+    param(
+        [Parameter(Mandatory, Position = 0, ValueFromPipelineByPropertyName)]
+        [ValidateNotNullOrEmpty()]
+        [string] $Name
+    )
+
+    process {
+        if (-not $PSCmdlet.ShouldProcess($Name, 'Remove environment')) { return }
+        $text = [System.Collections.Specialized.OrderedDictionary]::new()
+        $text['Name'] = $Name
+        $result = Invoke-MgkaNative EnvironmentRemove -Text $text
+        if ($result.Status -ne $script:MGKA_OK) {
+            $PSCmdlet.WriteError((New-MgkaErrorRecord -Status $result.Status -Info (ConvertFrom-MgkaJson $result.Json) -TargetObject $Name -Activity 'Remove-MgEnvironment'))
+            return
+        }
+        ConvertTo-MgkaEnvironment (ConvertFrom-MgkaJson $result.Json)
+    }
 }
 
 #endregion
@@ -1131,8 +2152,8 @@ if ($script:LibraryPath) {
 # Interop: a static class of P/Invoke methods emitted with System.Reflection.Emit and bound to
 # the library's absolute path (no C# is compiled). Cached per path in the AppDomain, so a
 # re-import, or an import in another runspace, reuses it: a native library is loaded once per
-# process and never unloaded.
-$script:Native = [AppDomain]::CurrentDomain.GetData("MgKeepAlive.Native|$script:LibraryPath")
+# process and never unloaded. The key's number changes whenever the signature list does.
+$script:Native = [AppDomain]::CurrentDomain.GetData("MgKeepAlive.Native.2|$script:LibraryPath")
 if ($script:Native -isnot [type]) {
     $assemblyName = [System.Reflection.AssemblyName]::new('MgKeepAlive.Native.' + [guid]::NewGuid().ToString('N'))
     $typeBuilder = [System.Reflection.Emit.AssemblyBuilder]::DefineDynamicAssembly($assemblyName, 'Run').
@@ -1144,7 +2165,9 @@ if ($script:Native -isnot [type]) {
             , @('mgka_string_free', [void], [type[]]@($ptr))
             , @('mgka_environment_list', [uint32], [type[]]@($ptrOut))
             , @('mgka_environment_add', [uint32], [type[]]@($bytes, $ptrOut))
+            , @('mgka_environment_remove', [uint32], [type[]]@($bytes, $ptrOut))
             , @('mgka_connect', [uint32], [type[]]@($bytes, $bytes, [UIntPtr], $ptrOut))
+            , @('mgka_connect_start', [uint32], [type[]]@($bytes, $bytes, [UIntPtr], $u64Out))
             , @('mgka_disconnect', [uint32], [type[]]@($ptrOut))
             , @('mgka_context', [uint32], [type[]]@($ptrOut))
             , @('mgka_keep_alive_by_id_start', [uint32], [type[]]@($bytes, $bytes, $u64Out))
@@ -1156,7 +2179,7 @@ if ($script:Native -isnot [type]) {
             $signature[1], $signature[2], 'Cdecl', 'Ansi').SetImplementationFlags('PreserveSig')
     }
     $script:Native = $typeBuilder.CreateType()
-    [AppDomain]::CurrentDomain.SetData("MgKeepAlive.Native|$script:LibraryPath", $script:Native)
+    [AppDomain]::CurrentDomain.SetData("MgKeepAlive.Native.2|$script:LibraryPath", $script:Native)
 }
 
 try {
@@ -1169,5 +2192,8 @@ if ($libraryVersion -ne $script:ModuleVersion) {
     throw ("MgKeepAlive $script:ModuleVersion needs libmgkeepalive $script:ModuleVersion, but '$script:LibraryPath' is version '$libraryVersion'." +
         " Rebuild the library ('cargo build --release'), reinstall the module, or point MGKEEPALIVE_LIBRARY at a matching build.")
 }
+
+# Microsoft's Graph SDK loaded already? (Connect-MgGraph / Invoke-* check again for a later import.)
+Test-MgkaCoexistence
 
 #endregion

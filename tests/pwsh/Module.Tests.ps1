@@ -33,8 +33,9 @@ Describe 'Manifest' {
     }
 
     It 'exports explicit lists, no wildcards' {
-        $data.FunctionsToExport | Should -Be @('Invoke-MgKeepCommunicationCallAlive', 'Connect-MgGraph', 'Disconnect-MgGraph',
-            'Get-MgContext', 'Get-MgEnvironment', 'Add-MgEnvironment')
+        $data.FunctionsToExport | Should -Be @('Invoke-MgKeepCommunicationCallAlive', 'Invoke-MgBetaKeepCommunicationCallAlive',
+            'Connect-MgGraph', 'Disconnect-MgGraph', 'Get-MgContext', 'Get-MgEnvironment', 'Add-MgEnvironment', 'Set-MgEnvironment',
+            'Remove-MgEnvironment')
         $data.AliasesToExport | Should -Be @('Connect-Graph', 'Disconnect-Graph')
         @($data.CmdletsToExport).Count | Should -Be 0
         @($data.VariablesToExport).Count | Should -Be 0
@@ -71,7 +72,7 @@ Describe 'Source rules' {
             while ($parent -and $parent -isnot [System.Management.Automation.Language.FunctionDefinitionAst]) { $parent = $parent.Parent }
             $parent.Name
         } | Sort-Object -Unique
-        $owners | Should -Be @('Invoke-MgkaKeepAliveOperation', 'Invoke-MgkaNative', 'Read-MgkaNativeString')
+        $owners | Should -Be @('Invoke-MgkaNative', 'Read-MgkaNativeString', 'Wait-MgkaOperation')
     }
 }
 
