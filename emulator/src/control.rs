@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::reply::validate_fault;
 use crate::server::HttpResponse;
-use crate::state::{AppRegistration, FaultScript, State};
+use crate::state::{AppRegistration, FaultScript, State, SYSTEM_ASSIGNED_CLIENT_ID};
 
 /// Largest number of calls one `POST /_emulator/calls {"count":n}` may create.
 const MAX_CREATE: u64 = 1_000_000;
@@ -70,6 +70,35 @@ struct ConfigUpdate {
     token_lifetime_secs: Option<f64>,
     strict_auth: Option<bool>,
     log_capacity: Option<usize>,
+    /// A number of seconds, or null (or 0) to stop sending `refresh_in`. Absent: unchanged.
+    #[serde(default, deserialize_with = "present")]
+    token_refresh_in_secs: Option<Value>,
+    identity_header: Option<String>,
+}
+
+/// Deserializes a field that is present (even as `null`) into `Some(value)`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AppInput {
+    tenant_id: String,
+    client_id: String,
+    #[serde(default)]
+    client_secret: String,
+    #[serde(default)]
+    secret_expired: bool,
+    certificate: Option<String>,
+    #[serde(default)]
+    certificates: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct IdentityInput {
+    client_id: String,
 }
 
 #[derive(Deserialize)]
@@ -172,6 +201,26 @@ fn route(
                 .token_lifetime_secs
                 .map(|v| secs(v, "tokenLifetimeSecs"))
                 .transpose()?;
+            let refresh_in = match upd.token_refresh_in_secs {
+                None => None,
+                Some(Value::Null) => Some(None),
+                Some(v) => {
+                    let f = v
+                        .as_f64()
+                        .ok_or_else(|| err(400, "tokenRefreshInSecs must be a number or null"))?;
+                    let d = secs(f, "tokenRefreshInSecs")?;
+                    Some(Some(d).filter(|d| !d.is_zero()))
+                }
+            };
+            if upd.identity_header.as_deref() == Some("") {
+                return Err(err(400, "identityHeader must not be empty"));
+            }
+            if let Some(r) = refresh_in {
+                state.set_token_refresh_in(r);
+            }
+            if let Some(h) = &upd.identity_header {
+                state.set_identity_header(h);
+            }
             if let Some(d) = call_timeout {
                 state.set_call_timeout(d);
             }
@@ -251,17 +300,60 @@ fn route(
 
         ("GET", ["apps"]) => respond(200, &to_value(&state.apps())),
         ("POST", ["apps"]) => {
-            let app: AppRegistration = parse(body, "")?;
-            if app.tenant_id.is_empty() || app.client_id.is_empty() {
+            let input: AppInput = parse(body, "")?;
+            if input.tenant_id.is_empty() || input.client_id.is_empty() {
                 return Err(err(400, "tenantId and clientId must not be empty"));
             }
-            let v = to_value(&app);
-            state.register_app(app);
-            respond(201, &v)
+            let mut certificates = input.certificates;
+            if let Some(c) = input.certificate {
+                certificates.insert(0, c);
+            }
+            let app = AppRegistration {
+                tenant_id: input.tenant_id,
+                client_id: input.client_id,
+                client_secret: input.client_secret,
+                secret_expired: input.secret_expired,
+                certificates,
+            };
+            let (tenant, client) = (app.tenant_id.clone(), app.client_id.clone());
+            state
+                .register_app(app)
+                .map_err(|e| err(400, &format!("invalid certificate: {e}")))?;
+            let registered = state
+                .apps()
+                .into_iter()
+                .find(|a| a.tenant_id == tenant && a.client_id == client);
+            respond(201, &to_value(&registered))
         }
         ("DELETE", ["apps"]) => {
             state.clear_apps();
             respond(200, &json!([]))
+        }
+
+        ("GET", ["identities"]) => respond(200, &to_value(&state.identities())),
+        ("POST", ["identities"]) => {
+            let ids: OneOrMany<IdentityInput> = parse(body, "")?;
+            let ids = ids.into_vec();
+            if ids.iter().any(|i| i.client_id.is_empty()) {
+                return Err(err(400, "clientId must not be empty"));
+            }
+            if ids
+                .iter()
+                .any(|i| i.client_id.eq_ignore_ascii_case(SYSTEM_ASSIGNED_CLIENT_ID))
+            {
+                return Err(err(
+                    400,
+                    "that clientId is the system-assigned identity, which always exists",
+                ));
+            }
+            for i in &ids {
+                state.register_identity(&i.client_id);
+            }
+            respond(201, &to_value(&state.identities()))
+        }
+        ("DELETE", ["identities"]) => {
+            state.clear_identities();
+            respond(200, &to_value(&state.identities()))
         }
 
         ("POST", ["reset"]) => {

@@ -1,12 +1,15 @@
 //! A Microsoft Graph emulator for call keep-alive.
 //!
-//! It serves `POST /{v1.0|beta}/communications/calls/{id}/keepAlive`, `POST /{v1.0|beta}/$batch`
-//! and an Entra ID style token endpoint `POST /{tenant}/oauth2/v2.0/token` on loopback, plus a
-//! control API under `/_emulator` (see `emulator/README.md`).
+//! It serves `POST /{v1.0|beta}/communications/calls/{id}/keepAlive`, `POST /{v1.0|beta}/$batch`,
+//! an Entra ID style token endpoint `POST /{tenant}/oauth2/v2.0/token` (client secrets and
+//! certificate assertions), the managed-identity endpoints `GET /metadata/identity/oauth2/token`
+//! (VM instance metadata) and `GET /msi/token` (App Service) on loopback, plus a control API
+//! under `/_emulator` (see `emulator/README.md`).
 //!
 //! Use it in-process from async tests with [`Emulator::start`], from synchronous tests with
 //! [`spawn_blocking_runtime`], or as the `graph-emulator` binary.
 
+mod assertion;
 mod control;
 mod reply;
 mod server;
@@ -20,21 +23,28 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+pub use assertion::LoggedAssertion;
 pub use server::MAX_BATCH;
 pub use state::{
     AppRegistration, CallState, ConfigView, FaultResponse, FaultScript, LoggedBatchItem,
-    LoggedRequest, LOG_CAPACITY,
+    LoggedRequest, ManagedIdentity, DEFAULT_IDENTITY_HEADER, LOG_CAPACITY,
+    SYSTEM_ASSIGNED_CLIENT_ID,
 };
 
-use state::State;
+use state::{Defaults, State};
 
 /// Emulator settings.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// A call without a successful keep-alive for this long is ended ("KeepAliveTimeout").
     pub call_timeout: Duration,
-    /// `expires_in` of tokens issued by the token endpoint.
+    /// Lifetime of issued tokens (token endpoint and managed identity); `expires_in`.
     pub token_lifetime: Duration,
+    /// `refresh_in` of tokens issued by the token endpoint (omitted when `None`, the default).
+    pub token_refresh_in: Option<Duration>,
+    /// The value `X-IDENTITY-HEADER` must have at `/msi/token` (default
+    /// [`DEFAULT_IDENTITY_HEADER`]).
+    pub identity_header: String,
     /// Where to listen; must be a loopback address. Port 0 picks a free port.
     pub bind: SocketAddr,
 }
@@ -44,6 +54,8 @@ impl Default for Config {
         Config {
             call_timeout: Duration::from_secs(45 * 60),
             token_lifetime: Duration::from_secs(3599),
+            token_refresh_in: None,
+            identity_header: DEFAULT_IDENTITY_HEADER.to_string(),
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         }
     }
@@ -144,14 +156,59 @@ macro_rules! handle_api {
             self.handle.state.set_log_capacity(capacity);
         }
 
-        /// Registers an app for the token endpoint.
+        /// Registers an app for the token endpoint with this secret, or sets the secret of an
+        /// already registered app (its certificates are kept).
         pub fn register_app(&self, tenant_id: &str, client_id: &str, client_secret: &str) {
-            self.handle.state.register_app(AppRegistration {
-                tenant_id: tenant_id.into(),
-                client_id: client_id.into(),
-                client_secret: client_secret.into(),
-                secret_expired: false,
-            });
+            self.handle
+                .state
+                .set_app_secret(tenant_id, client_id, client_secret);
+        }
+
+        /// Adds a certificate (DER X.509 with an RSA key) to an app, registering the app (without
+        /// a secret) if needed; an existing secret and certificates are kept.
+        ///
+        /// # Panics
+        /// When `cert_der` is not a DER X.509 certificate with an RSA public key.
+        pub fn register_app_certificate(&self, tenant_id: &str, client_id: &str, cert_der: &[u8]) {
+            if let Err(e) = self
+                .handle
+                .state
+                .add_app_certificate(tenant_id, client_id, cert_der)
+            {
+                panic!("register_app_certificate: {e}");
+            }
+        }
+
+        /// Registers an app exactly as given (replacing any registration of the same tenant and
+        /// client), like `POST /_emulator/apps`. Certificates are base64 DER or PEM.
+        pub fn register_app_registration(&self, app: AppRegistration) -> Result<(), String> {
+            self.handle.state.register_app(app)
+        }
+
+        /// All app registrations.
+        pub fn apps(&self) -> Vec<AppRegistration> {
+            self.handle.state.apps()
+        }
+
+        /// Registers a user-assigned managed identity (the system-assigned one,
+        /// [`SYSTEM_ASSIGNED_CLIENT_ID`], always exists).
+        pub fn register_identity(&self, client_id: &str) {
+            self.handle.state.register_identity(client_id);
+        }
+
+        /// Sets (or, with `None`, stops sending) `refresh_in` of issued tokens.
+        pub fn set_token_refresh_in(&self, refresh_in: Option<Duration>) {
+            self.handle.state.set_token_refresh_in(refresh_in);
+        }
+
+        /// Sets the value `X-IDENTITY-HEADER` must have at `/msi/token`.
+        pub fn set_identity_header(&self, value: &str) {
+            self.handle.state.set_identity_header(value);
+        }
+
+        /// The current runtime settings (as `GET /_emulator/config`).
+        pub fn config(&self) -> ConfigView {
+            self.handle.state.config_view()
         }
 
         /// Registers an access token (turns strict token checking on).
@@ -159,7 +216,8 @@ macro_rules! handle_api {
             self.handle.state.register_token(token, lifetime);
         }
 
-        /// Clears calls, faults, the log, tokens and apps; restores the configured timeouts.
+        /// Clears calls, faults, the log, tokens, apps, used assertion ids and user-assigned
+        /// identities; restores the configured timeouts, token settings and identity header.
         pub fn reset(&self) {
             self.handle.state.reset();
         }
@@ -187,7 +245,12 @@ impl Emulator {
         }
         let listener = tokio::net::TcpListener::bind(config.bind).await?;
         let addr = listener.local_addr()?;
-        let state = Arc::new(State::new(config.call_timeout, config.token_lifetime));
+        let state = Arc::new(State::new(Defaults {
+            call_timeout: config.call_timeout,
+            token_lifetime: config.token_lifetime,
+            token_refresh_in: config.token_refresh_in,
+            identity_header: config.identity_header.clone(),
+        }));
         let (tx, rx) = watch::channel(false);
         let server = tokio::spawn(server::serve(listener, state.clone(), rx));
         Ok(Emulator {

@@ -16,7 +16,11 @@ Options:
   --host <HOST>                 Loopback address to bind [default: 127.0.0.1]
   --port <PORT>                 Port, 0 for a free one [default: 0]
   --call-timeout-secs <SECS>    Keep-alive timeout of calls, fractions allowed [default: 2700]
-  --token-lifetime-secs <SECS>  expires_in of issued tokens [default: 3599]
+  --token-lifetime-secs <SECS>  Lifetime (expires_in) of issued tokens, fractions allowed [default: 3599]
+  --token-refresh-in-secs <SECS>
+                                refresh_in of tokens from the token endpoint [default: not sent]
+  --identity-header <VALUE>     X-IDENTITY-HEADER value required at /msi/token
+                                [default: emulator-identity-header]
   --log-capacity <N>            Request-log entries kept, 0 disables the log [default: 100000]
   --workers <N>                 Runtime worker threads [default: number of CPUs]
   --exit-on-stdin-eof           Exit when stdin is closed (so the emulator never outlives its parent)
@@ -31,6 +35,8 @@ struct Args {
     port: u16,
     call_timeout: Duration,
     token_lifetime: Duration,
+    token_refresh_in: Option<Duration>,
+    identity_header: String,
     workers: Option<usize>,
     log_capacity: Option<usize>,
     exit_on_stdin_eof: bool,
@@ -66,6 +72,8 @@ fn parse_args() -> Result<Option<Args>, String> {
         port: 0,
         call_timeout: Duration::from_secs(2700),
         token_lifetime: Duration::from_secs(3599),
+        token_refresh_in: None,
+        identity_header: graph_emulator::DEFAULT_IDENTITY_HEADER.to_string(),
         workers: None,
         log_capacity: None,
         exit_on_stdin_eof: false,
@@ -103,6 +111,17 @@ fn parse_args() -> Result<Option<Args>, String> {
             }
             "--token-lifetime-secs" => {
                 args.token_lifetime = parse_secs("--token-lifetime-secs", &value()?)?
+            }
+            "--token-refresh-in-secs" => {
+                let d = parse_secs("--token-refresh-in-secs", &value()?)?;
+                args.token_refresh_in = Some(d).filter(|d| !d.is_zero());
+            }
+            "--identity-header" => {
+                let v = value()?;
+                if v.is_empty() {
+                    return Err("--identity-header: must not be empty".into());
+                }
+                args.identity_header = v;
             }
             "--workers" => {
                 let v = value()?;
@@ -191,6 +210,8 @@ fn main() -> ExitCode {
         let config = Config {
             call_timeout: args.call_timeout,
             token_lifetime: args.token_lifetime,
+            token_refresh_in: args.token_refresh_in,
+            identity_header: args.identity_header.clone(),
             bind: SocketAddr::new(args.host, args.port),
         };
         let emu = match Emulator::start(config).await {

@@ -16,6 +16,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::assertion::{self, LoggedAssertion};
 use crate::control;
 use crate::reply::{aad_error, fault_reply, Ctx, Reply, ReplyBody};
 use crate::state::{
@@ -94,10 +95,20 @@ async fn serve_connection(
 // ---------------------------------------------------------------------------------------------
 
 enum Route<'a> {
-    KeepAlive { seg: &'a str },
+    KeepAlive {
+        seg: &'a str,
+    },
     Batch,
-    Token { tenant: &'a str },
-    NotFound { segment: String },
+    Token {
+        tenant: &'a str,
+    },
+    /// `GET /metadata/identity/oauth2/token` (VM instance metadata service).
+    Imds,
+    /// `GET /msi/token` (App Service / Functions / Container Apps `IDENTITY_ENDPOINT`).
+    AppServiceMsi,
+    NotFound {
+        segment: String,
+    },
 }
 
 fn is_version(s: &str) -> bool {
@@ -127,6 +138,12 @@ fn match_call_path<'a>(segs: &[&'a str]) -> Result<&'a str, String> {
 fn route<'a>(segs: &[&'a str]) -> Route<'a> {
     if segs.len() == 4 && segs[1] == "oauth2" && segs[2] == "v2.0" && segs[3] == "token" {
         return Route::Token { tenant: segs[0] };
+    }
+    if segs == ["metadata", "identity", "oauth2", "token"] {
+        return Route::Imds;
+    }
+    if segs == ["msi", "token"] {
+        return Route::AppServiceMsi;
     }
     let first = segs.first().copied().unwrap_or("");
     if !is_version(first) {
@@ -188,6 +205,12 @@ pub(crate) async fn handle(
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| path.clone());
     let method = req.method().clone();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let authority = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| header_str(req.headers(), "host").map(str::to_string));
     let (parts, body) = req.into_parts();
     let headers = parts.headers;
     let body = match Limited::new(body, MAX_BODY).collect().await {
@@ -208,6 +231,7 @@ pub(crate) async fn handle(
         Route::KeepAlive { seg } => ("keepAlive", decode_segment(seg)),
         Route::Batch => ("batch", None),
         Route::Token { .. } => ("token", None),
+        Route::Imds | Route::AppServiceMsi => ("managedIdentity", None),
         Route::NotFound { .. } => ("other", None),
     };
     let api_version = Some(segs[0]).filter(|s| is_version(s)).map(str::to_string);
@@ -223,6 +247,7 @@ pub(crate) async fn handle(
         status: None,
         kind: kind.to_string(),
         items: None,
+        assertion: None,
     });
 
     let ctx = Ctx::new(header_str(&headers, "client-request-id"));
@@ -272,7 +297,53 @@ pub(crate) async fn handle(
             .await
         }
         Route::Token { tenant } => {
-            token(&state, &method, &headers, &body, tenant, &raw_path, &ctx).await
+            let mut assertion_log = None;
+            let expected_aud = format!(
+                "http://{}{path}",
+                authority.as_deref().unwrap_or("localhost")
+            );
+            let reply = token(
+                &state,
+                &TokenRequest {
+                    method: &method,
+                    headers: &headers,
+                    body: &body,
+                    tenant_seg: tenant,
+                    raw_path: &raw_path,
+                    expected_aud: &expected_aud,
+                },
+                &ctx,
+                &mut assertion_log,
+            )
+            .await;
+            if let Some(a) = assertion_log {
+                state.set_log_assertion(seq, a);
+            }
+            reply
+        }
+        Route::Imds => {
+            managed_identity(
+                &state,
+                MiStyle::Imds,
+                &method,
+                &headers,
+                &query,
+                &raw_path,
+                &ctx,
+            )
+            .await
+        }
+        Route::AppServiceMsi => {
+            managed_identity(
+                &state,
+                MiStyle::AppService,
+                &method,
+                &headers,
+                &query,
+                &raw_path,
+                &ctx,
+            )
+            .await
         }
         Route::NotFound { segment } => Some(Reply::graph_error(
             404,
@@ -565,22 +636,46 @@ async fn batch_item(
     (Some(reply), Some(id))
 }
 
+struct TokenRequest<'a> {
+    method: &'a Method,
+    headers: &'a HeaderMap,
+    body: &'a Bytes,
+    tenant_seg: &'a str,
+    raw_path: &'a str,
+    /// `http://{Host}{path}`: the exact token URL the request came to (the assertion's `aud`).
+    expected_aud: &'a str,
+}
+
+/// Whole seconds of a lifetime, rounded down (a 2.5 s lifetime is announced as 2).
+fn whole_secs(d: Duration) -> u64 {
+    d.as_secs()
+}
+
+/// Issues and registers a fresh access token with the configured lifetime.
+fn issue_token(state: &State) -> (String, Duration) {
+    let lifetime = state.token_lifetime();
+    let access_token = format!(
+        "emu.{}.{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    state.register_token(&access_token, lifetime);
+    (access_token, lifetime)
+}
+
 async fn token(
     state: &State,
-    method: &Method,
-    headers: &HeaderMap,
-    body: &Bytes,
-    tenant_seg: &str,
-    raw_path: &str,
+    req: &TokenRequest<'_>,
     ctx: &Ctx,
+    assertion_log: &mut Option<LoggedAssertion>,
 ) -> Option<Reply> {
-    let correlation = header_str(headers, "client-request-id")
+    let correlation = header_str(req.headers, "client-request-id")
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .unwrap_or_else(new_guid);
     if let Some(f) = state.take_fault(&FaultTarget {
         call_id: None,
-        path: raw_path,
+        path: req.raw_path,
         is_keep_alive: false,
     }) {
         return play_fault(f, &ctx.client_request_id).await;
@@ -588,7 +683,7 @@ async fn token(
     let err = |status: u16, error: &str, code: u32, desc: &str| {
         Some(aad_error(status, error, code, desc, &correlation))
     };
-    if method != Method::POST {
+    if req.method != Method::POST {
         return err(
             405,
             "invalid_request",
@@ -596,12 +691,8 @@ async fn token(
             "The endpoint only accepts POST requests.",
         );
     }
-    let tenant = decode_segment(tenant_seg).unwrap_or_default();
-    let apps = state.apps();
-    if !apps
-        .iter()
-        .any(|a| a.tenant_id.eq_ignore_ascii_case(&tenant))
-    {
+    let tenant = decode_segment(req.tenant_seg).unwrap_or_default();
+    if !state.tenant_known(&tenant) {
         return err(
             400,
             "invalid_request",
@@ -609,7 +700,7 @@ async fn token(
             &format!("Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant."),
         );
     }
-    let form: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
+    let form: Vec<(String, String)> = form_urlencoded::parse(req.body).into_owned().collect();
     let get = |k: &str| {
         form.iter()
             .find(|(n, _)| n == k)
@@ -643,9 +734,7 @@ async fn token(
             "The request body must contain the following parameter: 'client_id'.",
         );
     };
-    let Some(app) = apps.iter().find(|a| {
-        a.tenant_id.eq_ignore_ascii_case(&tenant) && a.client_id.eq_ignore_ascii_case(client_id)
-    }) else {
+    let Some((app, certs)) = state.find_app(&tenant, client_id) else {
         return err(
             400,
             "unauthorized_client",
@@ -667,49 +756,83 @@ async fn token(
         }
         Some(_) => {}
     }
-    if get("client_assertion").is_some() {
-        return err(
-            401,
-            "invalid_client",
-            700027,
-            "Client assertion failed signature validation.",
-        );
-    }
-    match get("client_secret") {
-        None => {
-            return err(401, "invalid_client", 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")
-        }
-        Some(secret) if secret != app.client_secret => {
+    let assertion = get("client_assertion");
+    let assertion_type = get("client_assertion_type");
+    if assertion.is_some() || assertion_type.is_some() {
+        if get("client_secret").is_some() {
             return err(
-                401,
-                "invalid_client",
-                7000215,
-                &format!("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{}'.", app.client_id),
-            )
+                400,
+                "invalid_request",
+                7000216,
+                "Only one of 'client_assertion' and 'client_secret' may be sent for the 'client_credentials' grant type.",
+            );
         }
-        Some(_) if app.secret_expired => {
+        let Some(assertion) = assertion else {
             return err(
-                401,
-                "invalid_client",
-                7000222,
-                &format!("The provided client secret keys for app '{}' are expired. Visit the Azure portal to create new keys for your app.", app.client_id),
-            )
+                400,
+                "invalid_request",
+                900144,
+                "The request body must contain the following parameter: 'client_assertion'.",
+            );
+        };
+        if assertion_type != Some(assertion::JWT_BEARER) {
+            return err(
+                400,
+                "invalid_request",
+                50027,
+                &format!(
+                    "JWT token is invalid or malformed. 'client_assertion_type' must be '{}'.",
+                    assertion::JWT_BEARER
+                ),
+            );
         }
-        Some(_) => {}
+        let accepted = match assertion::verify(
+            assertion,
+            client_id,
+            req.expected_aud,
+            &certs,
+            assertion_log,
+        ) {
+            Ok(a) => a,
+            Err(f) => return err(f.status, f.error, f.code, &f.description),
+        };
+        if !state.use_jti(client_id, &accepted.jti, accepted.exp) {
+            let f = assertion::replayed(&accepted.jti);
+            return err(f.status, f.error, f.code, &f.description);
+        }
+    } else {
+        match get("client_secret") {
+            None => {
+                return err(401, "invalid_client", 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")
+            }
+            Some(secret) if app.client_secret.is_empty() || secret != app.client_secret => {
+                return err(
+                    401,
+                    "invalid_client",
+                    7000215,
+                    &format!("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{}'.", app.client_id),
+                )
+            }
+            Some(_) if app.secret_expired => {
+                return err(
+                    401,
+                    "invalid_client",
+                    7000222,
+                    &format!("The provided client secret keys for app '{}' are expired. Visit the Azure portal to create new keys for your app.", app.client_id),
+                )
+            }
+            Some(_) => {}
+        }
     }
-    let lifetime = state.token_lifetime();
-    let access_token = format!(
-        "emu.{}.{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    );
-    state.register_token(&access_token, lifetime);
-    let secs = lifetime.as_secs_f64().round() as u64;
+    let (access_token, lifetime) = issue_token(state);
+    let secs = whole_secs(lifetime);
     #[derive(serde::Serialize)]
     struct TokenResponse<'a> {
         token_type: &'a str,
         expires_in: u64,
         ext_expires_in: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        refresh_in: Option<u64>,
         access_token: &'a str,
     }
     Some(
@@ -719,12 +842,151 @@ async fn token(
                 token_type: "Bearer",
                 expires_in: secs,
                 ext_expires_in: secs,
+                refresh_in: state.token_refresh_in().map(whole_secs),
                 access_token: &access_token,
             },
         )
         .header("Cache-Control", "no-store, no-cache")
         .header("x-ms-request-id", &new_guid()),
     )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Managed identity
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum MiStyle {
+    /// VM instance metadata service: `Metadata: true`.
+    Imds,
+    /// App Service: `X-IDENTITY-HEADER: <IDENTITY_HEADER>`.
+    AppService,
+}
+
+fn mi_error(status: u16, description: &str) -> Reply {
+    Reply::json(
+        status,
+        &serde_json::json!({"error": "invalid_request", "error_description": description}),
+    )
+}
+
+async fn managed_identity(
+    state: &State,
+    style: MiStyle,
+    method: &Method,
+    headers: &HeaderMap,
+    query: &str,
+    raw_path: &str,
+    ctx: &Ctx,
+) -> Option<Reply> {
+    if method != Method::GET {
+        return Some(
+            mi_error(405, "The request method is not allowed; use GET.").header("Allow", "GET"),
+        );
+    }
+    if let Some(f) = state.take_fault(&FaultTarget {
+        call_id: None,
+        path: raw_path,
+        is_keep_alive: false,
+    }) {
+        return play_fault(f, &ctx.client_request_id).await;
+    }
+    match style {
+        MiStyle::Imds => {
+            if !header_str(headers, "metadata")
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+            {
+                return Some(mi_error(400, "Required metadata header not specified"));
+            }
+        }
+        MiStyle::AppService => {
+            let expected = state.identity_header();
+            if header_str(headers, "x-identity-header") != Some(expected.as_str()) {
+                return Some(mi_error(
+                    401,
+                    "The X-IDENTITY-HEADER header is missing or does not match IDENTITY_HEADER.",
+                ));
+            }
+        }
+    }
+    let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let get = |k: &str| {
+        params
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    };
+    if get("api-version").is_none() {
+        return Some(mi_error(
+            400,
+            "Required query variable 'api-version' is missing",
+        ));
+    }
+    let Some(resource) = get("resource") else {
+        return Some(mi_error(
+            400,
+            "Required query variable 'resource' is missing",
+        ));
+    };
+    let Some(client_id) = state.find_identity(get("client_id")) else {
+        return Some(mi_error(400, "Identity not found"));
+    };
+    let (access_token, lifetime) = issue_token(state);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let expires_on = (now + lifetime).as_secs().to_string();
+    Some(match style {
+        MiStyle::Imds => {
+            #[derive(serde::Serialize)]
+            struct ImdsToken<'a> {
+                access_token: &'a str,
+                refresh_token: &'a str,
+                expires_in: String,
+                expires_on: String,
+                not_before: String,
+                resource: &'a str,
+                token_type: &'a str,
+                client_id: &'a str,
+            }
+            Reply::json(
+                200,
+                &ImdsToken {
+                    access_token: &access_token,
+                    refresh_token: "",
+                    expires_in: whole_secs(lifetime).to_string(),
+                    expires_on,
+                    not_before: now.as_secs().to_string(),
+                    resource,
+                    token_type: "Bearer",
+                    client_id: &client_id,
+                },
+            )
+        }
+        MiStyle::AppService => {
+            #[derive(serde::Serialize)]
+            struct AppServiceToken<'a> {
+                access_token: &'a str,
+                expires_on: String,
+                resource: &'a str,
+                token_type: &'a str,
+                client_id: &'a str,
+            }
+            Reply::json(
+                200,
+                &AppServiceToken {
+                    access_token: &access_token,
+                    expires_on,
+                    resource,
+                    token_type: "Bearer",
+                    client_id: &client_id,
+                },
+            )
+        }
+    })
 }
 
 #[cfg(test)]
@@ -751,6 +1013,11 @@ mod tests {
             route(&segs("/t/oauth2/v2.0/token")),
             Route::Token { tenant: "t" }
         ));
+        assert!(matches!(
+            route(&segs("/metadata/identity/oauth2/token")),
+            Route::Imds
+        ));
+        assert!(matches!(route(&segs("/msi/token")), Route::AppServiceMsi));
         assert!(matches!(
             route(&segs("/v1.0/communications/calls/a/b/keepAlive")),
             Route::NotFound { .. }

@@ -7,11 +7,12 @@ use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use crate::assertion::{CertInfo, LoggedAssertion};
 use crate::timefmt;
 
 /// Maximum number of entries kept in the request log (oldest dropped first).
@@ -51,11 +52,15 @@ pub struct LoggedRequest {
     pub body_length: usize,
     /// The status answered, or `None` when the connection was dropped (or not answered yet).
     pub status: Option<u16>,
-    /// `"keepAlive"`, `"batch"`, `"token"` or `"other"`.
+    /// `"keepAlive"`, `"batch"`, `"token"`, `"managedIdentity"` or `"other"`.
     pub kind: String,
     /// For `batch` requests: one entry per item, in request order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub items: Option<Vec<LoggedBatchItem>>,
+    /// For token requests with a `client_assertion` whose header and claims parse: what it held
+    /// (never the signature).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assertion: Option<LoggedAssertion>,
 }
 
 /// One item of a logged `$batch` request.
@@ -232,6 +237,10 @@ pub struct ConfigView {
     pub strict_auth: bool,
     /// How many request-log entries are kept (0 disables the log).
     pub log_capacity: usize,
+    /// `refresh_in` of tokens issued by the token endpoint; `None` (default) omits it.
+    pub token_refresh_in_secs: Option<f64>,
+    /// The value `X-IDENTITY-HEADER` must have at the App Service managed-identity endpoint.
+    pub identity_header: String,
 }
 
 /// An app registration for the token endpoint.
@@ -245,7 +254,24 @@ pub struct AppRegistration {
     /// When true, the secret is treated as expired (AADSTS7000222).
     #[serde(default)]
     pub secret_expired: bool,
+    /// Registered certificates, base64 DER (standard alphabet, padded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<String>,
 }
+
+/// A managed identity known to the managed-identity endpoints.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedIdentity {
+    pub client_id: String,
+    /// `"SystemAssigned"` or `"UserAssigned"`.
+    pub kind: String,
+}
+
+/// The client id of the system-assigned managed identity (always present).
+pub const SYSTEM_ASSIGNED_CLIENT_ID: &str = "00000000-0000-0000-0000-000000000001";
+/// The default value `X-IDENTITY-HEADER` must have (App Service managed identity).
+pub const DEFAULT_IDENTITY_HEADER: &str = "emulator-identity-header";
 
 // ---------------------------------------------------------------------------------------------
 // Internal state
@@ -333,11 +359,26 @@ struct Token {
     expires: Instant,
 }
 
+/// An app registration with its parsed certificates.
+struct App {
+    reg: AppRegistration,
+    certs: Vec<Arc<CertInfo>>,
+}
+
+/// Settings restored by `reset`.
+pub(crate) struct Defaults {
+    pub call_timeout: Duration,
+    pub token_lifetime: Duration,
+    pub token_refresh_in: Option<Duration>,
+    pub identity_header: String,
+}
+
 pub(crate) struct State {
-    default_call_timeout: Duration,
-    default_token_lifetime: Duration,
+    defaults: Defaults,
     call_timeout_nanos: AtomicU64,
     token_lifetime_nanos: AtomicU64,
+    token_refresh_in: Mutex<Option<Duration>>,
+    identity_header: Mutex<String>,
 
     hasher: RandomState,
     calls: Vec<Mutex<HashMap<String, Call>>>,
@@ -350,7 +391,11 @@ pub(crate) struct State {
 
     strict: AtomicBool,
     tokens: Mutex<HashMap<String, Token>>,
-    apps: Mutex<Vec<AppRegistration>>,
+    apps: Mutex<Vec<App>>,
+    /// Used assertion ids ("client_id\njti") with the assertion's expiry (unix seconds).
+    jtis: Mutex<HashMap<String, f64>>,
+    /// User-assigned managed identities (client ids).
+    identities: Mutex<Vec<String>>,
 }
 
 pub(crate) enum KeepAliveOutcome {
@@ -365,12 +410,13 @@ pub(crate) enum TokenCheck {
 }
 
 impl State {
-    pub fn new(call_timeout: Duration, token_lifetime: Duration) -> State {
+    pub fn new(defaults: Defaults) -> State {
         State {
-            default_call_timeout: call_timeout,
-            default_token_lifetime: token_lifetime,
-            call_timeout_nanos: AtomicU64::new(dur_nanos(call_timeout)),
-            token_lifetime_nanos: AtomicU64::new(dur_nanos(token_lifetime)),
+            call_timeout_nanos: AtomicU64::new(dur_nanos(defaults.call_timeout)),
+            token_lifetime_nanos: AtomicU64::new(dur_nanos(defaults.token_lifetime)),
+            token_refresh_in: Mutex::new(defaults.token_refresh_in),
+            identity_header: Mutex::new(defaults.identity_header.clone()),
+            defaults,
             hasher: RandomState::new(),
             calls: (0..CALL_SHARDS)
                 .map(|_| Mutex::new(HashMap::new()))
@@ -382,6 +428,8 @@ impl State {
             strict: AtomicBool::new(false),
             tokens: Mutex::new(HashMap::new()),
             apps: Mutex::new(Vec::new()),
+            jtis: Mutex::new(HashMap::new()),
+            identities: Mutex::new(Vec::new()),
         }
     }
 
@@ -407,15 +455,33 @@ impl State {
             token_lifetime_secs: self.token_lifetime().as_secs_f64(),
             strict_auth: self.strict.load(Ordering::Relaxed),
             log_capacity: self.log_capacity(),
+            token_refresh_in_secs: self.token_refresh_in().map(|d| d.as_secs_f64()),
+            identity_header: self.identity_header(),
         }
+    }
+    pub fn token_refresh_in(&self) -> Option<Duration> {
+        *lock(&self.token_refresh_in)
+    }
+    pub fn set_token_refresh_in(&self, d: Option<Duration>) {
+        *lock(&self.token_refresh_in) = d;
+    }
+    pub fn identity_header(&self) -> String {
+        lock(&self.identity_header).clone()
+    }
+    pub fn set_identity_header(&self, h: &str) {
+        *lock(&self.identity_header) = h.to_string();
     }
     pub fn set_strict(&self, on: bool) {
         self.strict.store(on, Ordering::Relaxed);
     }
 
     pub fn reset(&self) {
-        self.set_call_timeout(self.default_call_timeout);
-        self.set_token_lifetime(self.default_token_lifetime);
+        self.set_call_timeout(self.defaults.call_timeout);
+        self.set_token_lifetime(self.defaults.token_lifetime);
+        self.set_token_refresh_in(self.defaults.token_refresh_in);
+        self.set_identity_header(&self.defaults.identity_header);
+        lock(&self.jtis).clear();
+        lock(&self.identities).clear();
         for shard in &self.calls {
             lock(shard).clear();
         }
@@ -581,6 +647,22 @@ impl State {
         seq
     }
 
+    /// Attaches what a client assertion held to a logged token request.
+    pub fn set_log_assertion(&self, seq: u64, assertion: LoggedAssertion) {
+        let mut log = lock(&self.log);
+        let Some(front) = log.1.front().map(|e| e.seq) else {
+            return;
+        };
+        if seq < front {
+            return;
+        }
+        if let Some(e) = log.1.get_mut((seq - front) as usize) {
+            if e.seq == seq {
+                e.assertion = Some(assertion);
+            }
+        }
+    }
+
     /// Records the answer to a logged request.
     pub fn complete_log(&self, seq: u64, status: Option<u16>, items: Option<Vec<LoggedBatchItem>>) {
         let mut log = lock(&self.log);
@@ -666,13 +748,81 @@ impl State {
         }
     }
 
-    pub fn register_app(&self, app: AppRegistration) {
+    /// Registers (replaces) an app. Its certificates must parse (checked by the caller with
+    /// [`CertInfo::parse`]); unparsable ones are rejected here too.
+    pub fn register_app(&self, mut app: AppRegistration) -> Result<(), String> {
+        use base64::Engine;
+        let certs = parse_certs(&app.certificates)?;
+        app.certificates = certs
+            .iter()
+            .map(|c| base64::engine::general_purpose::STANDARD.encode(&c.der))
+            .collect();
         let mut apps = lock(&self.apps);
-        apps.retain(|a| {
-            !(a.tenant_id.eq_ignore_ascii_case(&app.tenant_id)
-                && a.client_id.eq_ignore_ascii_case(&app.client_id))
-        });
-        apps.push(app);
+        apps.retain(|a| !same_app(&a.reg, &app.tenant_id, &app.client_id));
+        apps.push(App { reg: app, certs });
+        Ok(())
+    }
+
+    /// Sets the secret of an app, keeping its certificates (creates the app if needed).
+    pub fn set_app_secret(&self, tenant_id: &str, client_id: &str, secret: &str) {
+        let mut apps = lock(&self.apps);
+        match apps
+            .iter_mut()
+            .find(|a| same_app(&a.reg, tenant_id, client_id))
+        {
+            Some(a) => {
+                a.reg.client_secret = secret.to_string();
+                a.reg.secret_expired = false;
+            }
+            None => apps.push(App {
+                reg: AppRegistration {
+                    tenant_id: tenant_id.into(),
+                    client_id: client_id.into(),
+                    client_secret: secret.into(),
+                    secret_expired: false,
+                    certificates: Vec::new(),
+                },
+                certs: Vec::new(),
+            }),
+        }
+    }
+
+    /// Adds a certificate to an app, keeping its secret (creates the app if needed).
+    pub fn add_app_certificate(
+        &self,
+        tenant_id: &str,
+        client_id: &str,
+        der: &[u8],
+    ) -> Result<(), String> {
+        use base64::Engine;
+        let cert = Arc::new(CertInfo::parse(der)?);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        let mut apps = lock(&self.apps);
+        let idx = match apps
+            .iter()
+            .position(|a| same_app(&a.reg, tenant_id, client_id))
+        {
+            Some(i) => i,
+            None => {
+                apps.push(App {
+                    reg: AppRegistration {
+                        tenant_id: tenant_id.into(),
+                        client_id: client_id.into(),
+                        client_secret: String::new(),
+                        secret_expired: false,
+                        certificates: Vec::new(),
+                    },
+                    certs: Vec::new(),
+                });
+                apps.len() - 1
+            }
+        };
+        let app = &mut apps[idx];
+        if !app.certs.iter().any(|c| c.der == der) {
+            app.reg.certificates.push(b64);
+            app.certs.push(cert);
+        }
+        Ok(())
     }
 
     pub fn clear_apps(&self) {
@@ -680,8 +830,99 @@ impl State {
     }
 
     pub fn apps(&self) -> Vec<AppRegistration> {
-        lock(&self.apps).clone()
+        lock(&self.apps).iter().map(|a| a.reg.clone()).collect()
     }
+
+    pub fn tenant_known(&self, tenant_id: &str) -> bool {
+        lock(&self.apps)
+            .iter()
+            .any(|a| a.reg.tenant_id.eq_ignore_ascii_case(tenant_id))
+    }
+
+    /// An app and its parsed certificates.
+    pub fn find_app(
+        &self,
+        tenant_id: &str,
+        client_id: &str,
+    ) -> Option<(AppRegistration, Vec<Arc<CertInfo>>)> {
+        lock(&self.apps)
+            .iter()
+            .find(|a| same_app(&a.reg, tenant_id, client_id))
+            .map(|a| (a.reg.clone(), a.certs.clone()))
+    }
+
+    /// Records an assertion id; false when it was used before (a replay).
+    pub fn use_jti(&self, client_id: &str, jti: &str, exp: f64) -> bool {
+        let key = format!("{}\n{jti}", client_id.to_ascii_lowercase());
+        let mut jtis = lock(&self.jtis);
+        if jtis.contains_key(&key) {
+            return false;
+        }
+        if jtis.len() >= 10_000 {
+            // Expired assertions are rejected anyway: forget their ids.
+            let now = SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64();
+            jtis.retain(|_, e| *e > now);
+        }
+        jtis.insert(key, exp);
+        true
+    }
+
+    // --- managed identities -------------------------------------------------------------------
+
+    pub fn register_identity(&self, client_id: &str) {
+        let mut ids = lock(&self.identities);
+        if !ids.iter().any(|i| i.eq_ignore_ascii_case(client_id)) {
+            ids.push(client_id.to_string());
+        }
+    }
+
+    pub fn clear_identities(&self) {
+        lock(&self.identities).clear();
+    }
+
+    pub fn identities(&self) -> Vec<ManagedIdentity> {
+        let mut out = vec![ManagedIdentity {
+            client_id: SYSTEM_ASSIGNED_CLIENT_ID.into(),
+            kind: "SystemAssigned".into(),
+        }];
+        out.extend(lock(&self.identities).iter().map(|c| ManagedIdentity {
+            client_id: c.clone(),
+            kind: "UserAssigned".into(),
+        }));
+        out
+    }
+
+    /// The canonical client id of a known identity (system-assigned when `client_id` is None).
+    pub fn find_identity(&self, client_id: Option<&str>) -> Option<String> {
+        match client_id {
+            None => Some(SYSTEM_ASSIGNED_CLIENT_ID.to_string()),
+            Some(c) if c.eq_ignore_ascii_case(SYSTEM_ASSIGNED_CLIENT_ID) => {
+                Some(SYSTEM_ASSIGNED_CLIENT_ID.to_string())
+            }
+            Some(c) => lock(&self.identities)
+                .iter()
+                .find(|i| i.eq_ignore_ascii_case(c))
+                .cloned(),
+        }
+    }
+}
+
+fn same_app(a: &AppRegistration, tenant_id: &str, client_id: &str) -> bool {
+    a.tenant_id.eq_ignore_ascii_case(tenant_id) && a.client_id.eq_ignore_ascii_case(client_id)
+}
+
+fn parse_certs(texts: &[String]) -> Result<Vec<Arc<CertInfo>>, String> {
+    texts
+        .iter()
+        .map(|t| {
+            crate::assertion::decode_certificate_text(t)
+                .and_then(|der| CertInfo::parse(&der))
+                .map(Arc::new)
+        })
+        .collect()
 }
 
 fn matches(script: &FaultScript, t: &FaultTarget<'_>) -> bool {

@@ -619,9 +619,9 @@ async fn token_endpoint() {
     ];
     check(
         &token_request(&base, tenant, &assertion).await,
-        401,
-        "invalid_client",
-        700027,
+        400,
+        "invalid_request",
+        50027,
     );
 
     // Token lifetime from config; tokens expire.
@@ -752,7 +752,8 @@ async fn request_log_and_control_api() {
     let cfg = control("GET", &base, "config", None).await.json();
     assert_eq!(
         cfg,
-        json!({"callTimeoutSecs": 2700.0, "tokenLifetimeSecs": 3599.0, "strictAuth": false, "logCapacity": 100000})
+        json!({"callTimeoutSecs": 2700.0, "tokenLifetimeSecs": 3599.0, "strictAuth": false, "logCapacity": 100000,
+               "tokenRefreshInSecs": null, "identityHeader": "emulator-identity-header"})
     );
     assert_eq!(control("GET", &base, "nope", None).await.status, 404);
 }
