@@ -614,8 +614,10 @@ function Test-MgkaCoexistence {
     # own (it is being imported last).
     $inEffect = 'MgKeepAlive'
     if ($Cmdlet) {
-        $resolved = $Cmdlet.SessionState.InvokeCommand.GetCommand('Connect-MgGraph', 'Function, Cmdlet')
-        if ($resolved -and $resolved.ModuleName) { $inEffect = $resolved.ModuleName }
+        # Resolved in the caller's session state ($PSCmdlet.SessionState), not the module's.
+        $lookup = [scriptblock]::Create('Get-Command -Name Connect-MgGraph -CommandType Function, Cmdlet -ErrorAction Ignore | Select-Object -First 1')
+        $resolved = $Cmdlet.SessionState.InvokeCommand.InvokeScript($Cmdlet.SessionState, $lookup, @())
+        if ($resolved -and $resolved[0].ModuleName) { $inEffect = $resolved[0].ModuleName }
     }
     $other = if ($inEffect -eq 'MgKeepAlive') { 'Microsoft.Graph.Authentication' } else { 'MgKeepAlive' }
     Write-Warning ("Microsoft.Graph.Authentication $(@($official)[0].Version) is loaded next to MgKeepAlive. Both define Connect-MgGraph, " +

@@ -90,8 +90,9 @@ function New-EmulatorCall {
 }
 
 function Get-EmulatorRequest {
-    # The request log (keep-alives and other Graph requests; control requests are never logged).
-    @(Invoke-Emulator GET requests)
+    # The request log (keep-alives and other Graph requests; control requests are never logged),
+    # one entry per pipeline item (Invoke-RestMethod writes a JSON array as one object).
+    @(Invoke-Emulator GET requests | ForEach-Object { $_ })
 }
 
 function Clear-EmulatorRequest { $null = Invoke-Emulator DELETE requests }
