@@ -25,6 +25,9 @@
 #include <stdint.h>
 #include <stddef.h>
 
+// The official limits: at most 10 retries, each wait at most 180 s.
+#define MAX_RETRY_LIMIT 10
+
 // The result of every `mgka_*` function. Values are stable and never reused.
 enum MgkaStatus
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -136,6 +139,24 @@ MgkaStatus mgka_connect_start(const char *request_json,
                               const uint8_t *secret,
                               size_t secret_len,
                               uint64_t *out_operation);
+
+// The process-wide request settings (`Get-MgRequestContext`):
+// `{"MaxRetry":3,"RetryDelay":3,"RetriesTimeLimit":0,"ClientTimeout":300}` (seconds).
+// Caller frees `*out_json`. Thread-safe.
+//
+// # Safety
+// `out_json` is NULL or writable.
+MgkaStatus mgka_request_context_get(char **out_json);
+
+// Changes the process-wide request settings (`Set-MgRequestContext`) from a JSON object with any
+// of `MaxRetry` (0–10), `RetryDelay` (0–180 s), `RetriesTimeLimit` (s, 0 = off) and
+// `ClientTimeout` (s, > 0). Out-of-range values are refused (`MGKA_STATUS_INVALID_ARGUMENT`) and
+// nothing changes. `*out_json`: the settings now in force. Caller frees it. Thread-safe; applies
+// to keep-alives started afterwards, in every caller of the process.
+//
+// # Safety
+// `settings_json` is a NUL-terminated string; `out_json` is NULL or writable.
+MgkaStatus mgka_request_context_set(const char *settings_json, char **out_json);
 
 // Ends the session. `*out_json`: the context that was closed, or `null` when there was none.
 // Requests already under way finish with the session they started with. Thread-safe.

@@ -6,6 +6,8 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::graph::AttemptRecord;
+
 /// A non-2xx answer from Graph, with everything a script needs to act on it without parsing text.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -27,6 +29,8 @@ pub struct GraphError {
     /// The raw body when it was not Graph's error JSON (bounded), so nothing is lost.
     pub body: Option<String>,
     pub attempts: u32,
+    /// Every attempt, for `-Verbose` and `-Debug`.
+    pub attempt_log: Vec<AttemptRecord>,
 }
 
 impl GraphError {
@@ -60,8 +64,8 @@ pub enum CoreError {
     NotConnected,
     InvalidArgument { parameter: &'static str, message: String },
     NotFound(String),
-    Transport { call_id: Option<String>, message: String },
-    Timeout { call_id: Option<String>, after_ms: u64 },
+    Transport { call_id: Option<String>, message: String, attempt_log: Vec<AttemptRecord> },
+    Timeout { call_id: Option<String>, after_ms: u64, attempt_log: Vec<AttemptRecord> },
     Cancelled { call_id: Option<String> },
     Auth(Box<AuthError>),
 }
@@ -70,6 +74,35 @@ pub enum CoreError {
 pub const NOT_CONNECTED_MESSAGE: &str = "Authentication needed, call Connect-MgGraph.";
 
 impl CoreError {
+    pub fn transport(call_id: Option<&str>, message: impl Into<String>) -> Self {
+        CoreError::Transport { call_id: call_id.map(str::to_owned), message: message.into(), attempt_log: Vec::new() }
+    }
+
+    pub fn timeout(call_id: Option<&str>, after: std::time::Duration) -> Self {
+        CoreError::Timeout { call_id: call_id.map(str::to_owned), after_ms: after.as_millis() as u64, attempt_log: Vec::new() }
+    }
+
+    /// Records the attempts a keep-alive made before it ended in this error.
+    pub fn with_attempts(mut self, log: Vec<AttemptRecord>) -> Self {
+        match &mut self {
+            CoreError::Graph(g) => {
+                g.attempts = log.len().max(1) as u32;
+                g.attempt_log = log;
+            }
+            CoreError::Transport { attempt_log, .. } | CoreError::Timeout { attempt_log, .. } => *attempt_log = log,
+            _ => {}
+        }
+        self
+    }
+
+    fn attempt_log(&self) -> &[AttemptRecord] {
+        match self {
+            CoreError::Graph(g) => &g.attempt_log,
+            CoreError::Transport { attempt_log, .. } | CoreError::Timeout { attempt_log, .. } => attempt_log,
+            _ => &[],
+        }
+    }
+
     pub fn auth(message: impl Into<String>) -> Self {
         CoreError::Auth(Box::new(AuthError { message: message.into(), ..AuthError::default() }))
     }
@@ -98,7 +131,11 @@ impl CoreError {
             CoreError::Graph(g) if g.call_id.is_none() => g.call_id = Some(id.to_owned()),
             CoreError::Transport { call_id, .. }
             | CoreError::Timeout { call_id, .. }
-            | CoreError::Cancelled { call_id } if call_id.is_none() => *call_id = Some(id.to_owned()),
+            | CoreError::Cancelled { call_id }
+                if call_id.is_none() =>
+            {
+                *call_id = Some(id.to_owned())
+            }
             _ => {}
         }
         self
@@ -130,6 +167,10 @@ impl CoreError {
             _ => None,
         };
         obj.insert("parameter".into(), parameter.into());
+        if let CoreError::Transport { attempt_log, .. } | CoreError::Timeout { attempt_log, .. } = self {
+            obj.insert("attempts".into(), attempt_log.len().into());
+            obj.insert("attemptLog".into(), serde_json::to_value(attempt_log).unwrap_or_default());
+        }
         value
     }
 }
@@ -142,11 +183,14 @@ impl fmt::Display for CoreError {
             CoreError::InvalidArgument { message, .. } => f.write_str(message),
             CoreError::NotFound(m) => f.write_str(m),
             CoreError::Auth(a) => f.write_str(&a.message),
-            CoreError::Transport { message, .. } => write!(f, "The request to Microsoft Graph failed: {message}"),
+            CoreError::Transport { message, .. } => {
+                write!(f, "The request to Microsoft Graph failed{}: {message}", after_attempts(self.attempt_log()))
+            }
             CoreError::Timeout { after_ms, .. } => write!(
                 f,
-                "The request to Microsoft Graph timed out after {} s (ClientTimeout).",
-                *after_ms as f64 / 1000.0
+                "The request to Microsoft Graph timed out after {} s (ClientTimeout){}.",
+                *after_ms as f64 / 1000.0,
+                after_attempts(self.attempt_log())
             ),
             CoreError::Cancelled { .. } => f.write_str("The request was cancelled."),
         }
@@ -154,3 +198,13 @@ impl fmt::Display for CoreError {
 }
 
 impl std::error::Error for CoreError {}
+
+fn after_attempts(log: &[AttemptRecord]) -> String {
+    match log.len() {
+        0 | 1 => String::new(),
+        n => {
+            let last = log.last().and_then(|a| a.status.map(|s| s.to_string()).or_else(|| a.error.clone()));
+            format!(" after {n} attempts (last answer: {})", last.unwrap_or_else(|| "none".into()))
+        }
+    }
+}

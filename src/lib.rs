@@ -11,6 +11,7 @@ pub mod error;
 pub mod ffi;
 pub mod graph;
 pub mod operation;
+pub mod request_context;
 pub mod runtime;
 pub mod session;
 

@@ -1,9 +1,13 @@
-//! The library's one tokio runtime and one HTTP client, created on first use and shared by every
-//! caller in the process (every PowerShell runspace), so connections are pooled.
+//! The library's one tokio runtime and its HTTP clients, created on first use and shared by every
+//! caller in the process (every PowerShell runspace), so connections are pooled. reqwest binds
+//! proxies to a client, so each distinct proxy setting gets one client, kept for reuse.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use once_cell::sync::Lazy;
+use serde::Deserialize;
 
 use crate::environment::is_loopback;
 use crate::error::CoreError;
@@ -14,6 +18,8 @@ pub const USER_AGENT: &str = concat!("MgKeepAlive/", env!("CARGO_PKG_VERSION"));
 /// Graph's rule: follow at most 5 redirects. reqwest drops `Authorization` when the host changes.
 const MAX_REDIRECTS: usize = 5;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Distinct proxy settings kept at once; more are unusual, and the cache starts over.
+const MAX_CLIENTS: usize = 16;
 
 static RUNTIME: Lazy<Result<tokio::runtime::Runtime, String>> = Lazy::new(|| {
     tokio::runtime::Builder::new_multi_thread()
@@ -24,8 +30,79 @@ static RUNTIME: Lazy<Result<tokio::runtime::Runtime, String>> = Lazy::new(|| {
         .map_err(|e| format!("cannot start the MgKeepAlive runtime: {e}"))
 });
 
-static CLIENT: Lazy<Result<reqwest::Client, String>> = Lazy::new(|| {
-    reqwest::Client::builder()
+/// `-Proxy`, `-ProxyCredential`: every request goes through this proxy.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExplicitProxy {
+    pub url: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+/// `HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY` as the host process sees them (on Linux and macOS the
+/// library's own environment does not follow PowerShell's `$env:` changes).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnvironmentProxy {
+    #[serde(default)]
+    pub https_proxy: Option<String>,
+    #[serde(default)]
+    pub http_proxy: Option<String>,
+    #[serde(default)]
+    pub no_proxy: Option<String>,
+}
+
+/// Which proxy a request uses. Default: the proxy variables of the library's own environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct ProxySettings {
+    explicit: Option<ExplicitProxy>,
+    environment: Option<EnvironmentProxy>,
+}
+
+impl ProxySettings {
+    pub fn new(explicit: Option<ExplicitProxy>, environment: Option<EnvironmentProxy>) -> Result<Self, CoreError> {
+        let settings = ProxySettings { explicit, environment };
+        settings.proxies()?;
+        Ok(settings)
+    }
+
+    fn proxies(&self) -> Result<Option<Vec<reqwest::Proxy>>, CoreError> {
+        let invalid = |what: &str, e: reqwest::Error| CoreError::invalid("Proxy", format!("The proxy '{what}' is not usable: {e}."));
+        let check = |url: &str| -> Result<(), CoreError> {
+            let parsed = reqwest::Url::parse(url).map_err(|e| CoreError::invalid("Proxy", format!("The proxy '{url}' is not a URL: {e}.")))?;
+            match parsed.scheme() {
+                "http" | "https" => Ok(()),
+                other => Err(CoreError::invalid("Proxy", format!("The proxy '{url}' has scheme '{other}'; use http or https."))),
+            }
+        };
+        if let Some(explicit) = &self.explicit {
+            check(&explicit.url)?;
+            let mut proxy = reqwest::Proxy::all(&explicit.url).map_err(|e| invalid(&explicit.url, e))?;
+            if let Some(user) = &explicit.username {
+                proxy = proxy.basic_auth(user, explicit.password.as_deref().unwrap_or_default());
+            }
+            return Ok(Some(vec![proxy]));
+        }
+        let Some(env) = &self.environment else { return Ok(None) };
+        let no_proxy = env.no_proxy.as_deref().and_then(reqwest::NoProxy::from_string);
+        let mut proxies = Vec::new();
+        for (url, https) in [(&env.https_proxy, true), (&env.http_proxy, false)] {
+            if let Some(url) = url.as_deref().filter(|u| !u.trim().is_empty()) {
+                check(url)?;
+                let proxy = if https { reqwest::Proxy::https(url) } else { reqwest::Proxy::http(url) };
+                proxies.push(proxy.map_err(|e| invalid(url, e))?.no_proxy(no_proxy.clone()));
+            }
+        }
+        Ok(Some(proxies))
+    }
+}
+
+static CLIENTS: Lazy<Mutex<HashMap<ProxySettings, reqwest::Client>>> = Lazy::new(|| Mutex::new(HashMap::new()));
+
+fn build_client(settings: &ProxySettings) -> Result<reqwest::Client, CoreError> {
+    let mut builder = reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .use_rustls_tls()
         .https_only(false) // plain http is allowed only to loopback; checked per endpoint
@@ -39,15 +116,35 @@ static CLIENT: Lazy<Result<reqwest::Client, String>> = Lazy::new(|| {
             }
         }))
         .connect_timeout(CONNECT_TIMEOUT)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .build()
-        .map_err(|e| format!("cannot create the HTTP client: {e}"))
-});
-
-pub fn runtime() -> Result<&'static tokio::runtime::Runtime, CoreError> {
-    RUNTIME.as_ref().map_err(|e| CoreError::Transport { call_id: None, message: e.clone() })
+        .pool_idle_timeout(Duration::from_secs(90));
+    if let Some(proxies) = settings.proxies()? {
+        builder = builder.no_proxy();
+        for proxy in proxies {
+            builder = builder.proxy(proxy);
+        }
+    }
+    builder.build().map_err(|e| CoreError::transport(None, format!("cannot create the HTTP client: {e}")))
 }
 
-pub fn http_client() -> Result<&'static reqwest::Client, CoreError> {
-    CLIENT.as_ref().map_err(|e| CoreError::Transport { call_id: None, message: e.clone() })
+pub fn runtime() -> Result<&'static tokio::runtime::Runtime, CoreError> {
+    RUNTIME.as_ref().map_err(|e| CoreError::transport(None, e.clone()))
+}
+
+/// The client for `settings` (one per distinct proxy setting, pooled connections).
+pub fn http_client_for(settings: &ProxySettings) -> Result<reqwest::Client, CoreError> {
+    let mut clients = CLIENTS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(client) = clients.get(settings) {
+        return Ok(client.clone());
+    }
+    if clients.len() >= MAX_CLIENTS {
+        clients.clear();
+    }
+    let client = build_client(settings)?;
+    clients.insert(settings.clone(), client.clone());
+    Ok(client)
+}
+
+/// The client without an explicit proxy.
+pub fn http_client() -> Result<reqwest::Client, CoreError> {
+    http_client_for(&ProxySettings::default())
 }

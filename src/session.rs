@@ -16,7 +16,6 @@ use zeroize::Zeroizing;
 use crate::auth::{CertificateCredential, Credential, ManagedIdentity, Secret, SignatureAlgorithm, TokenSource, IMDS_ENDPOINT};
 use crate::environment::{self, Environment, DEFAULT_ENVIRONMENT};
 use crate::error::CoreError;
-use crate::graph::DEFAULT_TIMEOUT;
 
 #[derive(Debug)]
 pub struct Session {
@@ -191,11 +190,11 @@ fn credential(request: ConnectRequest, secret: Zeroizing<Vec<u8>>) -> Result<Cre
 /// then makes it the current session and returns its context.
 pub async fn connect(request: ConnectRequest, secret: Zeroizing<Vec<u8>>) -> Result<Context, CoreError> {
     let environment = environment::get(request.environment.as_deref().unwrap_or(DEFAULT_ENVIRONMENT))?;
-    let timeout = request.timeout_ms.map_or(DEFAULT_TIMEOUT, Duration::from_millis);
+    let timeout = request.timeout_ms.map_or(crate::request_context::get().client_timeout, Duration::from_millis);
     let session = Arc::new(Session { environment, tokens: TokenSource::new(credential(request, secret)?) });
     match tokio::time::timeout(timeout, session.token(timeout)).await {
         Ok(token) => drop(token?),
-        Err(_) => return Err(CoreError::Timeout { call_id: None, after_ms: timeout.as_millis() as u64 }),
+        Err(_) => return Err(CoreError::timeout(None, timeout)),
     }
     let context = session.context();
     *CURRENT.write().unwrap_or_else(|p| p.into_inner()) = Some(session);

@@ -36,6 +36,11 @@ fn options() -> KeepAliveOptions {
     KeepAliveOptions::default()
 }
 
+/// Options without retries, to see each answer as it is (retries: tests/retry.rs).
+fn no_retry() -> KeepAliveOptions {
+    KeepAliveOptions { max_retry: 0, ..KeepAliveOptions::default() }
+}
+
 fn graph_error(result: Result<mgkeepalive::graph::KeepAliveSuccess, CoreError>) -> mgkeepalive::GraphError {
     match result {
         Err(CoreError::Graph(g)) => *g,
@@ -132,11 +137,11 @@ fn html_and_empty_bodies_become_unknown_error_with_the_status() {
         vec![FaultResponse::status(503).body("<html><h1>Service Unavailable</h1></html>", "text/html"), FaultResponse::status(500).body("", "text/plain")],
     ));
     let s = session(&emu);
-    let e = graph_error(run(keep_alive(&s, &id, &options())));
+    let e = graph_error(run(keep_alive(&s, &id, &no_retry())));
     assert_eq!((e.http_status, e.code.as_str()), (503, "UnknownError"));
     assert!(e.graph_message.contains("Service Unavailable"));
     assert!(e.body.as_deref().unwrap().starts_with("<html>"));
-    let e = graph_error(run(keep_alive(&s, &id, &options())));
+    let e = graph_error(run(keep_alive(&s, &id, &no_retry())));
     assert_eq!((e.http_status, e.reason.as_str()), (500, "InternalServerError"));
 }
 
@@ -160,6 +165,7 @@ fn a_hung_server_is_a_timeout_after_the_client_timeout() {
     let e = run(keep_alive(&session(&emu), &id, &opts)).unwrap_err();
     let elapsed = started.elapsed();
     assert!(matches!(e, CoreError::Timeout { after_ms: 400, .. }), "{e:?}");
+    assert_eq!(emu.requests().len(), 1, "the hung attempt is the only one");
     assert!(elapsed >= Duration::from_millis(400) && elapsed < Duration::from_secs(3), "{elapsed:?}");
 }
 
@@ -168,7 +174,7 @@ fn a_dropped_connection_is_a_transport_error() {
     let emu = emulator();
     let id = emu.create_call(None);
     emu.push_faults(FaultScript::for_call(&id, vec![FaultResponse::dropped()]));
-    let e = run(keep_alive(&session(&emu), &id, &options())).unwrap_err();
+    let e = run(keep_alive(&session(&emu), &id, &no_retry())).unwrap_err();
     assert!(matches!(e, CoreError::Transport { .. }), "{e:?}");
     assert!(!e.to_string().contains(TOKEN));
 }

@@ -41,7 +41,7 @@ pub async fn managed_identity(url: reqwest::Url, header: (&str, &str), timeout: 
 async fn send(request: reqwest::RequestBuilder, endpoint: &str, timeout: Duration) -> Result<(StatusCode, Vec<u8>), CoreError> {
     let failed = |e: reqwest::Error| {
         if e.is_timeout() {
-            CoreError::Timeout { call_id: None, after_ms: timeout.as_millis() as u64 }
+            CoreError::timeout(None, timeout)
         } else {
             CoreError::auth(format!("The token request to {endpoint} failed: {}", describe(&e)))
         }

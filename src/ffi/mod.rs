@@ -23,6 +23,7 @@ use crate::environment::{self, EnvironmentDefinition};
 use crate::error::CoreError;
 use crate::graph::{call_id_from_identity_json, KeepAliveOptions};
 use crate::operation::{self, Outcome, Wait};
+use crate::request_context::{self, RequestContextJson};
 use crate::session::{self, ConnectRequest};
 
 /// The library version, e.g. "0.1.0". A static string: do NOT free it. Thread-safe.
@@ -132,6 +133,34 @@ pub unsafe extern "C" fn mgka_connect_start(
     start(out_operation, || {
         let (request, secret) = connect_args(request_json, secret, secret_len)?;
         Ok(operation::start(None, connect(request, secret))?)
+    })
+}
+
+/// The process-wide request settings (`Get-MgRequestContext`):
+/// `{"MaxRetry":3,"RetryDelay":3,"RetriesTimeLimit":0,"ClientTimeout":300}` (seconds).
+/// Caller frees `*out_json`. Thread-safe.
+///
+/// # Safety
+/// `out_json` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn mgka_request_context_get(out_json: *mut *mut c_char) -> MgkaStatus {
+    respond(out_json, || to_json(&request_context::get().to_json()))
+}
+
+/// Changes the process-wide request settings (`Set-MgRequestContext`) from a JSON object with any
+/// of `MaxRetry` (0–10), `RetryDelay` (0–180 s), `RetriesTimeLimit` (s, 0 = off) and
+/// `ClientTimeout` (s, > 0). Out-of-range values are refused (`MGKA_STATUS_INVALID_ARGUMENT`) and
+/// nothing changes. `*out_json`: the settings now in force. Caller frees it. Thread-safe; applies
+/// to keep-alives started afterwards, in every caller of the process.
+///
+/// # Safety
+/// `settings_json` is a NUL-terminated string; `out_json` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn mgka_request_context_set(settings_json: *const c_char, out_json: *mut *mut c_char) -> MgkaStatus {
+    respond(out_json, || {
+        let update: RequestContextJson = serde_json::from_str(str_arg(settings_json, "settings_json")?)
+            .map_err(|e| CoreError::invalid("RequestContext", format!("The request context JSON is invalid: {e}.")))?;
+        to_json(&request_context::set(&update)?.to_json())
     })
 }
 

@@ -1,16 +1,18 @@
 //! `POST .../communications/calls/{id}/keepAlive`, and Graph's answer turned into a result.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_LENGTH};
 use reqwest::{Response, StatusCode};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::retry::{backoff, is_retryable_status, parse_retry_after, AttemptRecord, HttpTrace};
 use super::{keep_alive_url, KeepAliveOptions};
 use crate::error::{CoreError, GraphError};
-use crate::runtime::http_client;
+use crate::request_context::MAX_RETRY_DELAY;
+use crate::runtime::http_client_for;
 use crate::auth::Secret;
 use crate::session::Session;
 
@@ -29,66 +31,163 @@ pub struct KeepAliveSuccess {
     pub elapsed_ms: u64,
     pub attempts: u32,
     pub headers: BTreeMap<String, Vec<String>>,
+    /// Every attempt, for `-Verbose` and `-Debug`.
+    pub attempt_log: Vec<AttemptRecord>,
 }
 
-/// Sends one keep-alive for `call_id` in `session`, bounded by `options.timeout` as a whole
-/// (token acquisition included). A 401 renews the token once and retries once, as the SDK does.
+/// Sends one keep-alive for `call_id` in `session`. The whole call — token acquisition, retries
+/// and their waits — is bounded by `options.timeout`. 429, 503, 504 and connection failures are
+/// retried under Graph's policy; a 401 renews the token once and retries once, as the SDK does.
 pub async fn keep_alive(session: &Session, call_id: &str, options: &KeepAliveOptions) -> Result<KeepAliveSuccess, CoreError> {
     let url = keep_alive_url(&session.environment.graph_endpoint, options.api_version, call_id)?;
     let started = Instant::now();
-    let timeout = options.timeout;
-    let attempt = async {
-        let token = session.token(timeout).await?;
-        match send(&url, call_id, options, &token, 1, started).await {
-            Err(CoreError::Graph(rejected)) if rejected.http_status == 401 => {
-                match session.tokens.renew_after_rejection(&session.environment, timeout, &token).await {
-                    None => Err(CoreError::Graph(rejected)),
-                    Some(renewed) => send(&url, call_id, options, &renewed?, 2, started).await,
-                }
-            }
-            other => other,
+    let mut log = Vec::new();
+    let outcome = tokio::time::timeout(options.timeout, attempts(session, &url, call_id, options, started, &mut log)).await;
+    match outcome {
+        Ok(Ok(mut success)) => {
+            success.attempts = log.len() as u32;
+            success.attempt_log = log;
+            Ok(success)
         }
-    };
-    match tokio::time::timeout(timeout, attempt).await {
-        Ok(result) => result,
-        Err(_) => Err(timeout_error(call_id, timeout)),
+        Ok(Err(error)) => Err(error.with_attempts(log)),
+        Err(_) => Err(CoreError::timeout(Some(call_id), options.timeout).with_attempts(log)),
     }
 }
 
+async fn attempts(
+    session: &Session,
+    url: &reqwest::Url,
+    call_id: &str,
+    options: &KeepAliveOptions,
+    started: Instant,
+    log: &mut Vec<AttemptRecord>,
+) -> Result<KeepAliveSuccess, CoreError> {
+    let client = http_client_for(&options.proxy)?;
+    let mut token = session.token(options.timeout).await?;
+    let mut renewed = false;
+    let mut retries = 0u32;
+    let mut waited = Duration::ZERO;
+    loop {
+        let attempt_started = Instant::now();
+        let (result, http) = send(&client, url, call_id, options, &token, retries, started).await;
+        let mut record = AttemptRecord {
+            attempt: log.len() as u32 + 1,
+            status: None,
+            error: None,
+            elapsed_ms: attempt_started.elapsed().as_millis() as u64,
+            wait_ms: None,
+            retry_after: None,
+            http,
+        };
+        let error = match result {
+            Ok(success) => {
+                record.status = Some(success.http_status);
+                log.push(record);
+                return Ok(success);
+            }
+            Err(error) => error,
+        };
+        let mut retry_after = None;
+        match &error {
+            CoreError::Graph(g) => {
+                record.status = Some(g.http_status);
+                record.error = Some(g.code.clone());
+                record.retry_after = g.headers.get("retry-after").and_then(|v| v.first().cloned());
+                retry_after = record.retry_after.as_deref().and_then(|v| parse_retry_after(v, SystemTime::now()));
+            }
+            CoreError::Transport { message, .. } => record.error = Some(message.clone()),
+            _ => {}
+        }
+
+        // 401: renew the token once and try again at once.
+        if matches!(&error, CoreError::Graph(g) if g.http_status == 401) && !renewed {
+            renewed = true;
+            if let Some(fresh) = session.tokens.renew_after_rejection(&session.environment, options.timeout, &token).await {
+                log.push(record);
+                token = fresh?;
+                continue;
+            }
+        }
+        let retryable = match &error {
+            CoreError::Graph(g) => is_retryable_status(g.http_status),
+            CoreError::Transport { .. } => true,
+            _ => false,
+        };
+        if !retryable || retries >= options.max_retry {
+            log.push(record);
+            return Err(error);
+        }
+        let wait = retry_after.unwrap_or_else(|| backoff(options.retry_delay, retries + 1)).min(MAX_RETRY_DELAY);
+        let over_time_limit = !options.retries_time_limit.is_zero() && waited + wait > options.retries_time_limit;
+        // Waiting past the client timeout would only turn the last answer into a timeout.
+        let past_timeout = started.elapsed() + wait >= options.timeout;
+        if over_time_limit || past_timeout {
+            log.push(record);
+            return Err(error);
+        }
+        record.wait_ms = Some(wait.as_millis() as u64);
+        log.push(record);
+        tokio::time::sleep(wait).await;
+        waited += wait;
+        retries += 1;
+    }
+}
+
+/// One HTTP attempt. Returns its result and, when tracing, the exchange without credentials.
 async fn send(
+    client: &reqwest::Client,
     url: &reqwest::Url,
     call_id: &str,
     options: &KeepAliveOptions,
     token: &Secret,
-    attempt: u32,
+    retry: u32,
     started: Instant,
-) -> Result<KeepAliveSuccess, CoreError> {
+) -> (Result<KeepAliveSuccess, CoreError>, Option<HttpTrace>) {
     let mut headers = options.headers.clone();
     if !headers.contains_key("client-request-id") {
         let id = uuid::Uuid::new_v4().to_string();
         headers.insert("client-request-id", HeaderValue::from_str(&id).expect("a GUID is a valid header value"));
     }
-    let mut authorization = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
-        .map_err(|_| CoreError::invalid("AccessToken", "The access token contains characters HTTP does not allow."))?;
+    if retry > 0 {
+        headers.insert("retry-attempt", HeaderValue::from(retry));
+    }
+    headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+    let mut trace = options.trace.then(|| HttpTrace {
+        method: "POST".into(),
+        uri: url.to_string(),
+        request_headers: pairs(&headers),
+        status: None,
+        response_headers: Vec::new(),
+        response_body: None,
+    });
+    let mut authorization = match HeaderValue::from_str(&format!("Bearer {}", token.expose())) {
+        Ok(value) => value,
+        Err(_) => {
+            let refused = CoreError::invalid("AccessToken", "The access token contains characters HTTP does not allow.");
+            return (Err(refused), trace);
+        }
+    };
     authorization.set_sensitive(true);
     headers.insert(AUTHORIZATION, authorization);
-    headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
 
-    let response = http_client()?
-        .post(url.clone())
-        .headers(headers)
-        .timeout(options.timeout)
-        .send()
-        .await
-        .map_err(|e| transport_error(call_id, options.timeout, e))?;
-
+    let response = match client.post(url.clone()).headers(headers).timeout(options.timeout).send().await {
+        Ok(response) => response,
+        Err(e) => return (Err(transport_error(call_id, options.timeout, e)), trace),
+    };
     let status = response.status();
     let response_headers = header_map(response.headers());
-    let body = read_bounded(response).await.map_err(|e| transport_error(call_id, options.timeout, e))?;
+    let body = match read_bounded(response).await {
+        Ok(body) => body,
+        Err(e) => return (Err(transport_error(call_id, options.timeout, e)), trace),
+    };
+    if let Some(t) = trace.as_mut() {
+        t.status = Some(status.as_u16());
+        t.response_headers = response_headers.iter().flat_map(|(k, vs)| vs.iter().map(move |v| (k.clone(), v.clone()))).collect();
+        t.response_body = (!body.is_empty()).then(|| String::from_utf8_lossy(&body[..body.len().min(MAX_TRACE_BODY)]).into_owned());
+    }
     let first = |name: &str| response_headers.get(name).and_then(|v| v.first().cloned());
-
-    if status.is_success() {
-        return Ok(KeepAliveSuccess {
+    let result = if status.is_success() {
+        Ok(KeepAliveSuccess {
             call_id: call_id.to_owned(),
             uri: url.to_string(),
             http_status: status.as_u16(),
@@ -96,13 +195,21 @@ async fn send(
             client_request_id: first("client-request-id"),
             date: first("date"),
             elapsed_ms: started.elapsed().as_millis() as u64,
-            attempts: attempt,
+            attempts: 1,
             headers: response_headers,
-        });
-    }
-    let mut error = graph_error(call_id, status, response_headers, &body);
-    error.attempts = attempt;
-    Err(CoreError::Graph(Box::new(error)))
+            attempt_log: Vec::new(),
+        })
+    } else {
+        Err(CoreError::Graph(Box::new(graph_error(call_id, status, response_headers, &body))))
+    };
+    (result, trace)
+}
+
+/// How much of a response body `-Debug` shows.
+const MAX_TRACE_BODY: usize = 4096;
+
+fn pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers.iter().map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect()
 }
 
 /// Builds the structured error of a non-2xx answer; tolerant of HTML, empty and odd JSON bodies.
@@ -137,6 +244,7 @@ pub(crate) fn graph_error(
         body: if error.is_none() && !text.is_empty() { Some(text) } else { None },
         headers,
         attempts: 1,
+        attempt_log: Vec::new(),
     }
 }
 
@@ -179,13 +287,9 @@ pub(crate) async fn read_bounded(mut response: Response) -> Result<Vec<u8>, reqw
     Ok(body)
 }
 
-fn timeout_error(call_id: &str, timeout: Duration) -> CoreError {
-    CoreError::Timeout { call_id: Some(call_id.to_owned()), after_ms: timeout.as_millis() as u64 }
-}
-
 fn transport_error(call_id: &str, timeout: Duration, error: reqwest::Error) -> CoreError {
     if error.is_timeout() {
-        return timeout_error(call_id, timeout);
+        return CoreError::timeout(Some(call_id), timeout);
     }
     // reqwest's Display names the URL (no secret in it) and the cause chain explains the failure.
     let mut message = error.to_string();
@@ -195,7 +299,7 @@ fn transport_error(call_id: &str, timeout: Duration, error: reqwest::Error) -> C
         message.push_str(&cause.to_string());
         source = cause.source();
     }
-    CoreError::Transport { call_id: Some(call_id.to_owned()), message }
+    CoreError::transport(Some(call_id), message)
 }
 
 #[cfg(test)]

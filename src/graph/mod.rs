@@ -4,9 +4,11 @@ mod call_id;
 mod client;
 mod identity;
 mod options;
+mod retry;
 
 pub use call_id::{encode_segment, keep_alive_url, validate_call_id, MAX_CALL_ID_BYTES};
 pub use client::{keep_alive, KeepAliveSuccess, MAX_RESPONSE_BYTES};
 pub(crate) use client::read_bounded;
 pub use identity::call_id_from_identity_json;
-pub use options::{ApiVersion, KeepAliveOptions, DEFAULT_TIMEOUT};
+pub use options::{ApiVersion, KeepAliveOptions};
+pub use retry::{backoff, is_retryable_status, parse_retry_after, AttemptRecord, HttpTrace};

@@ -6,9 +6,8 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 
 use crate::error::CoreError;
-
-/// The official client timeout (`Set-MgRequestContext -ClientTimeout`): 300 s.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+use crate::request_context::{self, MAX_RETRY_DELAY, MAX_RETRY_LIMIT};
+use crate::runtime::{EnvironmentProxy, ExplicitProxy, ProxySettings};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 pub enum ApiVersion {
@@ -34,11 +33,31 @@ pub struct KeepAliveOptions {
     pub headers: HeaderMap,
     /// Bounds the whole keep-alive, however many attempts it takes.
     pub timeout: Duration,
+    /// Retries after the first attempt.
+    pub max_retry: u32,
+    /// Base of the exponential back-off.
+    pub retry_delay: Duration,
+    /// Total time retries may wait; zero = no limit beyond `timeout`.
+    pub retries_time_limit: Duration,
+    /// Record each HTTP exchange (without credentials) for `-Debug`.
+    pub trace: bool,
+    pub proxy: ProxySettings,
 }
 
 impl Default for KeepAliveOptions {
+    /// The process-wide request context's settings.
     fn default() -> Self {
-        KeepAliveOptions { api_version: ApiVersion::V1, headers: HeaderMap::new(), timeout: DEFAULT_TIMEOUT }
+        let context = request_context::get();
+        KeepAliveOptions {
+            api_version: ApiVersion::V1,
+            headers: HeaderMap::new(),
+            timeout: context.client_timeout,
+            max_retry: context.max_retry,
+            retry_delay: context.retry_delay,
+            retries_time_limit: context.retries_time_limit,
+            trace: false,
+            proxy: ProxySettings::default(),
+        }
     }
 }
 
@@ -51,6 +70,18 @@ struct RawOptions {
     headers: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default)]
     timeout_ms: Option<u64>,
+    #[serde(default)]
+    max_retry: Option<u32>,
+    #[serde(default)]
+    retry_delay_ms: Option<u64>,
+    #[serde(default)]
+    retries_time_limit_ms: Option<u64>,
+    #[serde(default)]
+    debug: bool,
+    #[serde(default)]
+    proxy: Option<ExplicitProxy>,
+    #[serde(default)]
+    environment_proxy: Option<EnvironmentProxy>,
 }
 
 /// Headers the library owns: a caller cannot replace the credential or break the framing.
@@ -83,12 +114,31 @@ impl KeepAliveOptions {
                 .map_err(|_| CoreError::invalid("Headers", format!("The value of header '{name}' contains characters HTTP does not allow.")))?;
             headers.append(header, value);
         }
+        let defaults = KeepAliveOptions::default();
         let timeout = match raw.timeout_ms {
-            None => DEFAULT_TIMEOUT,
+            None => defaults.timeout,
             Some(0) => return Err(CoreError::invalid("ClientTimeout", "The client timeout must be greater than 0.")),
             Some(ms) => Duration::from_millis(ms),
         };
-        Ok(KeepAliveOptions { api_version: raw.api_version, headers, timeout })
+        let max_retry = raw.max_retry.unwrap_or(defaults.max_retry);
+        if max_retry > MAX_RETRY_LIMIT {
+            return Err(CoreError::invalid("MaxRetry", format!("MaxRetry must be between 0 and {MAX_RETRY_LIMIT}.")));
+        }
+        let retry_delay = raw.retry_delay_ms.map_or(defaults.retry_delay, Duration::from_millis);
+        if retry_delay > MAX_RETRY_DELAY {
+            return Err(CoreError::invalid("RetryDelay", "RetryDelay must be at most 180 seconds."));
+        }
+        let proxy = ProxySettings::new(raw.proxy, raw.environment_proxy)?;
+        Ok(KeepAliveOptions {
+            api_version: raw.api_version,
+            headers,
+            timeout,
+            max_retry,
+            retry_delay,
+            retries_time_limit: raw.retries_time_limit_ms.map_or(defaults.retries_time_limit, Duration::from_millis),
+            trace: raw.debug,
+            proxy,
+        })
     }
 }
 
@@ -103,7 +153,9 @@ mod tests {
         assert_eq!(o.headers["x-a"], "1");
         assert_eq!(o.headers["x-b"], "2");
         assert_eq!(o.timeout, Duration::from_millis(1500));
-        assert_eq!(KeepAliveOptions::from_json("{}").unwrap().timeout, DEFAULT_TIMEOUT);
+        assert_eq!(KeepAliveOptions::from_json("{}").unwrap().timeout, request_context::get().client_timeout);
+        let o = KeepAliveOptions::from_json(r#"{"maxRetry":5,"retryDelayMs":10,"retriesTimeLimitMs":100,"debug":true}"#).unwrap();
+        assert_eq!((o.max_retry, o.retry_delay, o.retries_time_limit, o.trace), (5, Duration::from_millis(10), Duration::from_millis(100), true));
     }
 
     #[test]
@@ -114,6 +166,10 @@ mod tests {
             r#"{"headers":{"x":"a\nb"}}"#,
             r#"{"apiVersion":"v2"}"#,
             r#"{"timeoutMs":0}"#,
+            r#"{"maxRetry":11}"#,
+            r#"{"retryDelayMs":181000}"#,
+            r#"{"proxy":{"url":"not a url"}}"#,
+            r#"{"proxy":{"url":"socks9://x:1"}}"#,
             r#"{"unknown":1}"#,
             "[]",
         ] {
