@@ -1655,7 +1655,20 @@ function Connect-MgGraph {
         $request['timeoutMs'] = $timeoutMs
         $text = [System.Collections.Specialized.OrderedDictionary]::new()
         $text['Environment'] = ConvertTo-Json -InputObject $request -Compress -Depth 5
-        Write-Debug "Connect request: $($text['Environment'])"
+        if ($DebugPreference -ne 'SilentlyContinue') {
+            # The request holds no secret; certificates are shown by thumbprint, not in full.
+            $shown = [ordered]@{}
+            foreach ($entry in $request.GetEnumerator()) { $shown[$entry.Key] = $entry.Value }
+            if ($request['certificate']) {
+                $der = [Convert]::FromBase64String($request['certificate']['der'])
+                $shown['certificate'] = [ordered]@{
+                    thumbprint = [Convert]::ToHexString([System.Security.Cryptography.SHA1]::HashData($der))
+                    chain      = $request['certificate']['chain'].Count
+                    sendChain  = $request['certificate']['sendChain']
+                }
+            }
+            Write-Debug "Connect request: $(ConvertTo-Json -InputObject $shown -Compress -Depth 5)"
+        }
         $start = Invoke-MgkaNative ConnectStart -Text $text -Secret $secret
     } finally {
         # The library copied the secret before mgka_connect_start returned.
