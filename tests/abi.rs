@@ -307,3 +307,41 @@ fn connect_start_reports_entra_errors_through_the_wait() {
     assert_eq!(unsafe { disconnect(ptr::null_mut()) }, OK);
     assert_eq!(abi.json_call(|out| unsafe { remove(c"AbiEmulator".as_ptr(), out) }).0, OK);
 }
+
+#[test]
+fn many_threads_share_the_library_and_one_token_renewal() {
+    let _one = SESSION.lock().unwrap_or_else(|p| p.into_inner());
+    let abi = &*ABI;
+    let emu = emulator();
+    emu.set_log_capacity(100_000);
+    abi.connect(&emu, "abi-token"); // defines the environment
+    emu.register_app("tenant-t", "app-t", "secret-t");
+    // Due for renewal one second after it is issued (5-minute margin).
+    emu.set_token_lifetime(Duration::from_secs(301));
+    let connect: Symbol<unsafe extern "C" fn(*const c_char, *const u8, usize, OutJson) -> u32> = abi.sym("mgka_connect");
+    let request = c"{\"authType\":\"ClientSecret\",\"environment\":\"AbiEmulator\",\"tenantId\":\"tenant-t\",\"clientId\":\"app-t\"}";
+    assert_eq!(unsafe { connect(request.as_ptr(), b"secret-t".as_ptr(), 8, ptr::null_mut()) }, OK);
+    let ids: Vec<String> = (0..8).map(|_| emu.create_call(None)).collect();
+    std::thread::sleep(Duration::from_millis(1100));
+
+    let threads: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let id = CString::new(id.as_str()).unwrap();
+            std::thread::spawn(move || {
+                for _ in 0..125 {
+                    let (status, json) = ABI.by_id(&id, None);
+                    assert_eq!(status, OK, "{json}");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("no thread failed");
+    }
+    let log = emu.requests();
+    assert_eq!(log.iter().filter(|r| r.kind == "keepAlive").count(), 1000);
+    assert_eq!(log.iter().filter(|r| r.kind == "token").count(), 2, "connect plus exactly one renewal");
+    let disconnect: Symbol<unsafe extern "C" fn(OutJson) -> u32> = abi.sym("mgka_disconnect");
+    assert_eq!(unsafe { disconnect(ptr::null_mut()) }, OK);
+}
