@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 use crate::auth::{CertificateCredential, Credential, ManagedIdentity, Secret, SignatureAlgorithm, TokenSource, IMDS_ENDPOINT};
 use crate::environment::{self, Environment, DEFAULT_ENVIRONMENT};
 use crate::error::CoreError;
+use crate::runtime::{EnvironmentProxy, ExplicitProxy, ProxySettings};
 
 #[derive(Debug)]
 pub struct Session {
@@ -59,6 +60,11 @@ pub struct ConnectRequest {
     pub managed_identity: Option<ManagedIdentityRequest>,
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// Proxy for token requests, as for keep-alives: explicit, else the host's proxy variables.
+    #[serde(default)]
+    pub proxy: Option<ExplicitProxy>,
+    #[serde(default)]
+    pub environment_proxy: Option<EnvironmentProxy>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -191,7 +197,8 @@ fn credential(request: ConnectRequest, secret: Zeroizing<Vec<u8>>) -> Result<Cre
 pub async fn connect(request: ConnectRequest, secret: Zeroizing<Vec<u8>>) -> Result<Context, CoreError> {
     let environment = environment::get(request.environment.as_deref().unwrap_or(DEFAULT_ENVIRONMENT))?;
     let timeout = request.timeout_ms.map_or(crate::request_context::get().client_timeout, Duration::from_millis);
-    let session = Arc::new(Session { environment, tokens: TokenSource::new(credential(request, secret)?) });
+    let proxy = ProxySettings::new(request.proxy.clone(), request.environment_proxy.clone())?;
+    let session = Arc::new(Session { environment, tokens: TokenSource::with_proxy(credential(request, secret)?, proxy) });
     match tokio::time::timeout(timeout, session.token(timeout)).await {
         Ok(token) => drop(token?),
         Err(_) => return Err(CoreError::timeout(None, timeout)),

@@ -280,3 +280,26 @@ fn managed_identity_vm_and_app_service() {
         b"",
     ) else { panic!("plain http off the machine is refused") };
 }
+
+#[test]
+fn token_requests_use_the_proxy_given_at_connect() {
+    let f = fixture();
+    f.emu.register_app(TENANT, APP, SECRET);
+    // The identity platform is reachable only through the proxy (the emulator).
+    environment::add(EnvironmentDefinition {
+        name: "BehindProxy".into(),
+        azure_ad_endpoint: "http://127.0.0.2:9".into(),
+        graph_endpoint: "http://127.0.0.2:9".into(),
+    })
+    .unwrap();
+    let mut request = secret_request();
+    request["environment"] = "BehindProxy".into();
+    request["environmentProxy"] = serde_json::json!({"httpProxy": f.emu.base_url()});
+    connect(request.clone(), SECRET.as_bytes()).expect("the token came through the proxy");
+    assert_eq!(token_requests(&f.emu), 1);
+
+    request["environmentProxy"] = serde_json::json!({"httpProxy": f.emu.base_url(), "noProxy": "127.0.0.2"});
+    request["timeoutMs"] = 3000.into();
+    assert!(matches!(connect(request, SECRET.as_bytes()), Err(CoreError::Auth(_))), "NO_PROXY goes direct, where nothing listens");
+    session::disconnect();
+}

@@ -17,6 +17,7 @@ pub use token_request::token_url;
 
 use crate::environment::Environment;
 use crate::error::CoreError;
+use crate::runtime::ProxySettings;
 
 /// The VM instance metadata service: link-local, never leaves the host.
 pub const IMDS_ENDPOINT: &str = "http://169.254.169.254";
@@ -106,13 +107,13 @@ impl Credential {
     }
 
     /// Acquires a new token for Graph in `environment`.
-    pub async fn acquire(&self, environment: &Environment, timeout: Duration) -> Result<AccessToken, CoreError> {
+    pub async fn acquire(&self, environment: &Environment, proxy: &ProxySettings, timeout: Duration) -> Result<AccessToken, CoreError> {
         let scope = format!("{}/.default", environment.graph_endpoint);
         match self {
             Credential::AccessToken(token) => Ok(AccessToken::new(token.clone(), Duration::MAX / 4, None)),
             Credential::ClientSecret { tenant_id, client_id, secret } => {
                 let url = token_url(&environment.azure_ad_endpoint, tenant_id);
-                token_request::client_credentials(&url, client_id, &scope, &[("client_secret", secret.expose())], timeout).await
+                token_request::client_credentials(&url, client_id, &scope, &[("client_secret", secret.expose())], proxy, timeout).await
             }
             Credential::ClientCertificate { tenant_id, client_id, certificate } => {
                 let url = token_url(&environment.azure_ad_endpoint, tenant_id);
@@ -121,7 +122,7 @@ impl Credential {
                     ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
                     ("client_assertion", assertion.expose()),
                 ];
-                token_request::client_credentials(&url, client_id, &scope, &form, timeout).await
+                token_request::client_credentials(&url, client_id, &scope, &form, proxy, timeout).await
             }
             Credential::ManagedIdentity(identity) => {
                 let resource = environment.graph_endpoint.as_str();
@@ -142,7 +143,7 @@ impl Credential {
                 if let Some(id) = client_id {
                     url.query_pairs_mut().append_pair("client_id", id);
                 }
-                token_request::managed_identity(url, header, timeout).await
+                token_request::managed_identity(url, header, proxy, timeout).await
             }
         }
     }
@@ -152,12 +153,18 @@ impl Credential {
 #[derive(Debug)]
 pub struct TokenSource {
     pub credential: Credential,
+    /// How token requests reach the identity platform (the connect-time proxy settings).
+    proxy: ProxySettings,
     cache: TokenCache,
 }
 
 impl TokenSource {
     pub fn new(credential: Credential) -> Self {
-        TokenSource { credential, cache: TokenCache::default() }
+        Self::with_proxy(credential, ProxySettings::default())
+    }
+
+    pub fn with_proxy(credential: Credential, proxy: ProxySettings) -> Self {
+        TokenSource { credential, proxy, cache: TokenCache::default() }
     }
 
     /// A valid token: the cached one unless it is due for renewal. One renewal at a time: callers
@@ -194,7 +201,7 @@ impl TokenSource {
                 return Ok(token.secret);
             }
         }
-        let token = self.credential.acquire(environment, timeout).await?;
+        let token = self.credential.acquire(environment, &self.proxy, timeout).await?;
         let secret = token.secret.clone();
         self.cache.store(token);
         Ok(secret)

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::{AccessToken, Secret};
 use crate::error::{AuthError, CoreError};
 use crate::graph::read_bounded;
-use crate::runtime::http_client;
+use crate::runtime::{http_client_for, ProxySettings};
 
 /// `{login}/{tenant}/oauth2/v2.0/token`, the tenant encoded as one path segment.
 pub fn token_url(login_endpoint: &str, tenant_id: &str) -> String {
@@ -21,19 +21,25 @@ pub async fn client_credentials(
     client_id: &str,
     scope: &str,
     credential: &[(&str, &str)],
+    proxy: &ProxySettings,
     timeout: Duration,
 ) -> Result<AccessToken, CoreError> {
     let mut form: Vec<(&str, &str)> = vec![("grant_type", "client_credentials"), ("client_id", client_id), ("scope", scope)];
     form.extend_from_slice(credential);
-    let request = http_client()?.post(token_url).form(&form).timeout(timeout);
+    let request = http_client_for(proxy)?.post(token_url).form(&form).timeout(timeout);
     let (status, body) = send(request, token_url, timeout).await?;
     parse_token(status, &body, token_url)
 }
 
 /// A managed identity endpoint: `GET url` with the platform's header.
-pub async fn managed_identity(url: reqwest::Url, header: (&str, &str), timeout: Duration) -> Result<AccessToken, CoreError> {
+pub async fn managed_identity(
+    url: reqwest::Url,
+    header: (&str, &str),
+    proxy: &ProxySettings,
+    timeout: Duration,
+) -> Result<AccessToken, CoreError> {
     let endpoint = format!("{}://{}{}", url.scheme(), url.host_str().unwrap_or_default(), url.path());
-    let request = http_client()?.get(url).header(header.0, header.1).timeout(timeout);
+    let request = http_client_for(proxy)?.get(url).header(header.0, header.1).timeout(timeout);
     let (status, body) = send(request, &endpoint, timeout).await?;
     parse_token(status, &body, &endpoint)
 }
