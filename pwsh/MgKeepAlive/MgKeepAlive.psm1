@@ -15,6 +15,9 @@ $script:MGKA_OK = [uint32]0
 $script:MGKA_INVALID_ARGUMENT = [uint32]3
 $script:MGKA_PENDING = [uint32]9
 
+# The sign-in helpers of MgKeepAlive.Auth.ps1 are dot-sourced on first use.
+$script:AuthHelpersLoaded = $false
+
 # Strict UTF-8: a lone surrogate is an error, never silently replaced.
 $script:Utf8 = [System.Text.UTF8Encoding]::new($false, $true)
 
@@ -646,209 +649,6 @@ function ConvertFrom-MgkaSecureString {
     } finally {
         if ($null -ne $chars) { [Array]::Clear($chars) }
         if ($unicode -ne [IntPtr]::Zero) { [System.Runtime.InteropServices.Marshal]::ZeroFreeGlobalAllocUnicode($unicode) }
-    }
-}
-
-function Assert-MgkaAppIdentity {
-    # App-only sign-in needs a client id and a tenant: a clear error naming where they come from.
-    param([System.Management.Automation.PSCmdlet] $Cmdlet, [System.Collections.IDictionary] $Request, [string] $ClientIdSource, [string] $TenantIdSource)
-    $missing = @()
-    if ([string]::IsNullOrWhiteSpace($Request['clientId'])) { $missing += $ClientIdSource }
-    if ([string]::IsNullOrWhiteSpace($Request['tenantId'])) { $missing += $TenantIdSource }
-    if ($missing.Count -eq 0) { return }
-    $Cmdlet.ThrowTerminatingError([System.Management.Automation.ErrorRecord]::new(
-            [System.ArgumentException]::new("App-only sign-in needs the application's client id and the tenant; missing: $($missing -join ', ')."),
-            'AppIdentityMissing', [System.Management.Automation.ErrorCategory]::InvalidArgument, $null))
-}
-
-function New-MgkaCertificateError {
-    param([string] $Message, [string] $ErrorId, $Certificate, [System.Management.Automation.ErrorCategory] $Category = 'InvalidArgument')
-    [System.Management.Automation.ErrorRecord]::new([System.ArgumentException]::new($Message), $ErrorId, $Category, $Certificate)
-}
-
-function Find-MgkaCertificate {
-    # Looks a certificate up in the CurrentUser\My store (.NET provides it on Linux and macOS).
-    # Returns a certificate the caller disposes.
-    param([System.Management.Automation.PSCmdlet] $Cmdlet, [string] $Thumbprint, [string] $SubjectName)
-    $store = [System.Security.Cryptography.X509Certificates.X509Store]::new('My', 'CurrentUser')
-    try {
-        $store.Open('ReadOnly, OpenExistingOnly')
-        $all = $store.Certificates
-    } catch {
-        $all = [System.Security.Cryptography.X509Certificates.X509Certificate2Collection]::new()
-    }
-    try {
-        if ($Thumbprint) {
-            $wanted = $Thumbprint -replace '[\s:]', ''
-            $found = @($all.Find('FindByThumbprint', $wanted, $false))
-            $description = "thumbprint $wanted"
-        } else {
-            $found = @($all.Find('FindBySubjectDistinguishedName', $SubjectName, $false))
-            if ($found.Count -eq 0) {
-                $plain = $SubjectName -replace '^\s*CN\s*=\s*', ''
-                $found = @($all.Find('FindBySubjectName', $plain, $false))
-            }
-            $description = "subject name '$SubjectName'"
-        }
-        if ($found.Count -eq 0) {
-            $Cmdlet.ThrowTerminatingError((New-MgkaCertificateError -ErrorId 'CertificateNotFound' -Category ObjectNotFound -Message (
-                        "No certificate with $description was found in the CurrentUser\My certificate store " +
-                        "($($all.Count) certificate(s) there). Import it with its private key, or use -Certificate or -CertificatePath.")))
-        }
-        $now = [datetime]::Now
-        $best = $found | Sort-Object -Property @{ Expression = { $_.HasPrivateKey }; Descending = $true },
-        @{ Expression = { $_.NotBefore -le $now -and $_.NotAfter -ge $now }; Descending = $true },
-        @{ Expression = { $_.NotAfter }; Descending = $true } | Select-Object -First 1
-        Write-Verbose "Certificate '$($best.Subject)' (thumbprint $($best.Thumbprint), valid until $($best.NotAfter.ToString('u'))) from CurrentUser\My."
-        [System.Security.Cryptography.X509Certificates.X509Certificate2]::new($best)
-    } finally {
-        foreach ($certificate in $all) { $certificate.Dispose() }
-        $store.Dispose()
-    }
-}
-
-function Import-MgkaCertificateFile {
-    # A PFX/PKCS#12 or PEM file with the private key. Returns a certificate the caller disposes.
-    param([System.Management.Automation.PSCmdlet] $Cmdlet, [string] $Path, [securestring] $Password, [string] $PlainPassword, [string] $Source = '-CertificatePath')
-    if (-not [System.IO.File]::Exists($Path)) {
-        $Cmdlet.ThrowTerminatingError((New-MgkaCertificateError -ErrorId 'CertificateFileNotFound' -Category ObjectNotFound -Message "The certificate file '$Path' ($Source) does not exist."))
-    }
-    $head = [System.IO.File]::ReadAllText($Path)
-    $chars = $null
-    $unicode = [IntPtr]::Zero
-    try {
-        if ($head.Contains('-----BEGIN')) {
-            if ($Password -or $PlainPassword) {
-                if ($Password) {
-                    $unicode = [System.Runtime.InteropServices.Marshal]::SecureStringToGlobalAllocUnicode($Password)
-                    $chars = [char[]]::new($Password.Length)
-                    [System.Runtime.InteropServices.Marshal]::Copy($unicode, $chars, 0, $chars.Length)
-                } else { $chars = $PlainPassword.ToCharArray() }
-                return [System.Security.Cryptography.X509Certificates.X509Certificate2]::CreateFromEncryptedPemFile($Path, $chars)
-            }
-            return [System.Security.Cryptography.X509Certificates.X509Certificate2]::CreateFromPemFile($Path)
-        }
-        $flags = [System.Security.Cryptography.X509Certificates.X509KeyStorageFlags]::Exportable
-        if ($Password) { return [System.Security.Cryptography.X509Certificates.X509Certificate2]::new($Path, $Password, $flags) }
-        return [System.Security.Cryptography.X509Certificates.X509Certificate2]::new($Path, [string]$PlainPassword, $flags)
-    } catch {
-        $reason = if ($_.Exception.InnerException) { $_.Exception.InnerException.Message } else { $_.Exception.Message }
-        $Cmdlet.ThrowTerminatingError((New-MgkaCertificateError -ErrorId 'CertificateFileInvalid' -Message (
-                    "Cannot read the certificate file '$Path' ($Source) as a PFX or PEM certificate with its private key: $reason")))
-    } finally {
-        if ($null -ne $chars) { [Array]::Clear($chars) }
-        if ($unicode -ne [IntPtr]::Zero) { [System.Runtime.InteropServices.Marshal]::ZeroFreeGlobalAllocUnicode($unicode) }
-    }
-}
-
-function New-MgkaCertificateRequest {
-    # The "certificate" object of the connect request: public parts only.
-    param([System.Security.Cryptography.X509Certificates.X509Certificate2] $Certificate, [bool] $SendChain)
-    $chain = [System.Collections.Generic.List[string]]::new()
-    if ($SendChain) {
-        $builder = [System.Security.Cryptography.X509Certificates.X509Chain]::new()
-        try {
-            $builder.ChainPolicy.RevocationMode = 'NoCheck'
-            $builder.ChainPolicy.VerificationFlags = 'AllFlags'
-            [void]$builder.Build($Certificate)
-            # The elements after the leaf, without a self-signed root.
-            for ($i = 1; $i -lt $builder.ChainElements.Count; $i++) {
-                $element = $builder.ChainElements[$i].Certificate
-                if ($element.SubjectName.RawData.Length -gt 0 -and $element.Subject -eq $element.Issuer) { continue }
-                $chain.Add([Convert]::ToBase64String($element.RawData))
-            }
-        } finally {
-            foreach ($element in $builder.ChainElements) { $element.Certificate.Dispose() }
-            $builder.Dispose()
-        }
-        Write-Verbose "Sending the certificate chain (x5c): the leaf and $($chain.Count) more."
-    }
-    [ordered]@{
-        der       = [Convert]::ToBase64String($Certificate.RawData)
-        chain     = $chain.ToArray()
-        sendChain = $SendChain
-    }
-}
-
-function Export-MgkaPrivateKey {
-    # The certificate's RSA private key as PKCS#8 DER, for the native library to sign the client
-    # assertion. Every reason it cannot be used is a terminating error naming the certificate.
-    param([System.Management.Automation.PSCmdlet] $Cmdlet, [System.Security.Cryptography.X509Certificates.X509Certificate2] $Certificate)
-    $name = "'$($Certificate.Subject)' (thumbprint $($Certificate.Thumbprint))"
-    if (-not $Certificate.HasPrivateKey) {
-        $Cmdlet.ThrowTerminatingError((New-MgkaCertificateError -ErrorId 'CertificatePrivateKeyMissing' -Certificate $Certificate -Message (
-                    "The certificate $name has no private key. Import it with its private key (PFX, or PEM with the key), " +
-                    'or use -CertificatePath with such a file.')))
-    }
-    $rsa = $null
-    try {
-        $rsa = [System.Security.Cryptography.X509Certificates.RSACertificateExtensions]::GetRSAPrivateKey($Certificate)
-    } catch {
-        $Cmdlet.ThrowTerminatingError((New-MgkaCertificateError -ErrorId 'CertificatePrivateKeyUnreadable' -Certificate $Certificate -Message (
-                    "The private key of the certificate $name cannot be read: $($_.Exception.InnerException.Message)")))
-    }
-    if ($null -eq $rsa) {
-        $Cmdlet.ThrowTerminatingError((New-MgkaCertificateError -ErrorId 'CertificateKeyNotRsa' -Certificate $Certificate -Message (
-                    "The certificate $name does not have an RSA key ($($Certificate.PublicKey.Oid.FriendlyName)). " +
-                    'Microsoft Entra ID certificate credentials for client assertions need an RSA key (PS256/RS256).')))
-    }
-    try {
-        , $rsa.ExportPkcs8PrivateKey()
-    } catch {
-        $Cmdlet.ThrowTerminatingError((New-MgkaCertificateError -ErrorId 'CertificatePrivateKeyNotExportable' -Certificate $Certificate -Message (
-                    "The private key of the certificate $name cannot be exported, which MgKeepAlive needs to sign the client assertion. " +
-                    'Re-import the certificate with an exportable key (X509KeyStorageFlags Exportable), or use -CertificatePath.')))
-    } finally {
-        $rsa.Dispose()
-    }
-}
-
-function Read-MgkaEnvironmentCredential {
-    # Connect-MgGraph -EnvironmentVariable: Azure.Identity's EnvironmentCredential variables, read
-    # from the PowerShell process environment (native code does not see $env: changes on Linux
-    # and macOS). Fills $Request and returns the secret bytes (the caller zeroes them).
-    param([System.Management.Automation.PSCmdlet] $Cmdlet, [System.Collections.IDictionary] $Request)
-    $get = { param($name) $value = [Environment]::GetEnvironmentVariable($name); if ([string]::IsNullOrEmpty($value)) { $null } else { $value } }
-    $tenant = & $get 'AZURE_TENANT_ID'
-    $client = & $get 'AZURE_CLIENT_ID'
-    $secretText = & $get 'AZURE_CLIENT_SECRET'
-    $certificatePath = & $get 'AZURE_CLIENT_CERTIFICATE_PATH'
-    if (-not $secretText -and -not $certificatePath) {
-        if ((& $get 'AZURE_USERNAME') -or (& $get 'AZURE_PASSWORD')) {
-            $Cmdlet.ThrowTerminatingError([System.Management.Automation.ErrorRecord]::new(
-                    [System.NotSupportedException]::new(('AZURE_USERNAME/AZURE_PASSWORD describe a user sign-in, which cannot keep calls alive: ' +
-                        'call keep-alive needs an application permission (Calls.Initiate.All or Calls.AccessMedia.All) and an app-only token. ' +
-                        'Set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or AZURE_CLIENT_CERTIFICATE_PATH) instead.')),
-                    'EnvironmentUserCredentialNotSupported', [System.Management.Automation.ErrorCategory]::InvalidOperation, $null))
-        }
-    }
-    $missing = @()
-    if (-not $tenant) { $missing += 'AZURE_TENANT_ID' }
-    if (-not $client) { $missing += 'AZURE_CLIENT_ID' }
-    if (-not $secretText -and -not $certificatePath) { $missing += 'AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH' }
-    if ($missing.Count -gt 0) {
-        $Cmdlet.ThrowTerminatingError([System.Management.Automation.ErrorRecord]::new(
-                [System.ArgumentException]::new("Connect-MgGraph -EnvironmentVariable needs the environment variables $($missing -join ', '), which are not set."),
-                'EnvironmentVariableMissing', [System.Management.Automation.ErrorCategory]::InvalidArgument, $null))
-    }
-    $Request['tenantId'] = $tenant
-    $Request['clientId'] = $client
-    if ($secretText) {
-        Write-Verbose 'Environment credential: client secret (AZURE_CLIENT_SECRET).'
-        $Request['authType'] = 'ClientSecret'
-        $bytes = [byte[]]::new($script:Utf8.GetByteCount($secretText))
-        [void]$script:Utf8.GetBytes($secretText, 0, $secretText.Length, $bytes, 0)
-        return , $bytes
-    }
-    Write-Verbose "Environment credential: certificate file $certificatePath (AZURE_CLIENT_CERTIFICATE_PATH)."
-    $Request['authType'] = 'ClientCertificate'
-    $sendChain = (& $get 'AZURE_CLIENT_SEND_CERTIFICATE_CHAIN') -in @('1', 'true', 'True', 'TRUE', 'yes')
-    $certificate = Import-MgkaCertificateFile -Cmdlet $Cmdlet -Path $certificatePath -PlainPassword (& $get 'AZURE_CLIENT_CERTIFICATE_PASSWORD') -Source 'AZURE_CLIENT_CERTIFICATE_PATH'
-    try {
-        $Request['certificate'] = New-MgkaCertificateRequest -Certificate $certificate -SendChain $sendChain
-        , (Export-MgkaPrivateKey -Cmdlet $Cmdlet -Certificate $certificate)
-    } finally {
-        $certificate.Dispose()
     }
 }
 
@@ -1585,6 +1385,11 @@ function Connect-MgGraph {
     }
     $timeoutMs = if ($PSBoundParameters.ContainsKey('ClientTimeout')) { [int][Math]::Ceiling($ClientTimeout * 1000) } else { 300000 }
 
+    if ($set -in 'AppSecretCredentialParameterSet', 'AppCertificateParameterSet', 'EnvironmentVariableParameterSet' -and -not $script:AuthHelpersLoaded) {
+        # Loaded on first use (see MgKeepAlive.Auth.ps1); defines its functions in script scope.
+        . "$PSScriptRoot/MgKeepAlive.Auth.ps1"
+        $script:AuthHelpersLoaded = $true
+    }
     $request = [ordered]@{ authType = $null }
     if ($Environment) { $request['environment'] = $Environment }
     $secret = $null
@@ -2208,7 +2013,8 @@ if ($libraryVersion -ne $script:ModuleVersion) {
         " Rebuild the library ('cargo build --release'), reinstall the module, or point MGKEEPALIVE_LIBRARY at a matching build.")
 }
 
-# Microsoft's Graph SDK loaded already? (Connect-MgGraph / Invoke-* check again for a later import.)
-Test-MgkaCoexistence
+# Microsoft's Graph SDK loaded already? (Connect-MgGraph, Get-MgContext and the keep-alive
+# commands check again, for an import after this one.) Inline: a first function call costs more.
+if (Get-Module -Name Microsoft.Graph.Authentication) { Test-MgkaCoexistence }
 
 #endregion

@@ -50,9 +50,11 @@ Describe 'Manifest' {
 
 Describe 'Source rules' {
     BeforeAll {
-        $tokens = $null; $errors = $null
+        $tokens = $null; $errors = $null; $authErrors = $null
         $ast = [System.Management.Automation.Language.Parser]::ParseFile((Join-Path $ModulePath 'MgKeepAlive.psm1'), [ref]$tokens, [ref]$errors)
-        $commands = $ast.FindAll({ $args[0] -is [System.Management.Automation.Language.CommandAst] }, $true) | ForEach-Object { $_.GetCommandName() }
+        $authAst = [System.Management.Automation.Language.Parser]::ParseFile((Join-Path $ModulePath 'MgKeepAlive.Auth.ps1'), [ref]$tokens, [ref]$authErrors)
+        $errors = @($errors) + @($authErrors)
+        $commands = @($ast, $authAst) | ForEach-Object { $_.FindAll({ $args[0] -is [System.Management.Automation.Language.CommandAst] }, $true) } | ForEach-Object { $_.GetCommandName() }
     }
 
     It 'parses without errors' {
@@ -61,6 +63,14 @@ Describe 'Source rules' {
 
     It 'never uses <_>' -TestCases @('Write-Host', 'Add-Type', 'Invoke-Expression', 'Set-Variable') {
         $commands | Should -Not -Contain $_
+    }
+
+    It 'loads the sign-in helpers (MgKeepAlive.Auth.ps1) on first use, into script scope, with no native calls' {
+        $authAst.EndBlock.Statements | ForEach-Object { $_ | Should -BeOfType ([System.Management.Automation.Language.FunctionDefinitionAst]) -Because 'the file only defines functions' }
+        $authAst.FindAll({ $args[0] -is [System.Management.Automation.Language.FunctionDefinitionAst] }, $false).Name | ForEach-Object { $_ | Should -BeLike 'script:*-Mgka*' }
+        $authAst.FindAll({ $args[0] -is [System.Management.Automation.Language.InvokeMemberExpressionAst] -and "$($args[0].Member)" -like 'mgka_*' }, $true) | Should -BeNullOrEmpty
+        $result = Invoke-TestPwsh -Command "Import-Module '$ManifestPath'; & (Get-Module MgKeepAlive) { [bool](Get-Command Find-MgkaCertificate -ErrorAction Ignore) }; try { Connect-MgGraph -EnvironmentVariable -NoWelcome -ErrorAction Stop } catch { }; & (Get-Module MgKeepAlive) { [bool](Get-Command Find-MgkaCertificate -ErrorAction Ignore) }" -Environment @{ AZURE_TENANT_ID = $null; AZURE_CLIENT_ID = $null }
+        $result.Output | Should -Be "False`nTrue"
     }
 
     It 'calls native methods only in Invoke-MgkaNative (and the cancel in its finally)' {
@@ -158,7 +168,7 @@ Describe 'Packaging (pwsh/build-module.ps1)' {
         $os = if ($IsWindows) { 'win' } elseif ($IsMacOS) { 'osx' } else { 'linux' }
         $rid = "$os-" + [System.Runtime.InteropServices.RuntimeInformation]::ProcessArchitecture.ToString().ToLowerInvariant()
         $files = Get-ChildItem (Join-Path $out 'MgKeepAlive') -Recurse -File | ForEach-Object { [IO.Path]::GetRelativePath((Join-Path $out 'MgKeepAlive'), $_.FullName) -replace '\\', '/' }
-        $files | Sort-Object | Should -Be (@('MgKeepAlive.Format.ps1xml', 'MgKeepAlive.psd1', 'MgKeepAlive.psm1', "$rid/$LibraryName") | Sort-Object)
+        $files | Sort-Object | Should -Be (@('MgKeepAlive.Auth.ps1', 'MgKeepAlive.Format.ps1xml', 'MgKeepAlive.psd1', 'MgKeepAlive.psm1', "$rid/$LibraryName") | Sort-Object)
         # Import from another working directory, with no source tree next to it.
         $elsewhere = Join-Path $TestDrive 'elsewhere' 'MgKeepAlive'
         $null = New-Item -ItemType Directory (Split-Path $elsewhere) -Force
