@@ -158,6 +158,42 @@ MgkaStatus mgka_request_context_get(char **out_json);
 // `settings_json` is a NUL-terminated string; `out_json` is NULL or writable.
 MgkaStatus mgka_request_context_set(const char *settings_json, char **out_json);
 
+// Registers calls with the background keeper, or updates the interval of calls already kept.
+// `request_json`: `{"callIds":["..."],"intervalMs":900000}` (interval ≥ 1000 ms). Returns at
+// once; each call's first keep-alive goes out right away. `*out_json`: one entry per id, in
+// order: a call state (`{"callId","state","intervalMs","lastSuccessUnixMs","nextDueUnixMs",
+// "deadlineUnixMs","attempts","consecutiveFailures","lastError"}`) or `{"callId","error":{...}}`
+// for an id that cannot be a call id. Caller frees it. Thread-safe.
+//
+// # Safety
+// `request_json` is a NUL-terminated string; `out_json` is NULL or writable.
+MgkaStatus mgka_keeper_start(const char *request_json, char **out_json);
+
+// Stops keeping calls and forgets them: `{"callIds":[...]}`, or `{"all":true}`.
+// `*out_json`: the stopped calls' states (as `Stopped`). Unknown ids are skipped.
+// Caller frees it. Thread-safe.
+//
+// # Safety
+// `request_json` is a NUL-terminated string; `out_json` is NULL or writable.
+MgkaStatus mgka_keeper_stop(const char *request_json, char **out_json);
+
+// The kept calls' states, sorted by call id. `request_json` may be NULL (all calls) or
+// `{"callIds":[...],"states":["Active","Retrying","Ended","Failed"]}` (both optional).
+// Caller frees `*out_json`. Thread-safe.
+//
+// # Safety
+// `request_json` is NULL or a NUL-terminated string; `out_json` is NULL or writable.
+MgkaStatus mgka_keeper_list(const char *request_json, char **out_json);
+
+// Keeper events (a call `Ended` or `Failed`) with a sequence number above `after_seq`, waiting up
+// to `timeout_ms` for the first. `*out_json`: `{"events":[{"seq","callId","state","timeUnixMs",
+// "error"}],"lastSeq":n}`; pass `lastSeq` as `after_seq` next time. Keep `timeout_ms` short to
+// stay interruptible. Caller frees it. Thread-safe.
+//
+// # Safety
+// `out_json` is NULL or writable.
+MgkaStatus mgka_keeper_events(uint64_t after_seq, uint32_t timeout_ms, char **out_json);
+
 // Ends the session. `*out_json`: the context that was closed, or `null` when there was none.
 // Requests already under way finish with the session they started with. Thread-safe.
 //

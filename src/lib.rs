@@ -10,6 +10,7 @@ pub mod environment;
 pub mod error;
 pub mod ffi;
 pub mod graph;
+pub mod keeper;
 pub mod operation;
 pub mod request_context;
 pub mod runtime;

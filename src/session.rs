@@ -208,10 +208,11 @@ pub async fn connect(request: ConnectRequest, secret: Zeroizing<Vec<u8>>) -> Res
     Ok(context)
 }
 
-/// Ends the session; returns the context it closed. Its cached token is zeroed now; the
-/// credential's secrets when the last in-flight request holding the session finishes.
+/// Ends the session and stops the keeper; returns the context it closed. Its cached token is
+/// zeroed now; the credential's secrets when the last in-flight request holding the session ends.
 pub fn disconnect() -> Option<Context> {
     let old = CURRENT.write().unwrap_or_else(|p| p.into_inner()).take();
+    crate::keeper::stop(None);
     old.map(|s| {
         s.tokens.clear();
         s.context()

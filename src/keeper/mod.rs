@@ -1,0 +1,359 @@
+//! The background keeper: keeps every registered call alive at its interval until the call ends.
+//!
+//! One scheduler task on the library runtime sleeps until the earliest due time (no CPU use in
+//! between), then sends the due keep-alives with bounded concurrency. Policy:
+//! - a call's first keep-alive goes out at once, then every interval with ±10 % jitter, so calls do
+//!   not fire in lock-step;
+//! - transient failures (throttling, 5xx, network, not connected) are retried with back-off, but
+//!   always scheduled before the call's 45-minute deadline; a `Retry-After` pauses the whole keeper
+//!   (Graph throttles per app);
+//! - 404 → `Ended`, 403 and other permanent refusals → `Failed`: no more requests, an event for
+//!   scripts (polled: a native callback has no runspace to run in), and the call stays listed
+//!   until it is stopped.
+
+mod state;
+
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use once_cell::sync::Lazy;
+use serde::Serialize;
+use tokio::sync::{Notify, Semaphore};
+
+pub use state::{CallSnapshot, KeeperState};
+use state::Entry;
+
+use crate::error::CoreError;
+use crate::graph::{backoff, parse_retry_after, validate_call_id, KeepAliveOptions};
+use crate::runtime::runtime;
+use crate::session;
+
+/// Graph ends a call that had no successful keep-alive for this long.
+pub const CALL_DEADLINE: Duration = Duration::from_secs(45 * 60);
+/// Keep-alives in flight at once.
+const CONCURRENCY: usize = 64;
+/// One attempt may take at most this long, so retries still fit before the deadline.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Graph's retry delay, the base of the keeper's back-off.
+const RETRY_DELAY: Duration = Duration::from_secs(3);
+/// Events kept for scripts that poll; older ones are dropped.
+const MAX_EVENTS: usize = 10_000;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeeperEvent {
+    pub seq: u64,
+    pub call_id: String,
+    pub state: KeeperState,
+    pub time_unix_ms: u64,
+    pub error: Option<String>,
+}
+
+type Due = Reverse<(Instant, u32, Arc<str>)>;
+
+struct Keeper {
+    calls: Mutex<HashMap<Arc<str>, Entry>>,
+    schedule: Mutex<BinaryHeap<Due>>,
+    wake: Notify,
+    permits: Arc<Semaphore>,
+    /// No keep-alive goes out before this (a `Retry-After` for the whole app).
+    paused_until: Mutex<Option<Instant>>,
+    events: Mutex<VecDeque<KeeperEvent>>,
+    event_added: Condvar,
+    next_event: AtomicU64,
+    scheduler_started: AtomicBool,
+}
+
+static KEEPER: Lazy<Keeper> = Lazy::new(|| Keeper {
+    calls: Mutex::new(HashMap::new()),
+    schedule: Mutex::new(BinaryHeap::new()),
+    wake: Notify::new(),
+    permits: Arc::new(Semaphore::new(CONCURRENCY)),
+    paused_until: Mutex::new(None),
+    events: Mutex::new(VecDeque::new()),
+    event_added: Condvar::new(),
+    next_event: AtomicU64::new(1),
+    scheduler_started: AtomicBool::new(false),
+});
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The outcome of registering one call.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase", untagged)]
+pub enum StartResult {
+    Started(CallSnapshot),
+    Refused { call_id: String, error: serde_json::Value },
+}
+
+/// Registers calls (or updates the interval of calls already kept). Their first keep-alive goes
+/// out at once. Ids that cannot be a call id are refused one by one; the rest are registered.
+pub fn start(call_ids: Vec<String>, interval: Duration) -> Result<Vec<StartResult>, CoreError> {
+    if interval < Duration::from_secs(1) {
+        return Err(CoreError::invalid("Interval", "The interval must be at least 1 second."));
+    }
+    let rt = runtime()?;
+    let now = Instant::now();
+    let wall = SystemTime::now();
+    let mut results = Vec::with_capacity(call_ids.len());
+    let mut newly_due = Vec::new();
+    {
+        let mut calls = lock(&KEEPER.calls);
+        for id in call_ids {
+            if let Err(e) = validate_call_id(&id) {
+                results.push(StartResult::Refused { call_id: id, error: e.to_json() });
+                continue;
+            }
+            let key: Arc<str> = Arc::from(id.as_str());
+            match calls.get_mut(&key) {
+                Some(entry) if entry.state.is_kept() => {
+                    // Already kept: a new interval applies from the next due time on.
+                    entry.interval = interval;
+                    results.push(StartResult::Started(entry.snapshot(&key, now, wall)));
+                }
+                _ => {
+                    let entry = Entry::new(interval, now, wall, calls.get(&key).map_or(0, |e| e.generation + 1));
+                    newly_due.push(Reverse((now, entry.generation, key.clone())));
+                    results.push(StartResult::Started(entry.snapshot(&key, now, wall)));
+                    calls.insert(key, entry);
+                }
+            }
+        }
+    }
+    if !newly_due.is_empty() {
+        lock(&KEEPER.schedule).extend(newly_due);
+        ensure_scheduler(rt);
+        KEEPER.wake.notify_one();
+    }
+    Ok(results)
+}
+
+/// Stops keeping the given calls (all when `None`) and forgets them; returns them as `Stopped`.
+pub fn stop(call_ids: Option<Vec<String>>) -> Vec<CallSnapshot> {
+    let now = Instant::now();
+    let wall = SystemTime::now();
+    let mut calls = lock(&KEEPER.calls);
+    let removed: Vec<(Arc<str>, Entry)> = match call_ids {
+        None => calls.drain().collect(),
+        Some(ids) => ids.iter().filter_map(|id| calls.remove_entry(id.as_str())).collect(),
+    };
+    if calls.is_empty() {
+        lock(&KEEPER.schedule).clear();
+    }
+    drop(calls);
+    removed
+        .into_iter()
+        .map(|(id, mut entry)| {
+            entry.state = KeeperState::Stopped;
+            entry.due = None;
+            entry.snapshot(&id, now, wall)
+        })
+        .collect()
+}
+
+/// The kept calls: those named (all when `None`), optionally only in the given states.
+pub fn list(call_ids: Option<Vec<String>>, states: Option<Vec<KeeperState>>) -> Vec<CallSnapshot> {
+    let now = Instant::now();
+    let wall = SystemTime::now();
+    let calls = lock(&KEEPER.calls);
+    let wanted = |e: &Entry| states.as_ref().is_none_or(|s| s.contains(&e.state));
+    let mut out: Vec<CallSnapshot> = match call_ids {
+        None => calls.iter().filter(|(_, e)| wanted(e)).map(|(id, e)| e.snapshot(id, now, wall)).collect(),
+        Some(ids) => ids
+            .iter()
+            .filter_map(|id| calls.get_key_value(id.as_str()))
+            .filter(|(_, e)| wanted(e))
+            .map(|(id, e)| e.snapshot(id, now, wall))
+            .collect(),
+    };
+    out.sort_by(|a, b| a.call_id.cmp(&b.call_id));
+    out
+}
+
+/// Events after `after` (a sequence number), waiting up to `timeout` for the first one.
+/// Returns the events and the last sequence number handed out so far.
+pub fn events(after: u64, timeout: Duration) -> (Vec<KeeperEvent>, u64) {
+    let pending = |q: &VecDeque<KeeperEvent>| q.back().is_none_or(|e| e.seq <= after);
+    let guard = lock(&KEEPER.events);
+    let (guard, _) = KEEPER.event_added.wait_timeout_while(guard, timeout, |q| pending(q)).unwrap_or_else(|p| p.into_inner());
+    let list: Vec<KeeperEvent> = guard.iter().filter(|e| e.seq > after).cloned().collect();
+    (list, KEEPER.next_event.load(Ordering::Relaxed) - 1)
+}
+
+fn push_event(call_id: &str, state: KeeperState, error: Option<String>) {
+    let mut q = lock(&KEEPER.events);
+    let seq = KEEPER.next_event.fetch_add(1, Ordering::Relaxed);
+    let time_unix_ms = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    q.push_back(KeeperEvent { seq, call_id: call_id.to_owned(), state, time_unix_ms, error });
+    if q.len() > MAX_EVENTS {
+        q.pop_front();
+    }
+    KEEPER.event_added.notify_all();
+}
+
+fn ensure_scheduler(rt: &tokio::runtime::Runtime) {
+    if !KEEPER.scheduler_started.swap(true, Ordering::AcqRel) {
+        rt.spawn(schedule_loop());
+    }
+}
+
+/// Sleeps until the earliest due time, then starts every due keep-alive.
+async fn schedule_loop() {
+    loop {
+        let next = lock(&KEEPER.schedule).peek().map(|Reverse((t, _, _))| *t);
+        match next {
+            None => KEEPER.wake.notified().await,
+            Some(at) if at > Instant::now() => {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(at.into()) => {}
+                    _ = KEEPER.wake.notified() => continue,
+                }
+            }
+            Some(_) => {}
+        }
+        let now = Instant::now();
+        let mut due = Vec::new();
+        {
+            let mut schedule = lock(&KEEPER.schedule);
+            while schedule.peek().is_some_and(|Reverse((t, _, _))| *t <= now) {
+                if let Some(Reverse((at, generation, id))) = schedule.pop() {
+                    due.push((at, generation, id));
+                }
+            }
+        }
+        let mut calls = lock(&KEEPER.calls);
+        for (at, generation, id) in due {
+            // Stale entries (stopped, restarted or rescheduled calls) are skipped.
+            let Some(entry) = calls.get_mut(&id) else { continue };
+            if entry.generation != generation || entry.due != Some(at) || !entry.state.is_kept() {
+                continue;
+            }
+            entry.due = None;
+            tokio::spawn(keep_one(id, generation));
+        }
+    }
+}
+
+fn schedule_at(id: Arc<str>, generation: u32, at: Instant) {
+    lock(&KEEPER.schedule).push(Reverse((at, generation, id)));
+    KEEPER.wake.notify_one();
+}
+
+/// Sends one keep-alive for a kept call and applies the policy to its outcome.
+async fn keep_one(id: Arc<str>, generation: u32) {
+    let Ok(_permit) = KEEPER.permits.clone().acquire_owned().await else { return };
+    let paused = *lock(&KEEPER.paused_until);
+    if let Some(until) = paused.filter(|u| *u > Instant::now()) {
+        tokio::time::sleep_until(until.into()).await;
+    }
+    let mut options = KeepAliveOptions::default();
+    options.max_retry = 0; // the keeper schedules its own retries, against the deadline
+    options.timeout = options.timeout.min(ATTEMPT_TIMEOUT);
+    let outcome = match session::current() {
+        Ok(s) => crate::graph::keep_alive(&s, &id, &options).await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+
+    let now = Instant::now();
+    let wall = SystemTime::now();
+    let mut calls = lock(&KEEPER.calls);
+    let Some(entry) = calls.get_mut(&id) else { return };
+    if entry.generation != generation {
+        return;
+    }
+    entry.attempts += 1;
+    match outcome {
+        Ok(()) => {
+            entry.succeeded(wall);
+            let next = now + jittered(entry.interval);
+            entry.due = Some(next);
+            drop(calls);
+            schedule_at(id, generation, next);
+        }
+        Err(error) => {
+            let message = error.to_string();
+            let status = match &error {
+                CoreError::Graph(g) => Some(g.http_status),
+                _ => None,
+            };
+            let permanent = match (&error, status) {
+                (_, Some(404)) => Some(KeeperState::Ended),
+                (_, Some(400 | 403 | 405)) | (CoreError::InvalidArgument { .. }, _) => Some(KeeperState::Failed),
+                _ => None,
+            };
+            if let Some(state) = permanent {
+                entry.finished(state, message.clone());
+                drop(calls);
+                push_event(&id, state, Some(message));
+                return;
+            }
+            // Transient: retry before the deadline, honouring Retry-After for the whole app.
+            let retry_after = match &error {
+                CoreError::Graph(g) => g.headers.get("retry-after").and_then(|v| v.first()).and_then(|v| parse_retry_after(v, wall)),
+                _ => None,
+            };
+            if let Some(wait) = retry_after {
+                let until = now + wait;
+                let mut paused = lock(&KEEPER.paused_until);
+                if paused.is_none_or(|p| p < until) {
+                    *paused = Some(until);
+                }
+            }
+            entry.failed_transiently(message);
+            // Graph's back-off (3 s doubling), scaled down for short intervals; never more than
+            // half an interval or half the time left before the deadline, so a retry schedule
+            // cannot carry a call past the point where Graph would end it.
+            let base = RETRY_DELAY.min(entry.interval / 4);
+            let wait = retry_after.unwrap_or_else(|| backoff(base, entry.consecutive_failures));
+            let to_deadline = entry.deadline().duration_since(wall).unwrap_or_default();
+            let next = now + wait.min(entry.interval / 2).min((to_deadline / 2).max(Duration::from_millis(100)));
+            entry.due = Some(next);
+            drop(calls);
+            schedule_at(id, generation, next);
+        }
+    }
+}
+
+/// `interval` ± 10 %, from a cheap per-process random sequence (not for cryptography).
+fn jittered(interval: Duration) -> Duration {
+    static SEED: Lazy<AtomicU64> = Lazy::new(|| {
+        let t = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
+        AtomicU64::new(t | 1)
+    });
+    let mut x = SEED.load(Ordering::Relaxed);
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    SEED.store(x, Ordering::Relaxed);
+    let factor = 0.9 + 0.2 * ((x >> 11) as f64 / (1u64 << 53) as f64);
+    interval.mul_f64(factor)
+}
+
+/// Counts per state, for progress and benchmarks.
+pub fn counts() -> HashMap<KeeperState, usize> {
+    let mut counts = HashMap::new();
+    for entry in lock(&KEEPER.calls).values() {
+        *counts.entry(entry.state).or_insert(0) += 1;
+    }
+    counts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_ten_percent_and_varies() {
+        let base = Duration::from_secs(900);
+        let samples: Vec<Duration> = (0..1000).map(|_| jittered(base)).collect();
+        assert!(samples.iter().all(|d| *d >= base.mul_f64(0.9) && *d <= base.mul_f64(1.1)));
+        let min = samples.iter().min().unwrap();
+        let max = samples.iter().max().unwrap();
+        assert!(*max - *min > Duration::from_secs(60), "spread {min:?}..{max:?}");
+    }
+}
