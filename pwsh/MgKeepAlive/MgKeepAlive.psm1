@@ -2014,7 +2014,9 @@ if ($libraryVersion -ne $script:ModuleVersion) {
 }
 
 # Microsoft's Graph SDK loaded already? (Connect-MgGraph, Get-MgContext and the keep-alive
-# commands check again, for an import after this one.) Inline: a first function call costs more.
-if (Get-Module -Name Microsoft.Graph.Authentication) { Test-MgkaCoexistence }
+# commands check again, for an import after this one.) A first Get-Module call costs several ms,
+# so only a Connect-MgGraph cmdlet (Microsoft's is a binary cmdlet) or a global function of that
+# name makes Test-MgkaCoexistence look at the modules.
+if ($ExecutionContext.InvokeCommand.GetCmdlet('Connect-MgGraph') -or ${function:global:Connect-MgGraph}) { Test-MgkaCoexistence }
 
 #endregion
