@@ -28,6 +28,9 @@
 // The official limits: at most 10 retries, each wait at most 180 s.
 #define MAX_RETRY_LIMIT 10
 
+// Most keep-alives in flight at once in a bulk request.
+#define MAX_BULK_CONCURRENCY 256
+
 // The result of every `mgka_*` function. Values are stable and never reused.
 enum MgkaStatus
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -247,6 +250,19 @@ MgkaStatus mgka_keep_alive_by_id_start(const char *call_id,
 MgkaStatus mgka_keep_alive_by_identity_start(const char *identity_json,
                                              const char *options_json,
                                              uint64_t *out_operation);
+
+// Starts a bulk keep-alive: `request_json` is `{"items":[{"callId":"..."}|{"identity":"{...}"}],
+// "concurrency":16}` (concurrency 1–256, default 16). Returns at once with a handle; the result of
+// `mgka_operation_wait` is a JSON array with one answer per item, in input order:
+// `{"ok":true,"result":{...success JSON...}}` or `{"ok":false,"error":{...error JSON...}}`.
+// The wait's status is `MGKA_STATUS_OK` unless the whole request failed (e.g. not connected,
+// a malformed request). Cancelling aborts every request still under way. Thread-safe.
+//
+// # Safety
+// `request_json` is a NUL-terminated string; `options_json` is NULL or one; `out_operation` is writable.
+MgkaStatus mgka_keep_alive_bulk_start(const char *request_json,
+                                      const char *options_json,
+                                      uint64_t *out_operation);
 
 // Waits up to `timeout_ms` for an operation. `MGKA_STATUS_PENDING`: not finished, `*out_json`
 // untouched; wait again. Any other status is the operation's final result, with its JSON in

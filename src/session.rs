@@ -233,6 +233,56 @@ pub fn context() -> Option<Context> {
     current().ok().map(|s| s.context())
 }
 
+/// One item of a bulk keep-alive: a call id, or an identity JSON object.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BulkItem {
+    #[serde(default)]
+    pub call_id: Option<String>,
+    #[serde(default)]
+    pub identity: Option<String>,
+}
+
+/// Most keep-alives in flight at once in a bulk request.
+pub const MAX_BULK_CONCURRENCY: usize = 256;
+
+/// Keeps many calls alive with at most `concurrency` requests in flight, answering one result per
+/// item in input order: `{"ok":true,"result":{...}}` or `{"ok":false,"error":{...}}`. Cancelling
+/// the returned future aborts every request still under way.
+pub async fn keep_alive_many(items: Vec<BulkItem>, options: crate::graph::KeepAliveOptions, concurrency: usize) -> crate::operation::Outcome {
+    let session = current()?;
+    let permits = Arc::new(tokio::sync::Semaphore::new(concurrency.clamp(1, MAX_BULK_CONCURRENCY)));
+    let options = Arc::new(options);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, item) in items.into_iter().enumerate() {
+        let (session, options, permits) = (session.clone(), options.clone(), permits.clone());
+        tasks.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            let id = match (item.call_id, item.identity) {
+                (Some(id), None) => Ok(id),
+                (None, Some(identity)) => crate::graph::call_id_from_identity_json(&identity),
+                _ => Err(CoreError::invalid("InputObject", "Each item needs exactly one of callId or identity.")),
+            };
+            let outcome = match id {
+                Ok(id) => crate::graph::keep_alive(&session, &id, &options).await.map_err(|e| e.with_call_id(&id)),
+                Err(e) => Err(e),
+            };
+            let answer = match outcome {
+                Ok(success) => serde_json::json!({ "ok": true, "result": success }),
+                Err(error) => serde_json::json!({ "ok": false, "error": error.to_json() }),
+            };
+            (index, answer)
+        });
+    }
+    let mut answers = vec![serde_json::Value::Null; tasks.len()];
+    while let Some(done) = tasks.join_next().await {
+        if let Ok((index, answer)) = done {
+            answers[index] = answer;
+        }
+    }
+    Ok(serde_json::Value::Array(answers))
+}
+
 /// One keep-alive in the current session. The session is taken once, at the start, so a
 /// concurrent disconnect or reconnect does not affect a request already under way.
 pub async fn keep_alive(call_id: String, options: crate::graph::KeepAliveOptions) -> crate::operation::Outcome {

@@ -345,3 +345,47 @@ fn many_threads_share_the_library_and_one_token_renewal() {
     let disconnect: Symbol<unsafe extern "C" fn(OutJson) -> u32> = abi.sym("mgka_disconnect");
     assert_eq!(unsafe { disconnect(ptr::null_mut()) }, OK);
 }
+
+#[test]
+fn bulk_keep_alive_answers_every_item_in_input_order() {
+    let _one = SESSION.lock().unwrap_or_else(|p| p.into_inner());
+    let abi = &*ABI;
+    let emu = emulator();
+    abi.connect(&emu, "abi-token");
+    let good: Vec<String> = (0..50).map(|_| emu.create_call(None)).collect();
+    let ended = emu.create_call(None);
+    emu.end_call(&ended);
+    let mut items: Vec<serde_json::Value> = good.iter().map(|id| serde_json::json!({"callId": id})).collect();
+    items.insert(10, serde_json::json!({"callId": ended}));
+    items.insert(20, serde_json::json!({"callId": ".."}));
+    items.insert(30, serde_json::json!({"identity": format!(r#"{{"callid":"{}"}}"#, good[0])}));
+    items.insert(40, serde_json::json!({"identity": "{\"UserId\":\"u\"}"}));
+    let request = CString::new(serde_json::json!({"items": items, "concurrency": 8}).to_string()).unwrap();
+
+    let start: Symbol<unsafe extern "C" fn(*const c_char, *const c_char, *mut u64) -> u32> = abi.sym("mgka_keep_alive_bulk_start");
+    let wait: Symbol<unsafe extern "C" fn(u64, u32, OutJson) -> u32> = abi.sym("mgka_operation_wait");
+    let mut handle = 0;
+    assert_eq!(unsafe { start(request.as_ptr(), ptr::null(), &mut handle) }, OK);
+    let (status, answers) = loop {
+        let mut out = ptr::null_mut();
+        match unsafe { wait(handle, 100, &mut out) } {
+            PENDING => continue,
+            s => break (s, serde_json::from_str::<serde_json::Value>(&abi.take(out)).unwrap()),
+        }
+    };
+    assert_eq!(status, OK);
+    let answers = answers.as_array().unwrap();
+    assert_eq!(answers.len(), 54);
+    for (i, answer) in answers.iter().enumerate() {
+        match i {
+            10 => assert_eq!((answer["ok"].as_bool(), answer["error"]["httpStatus"].as_u64()), (Some(false), Some(404))),
+            20 => assert_eq!(answer["error"]["parameter"], "CallId"),
+            40 => assert_eq!(answer["error"]["message"], "InputObject has null value for InputObject.CallId"),
+            30 => assert_eq!(answer["result"]["callId"], good[0].as_str()),
+            _ => assert_eq!(answer["ok"], true, "item {i}: {answer}"),
+        }
+    }
+    assert_eq!(emu.requests().len(), 52, "refused items send nothing");
+    let disconnect: Symbol<unsafe extern "C" fn(OutJson) -> u32> = abi.sym("mgka_disconnect");
+    unsafe { disconnect(ptr::null_mut()) };
+}

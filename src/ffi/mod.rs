@@ -332,6 +332,32 @@ pub unsafe extern "C" fn mgka_keep_alive_by_identity_start(
     })
 }
 
+/// Starts a bulk keep-alive: `request_json` is `{"items":[{"callId":"..."}|{"identity":"{...}"}],
+/// "concurrency":16}` (concurrency 1–256, default 16). Returns at once with a handle; the result of
+/// `mgka_operation_wait` is a JSON array with one answer per item, in input order:
+/// `{"ok":true,"result":{...success JSON...}}` or `{"ok":false,"error":{...error JSON...}}`.
+/// The wait's status is `MGKA_STATUS_OK` unless the whole request failed (e.g. not connected,
+/// a malformed request). Cancelling aborts every request still under way. Thread-safe.
+///
+/// # Safety
+/// `request_json` is a NUL-terminated string; `options_json` is NULL or one; `out_operation` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn mgka_keep_alive_bulk_start(
+    request_json: *const c_char,
+    options_json: *const c_char,
+    out_operation: *mut u64,
+) -> MgkaStatus {
+    start(out_operation, || {
+        let request = str_arg(request_json, "request_json")?.to_owned();
+        let options = optional_str_arg(options_json, "options_json")?.map(str::to_owned);
+        Ok(operation::start(None, async move {
+            let request: BulkRequest = parse_json(&request, "InputObject")?;
+            let options = parse_options(options.as_deref())?;
+            session::keep_alive_many(request.items, options, request.concurrency.unwrap_or(16)).await
+        })?)
+    })
+}
+
 /// Waits up to `timeout_ms` for an operation. `MGKA_STATUS_PENDING`: not finished, `*out_json`
 /// untouched; wait again. Any other status is the operation's final result, with its JSON in
 /// `*out_json` (caller frees), and the handle is released. Thread-safe; waiting in short slices
@@ -405,6 +431,14 @@ async fn connect(request: String, secret: Zeroizing<Vec<u8>>) -> Outcome {
     let request: ConnectRequest = serde_json::from_str(&request)
         .map_err(|e| CoreError::invalid("Connect", format!("The connect request JSON is invalid: {e}.")))?;
     Ok(serde_json::to_value(session::connect(request, secret).await?).unwrap_or_default())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct BulkRequest {
+    items: Vec<session::BulkItem>,
+    #[serde(default)]
+    concurrency: Option<usize>,
 }
 
 #[derive(Default, serde::Deserialize)]
