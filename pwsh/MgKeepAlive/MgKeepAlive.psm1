@@ -21,8 +21,6 @@ $script:AuthHelpersLoaded = $false
 # Strict UTF-8: a lone surrogate is an error, never silently replaced.
 $script:Utf8 = [System.Text.UTF8Encoding]::new($false, $true)
 
-# Client timeout for one keep-alive (Connect-MgGraph -ClientTimeout); Graph SDK default is 300 s.
-$script:ClientTimeoutMs = 300000
 # Wait slice: how long one native wait may block, i.e. how soon Ctrl+C is honoured.
 $script:WaitSliceMs = [uint32]100
 
@@ -129,6 +127,8 @@ function Invoke-MgkaNative {
             'KeepAliveByIdentityStart' { $status = $N::mgka_keep_alive_by_identity_start($encoded[0], $encoded[1], [ref]$op) }
             'OperationWait' { $status = $N::mgka_operation_wait($Operation, $TimeoutMs, [ref]$out) }
             'OperationCancel' { $status = $N::mgka_operation_cancel($Operation) }
+            'RequestContextGet' { $status = $N::mgka_request_context_get([ref]$out) }
+            'RequestContextSet' { $status = $N::mgka_request_context_set($encoded[0], [ref]$out) }
             default { throw "Invoke-MgkaNative: unknown function '$Function'." }
         }
     } catch [System.EntryPointNotFoundException] {
@@ -230,6 +230,7 @@ function Format-MgkaErrorDetails {
     [void]$builder.AppendLine("Date: $($Info['date'])")
     if ($Info['requestId']) { [void]$builder.AppendLine("RequestId: $($Info['requestId'])") }
     if ($Info['clientRequestId']) { [void]$builder.AppendLine("ClientRequestId: $($Info['clientRequestId'])") }
+    if ($Info['attempts'] -gt 1) { [void]$builder.AppendLine("Attempts: $($Info['attempts'])") }
     $headers = $Info['headers']
     if ($headers -is [System.Collections.IDictionary] -and $headers.Count -gt 0) {
         [void]$builder.AppendLine().AppendLine('Headers:')
@@ -245,7 +246,8 @@ function New-MgkaErrorRecord {
     Turns a failed native status + error JSON into an ErrorRecord. For Graph errors the exception
     is an HttpRequestException (its StatusCode property is the HTTP status) carrying the
     NoteProperties ErrorCode, GraphMessage, RequestId, ClientRequestId, Date, ResponseHeaders,
-    ResponseBody, Attempts and CallId.
+    ResponseBody, Attempts, AttemptLog and CallId; Timeout and TransportError exceptions carry
+    Attempts, AttemptLog and CallId.
     #>
     param(
         [uint32] $Status,
@@ -274,6 +276,7 @@ function New-MgkaErrorRecord {
                     ResponseHeaders = $headers
                     ResponseBody    = $Info['body']
                     Attempts        = $Info['attempts']
+                    AttemptLog      = @(ConvertTo-MgkaAttemptLog $Info['attemptLog'])
                     CallId          = $Info['callId']
                 })
             $errorId = $code
@@ -310,11 +313,15 @@ function New-MgkaErrorRecord {
             $exception = [System.TimeoutException]::new($message)
             $errorId = 'Timeout'
             $category = [System.Management.Automation.ErrorCategory]::OperationTimeout
+            Add-Member -InputObject $exception -NotePropertyMembers ([ordered]@{
+                    Attempts = $Info['attempts']; AttemptLog = @(ConvertTo-MgkaAttemptLog $Info['attemptLog']); CallId = $Info['callId'] })
         }
         'TransportError' {
             $exception = [System.Net.Http.HttpRequestException]::new($message)
             $errorId = 'TransportError'
             $category = [System.Management.Automation.ErrorCategory]::ConnectionError
+            Add-Member -InputObject $exception -NotePropertyMembers ([ordered]@{
+                    Attempts = $Info['attempts']; AttemptLog = @(ConvertTo-MgkaAttemptLog $Info['attemptLog']); CallId = $Info['callId'] })
         }
         'AuthError' {
             # Token endpoint failures: ErrorId AADSTS<first code>, else the OAuth error, and the
@@ -405,6 +412,39 @@ function New-MgkaMissingCallIdError {
         $TargetObject)
 }
 
+function Resolve-MgkaCallIdentity {
+    # One pipeline item of the keep-alive and keeper commands -> @{ By; Value; CallId }, or $null
+    # after writing the item's error through $Cmdlet. By 'Id': Value is the call id (a plain
+    # string, or an object's CallId, else Id); by 'Identity': Value is a JSON identity string
+    # (resolved again by the library) and CallId what it names. Errors: invalid JSON identity
+    # (InvalidIdentity), no CallId/Id (InputObjectCallIdMissing).
+    param([System.Management.Automation.PSCmdlet] $Cmdlet, $Item)
+    $base = if ($Item -is [psobject]) { $Item.PSObject.BaseObject } else { $Item }
+    if ($base -is [string]) {
+        if (-not $base.TrimStart().StartsWith('{')) { return @{ By = 'Id'; Value = $base; CallId = $base } }
+        $parsed = Get-MgkaJsonIdentityCallId -Json $base
+        if (-not $parsed.Ok) {
+            $Cmdlet.WriteError((New-MgkaErrorRecord -Status $script:MGKA_INVALID_ARGUMENT -TargetObject $Item -Info ([ordered]@{
+                            kind = 'InvalidArgument'; parameter = 'InputObject'; message = $parsed.Error })))
+            return
+        }
+        if ($null -eq $parsed.CallId) {
+            $Cmdlet.WriteError((New-MgkaMissingCallIdError -TargetObject $Item))
+            return
+        }
+        return @{ By = 'Identity'; Value = $base; CallId = $parsed.CallId }
+    }
+    $value = Get-MgkaIdentityCallId -Identity $base
+    if ($null -eq $value -and $base -isnot [System.Collections.IDictionary]) {
+        $value = Get-MgkaIdentityCallId -Identity $Item
+    }
+    if ($null -eq $value) {
+        $Cmdlet.WriteError((New-MgkaMissingCallIdError -TargetObject $Item))
+        return
+    }
+    @{ By = 'Id'; Value = $value; CallId = $value }
+}
+
 function Wait-MgkaOperation {
     # Waits for a started native operation in short slices so that a pipeline stop (Ctrl+C) is
     # honoured within one slice; an unfinished operation is cancelled in finally.
@@ -449,6 +489,95 @@ function Invoke-MgkaKeepAliveOperation {
     Wait-MgkaOperation -Operation $start.Operation
 }
 
+function Get-MgkaEnvironmentProxy {
+    # HTTPS_PROXY, HTTP_PROXY and NO_PROXY as PowerShell sees them ($env:, which native code on
+    # Linux and macOS does not see), the upper-case name first. Only the variables that are set.
+    $result = [ordered]@{}
+    foreach ($names in ('httpsProxy', 'HTTPS_PROXY', 'https_proxy'), ('httpProxy', 'HTTP_PROXY', 'http_proxy'), ('noProxy', 'NO_PROXY', 'no_proxy')) {
+        $value = [Environment]::GetEnvironmentVariable($names[1])
+        if (-not $value) { $value = [Environment]::GetEnvironmentVariable($names[2]) }
+        if ($value) { $result[$names[0]] = $value }
+    }
+    $result
+}
+
+function ConvertTo-MgkaAttemptLog {
+    # The library's attemptLog as objects (without the -Debug HTTP traces).
+    param($Log)
+    foreach ($entry in @($Log)) {
+        if ($entry -isnot [System.Collections.IDictionary]) { continue }
+        [pscustomobject]@{
+            Attempt    = $entry['attempt']
+            Status     = $entry['status']
+            Error      = $entry['error']
+            ElapsedMs  = $entry['elapsedMs']
+            WaitMs     = $entry['waitMs']
+            RetryAfter = $entry['retryAfter']
+        }
+    }
+}
+
+function Format-MgkaHttpHeaders {
+    # "name : value" lines like the official -Debug output; credentials are never shown.
+    param($Headers)
+    $builder = [System.Text.StringBuilder]::new()
+    foreach ($pair in @($Headers)) {
+        if ($null -eq $pair -or @($pair).Count -lt 2) { continue }
+        $name = [string]$pair[0]
+        $value = if ($name -in 'authorization', 'proxy-authorization', 'cookie', 'set-cookie') { '[Filtered]' } else { [string]$pair[1] }
+        [void]$builder.AppendLine(('{0,-30}: {1}' -f $name, $value))
+    }
+    $builder.ToString()
+}
+
+function Write-MgkaAttemptLog {
+    # -Verbose: one line per attempt. -Debug: HTTP REQUEST / HTTP RESPONSE blocks per attempt,
+    # like the official cmdlets (Authorization is sent but never shown).
+    param([System.Collections.IDictionary] $Info, [string] $DisplayId, [bool] $Debug)
+    $log = @($Info['attemptLog'] | Where-Object { $_ -is [System.Collections.IDictionary] })
+    foreach ($entry in $log) {
+        $attempt = $entry['attempt']
+        $outcome = if ($null -ne $entry['status']) {
+            $reason = if ($entry['error']) { " $($entry['error'])" } else { '' }
+            "$($entry['status'])$reason"
+        } elseif ($entry['error']) { "no answer ($($entry['error']))" } else { 'no answer (timed out)' }
+        $line = "Keep alive call '$DisplayId', attempt $attempt of $($log.Count): $outcome in $($entry['elapsedMs']) ms"
+        if ($null -ne $entry['waitMs']) {
+            $retryAfter = if ($null -ne $entry['retryAfter']) { " (Retry-After: $($entry['retryAfter']))" } else { '' }
+            $line += "; waiting $($entry['waitMs']) ms$retryAfter before attempt $($attempt + 1)"
+        }
+        Write-Verbose $line
+
+        $http = $entry['http']
+        if (-not $Debug -or $http -isnot [System.Collections.IDictionary]) { continue }
+        $nl = [Environment]::NewLine
+        $request = [System.Text.StringBuilder]::new()
+        [void]$request.Append("============================ HTTP REQUEST ============================$nl$nl")
+        [void]$request.Append("HTTP Method:$nl$($http['method'])$nl$nl")
+        [void]$request.Append("Absolute Uri:$nl$($http['uri'])$nl$nl")
+        [void]$request.Append("Headers:$nl")
+        [void]$request.Append(('{0,-30}: {1}{2}' -f 'Authorization', '[Filtered]', $nl))
+        [void]$request.Append((Format-MgkaHttpHeaders $http['requestHeaders']))
+        [void]$request.Append("${nl}Body:$nl$nl")
+        Write-Debug $request.ToString()
+
+        $response = [System.Text.StringBuilder]::new()
+        [void]$response.Append("============================ HTTP RESPONSE ============================$nl$nl")
+        if ($null -eq $http['status']) {
+            $why = if ($entry['error']) { $entry['error'] } else { 'timed out' }
+            [void]$response.Append("Status Code:$nl(no response: $why)$nl")
+        } else {
+            $code = [int]$http['status']
+            $name = [Enum]::ToObject([System.Net.HttpStatusCode], $code).ToString()
+            [void]$response.Append("Status Code:$nl$name ($code)$nl$nl")
+            [void]$response.Append("Headers:$nl")
+            [void]$response.Append((Format-MgkaHttpHeaders $http['responseHeaders']))
+            [void]$response.Append("${nl}Body:$nl$($http['responseBody'])$nl")
+        }
+        Write-Debug $response.ToString()
+    }
+}
+
 function Initialize-MgkaKeepAlive {
     # The begin block of Invoke-MgKeepCommunicationCallAlive and
     # Invoke-MgBetaKeepCommunicationCallAlive (they differ only in -ApiVersion). Writes the
@@ -458,26 +587,54 @@ function Initialize-MgkaKeepAlive {
         [string] $ApiVersion
     )
     $bound = $Cmdlet.MyInvocation.BoundParameters
-    foreach ($ignored in 'HttpPipelineAppend', 'HttpPipelinePrepend', 'Proxy', 'ProxyCredential', 'ProxyUseDefaultCredentials') {
+    foreach ($ignored in 'HttpPipelineAppend', 'HttpPipelinePrepend') {
         if ($bound.ContainsKey($ignored)) {
-            Write-Warning "MgKeepAlive does not support -$ignored yet; the request is sent without it."
+            Write-Warning "MgKeepAlive does not support -$ignored; the request is sent without it."
         }
     }
     Test-MgkaCoexistence -Cmdlet $Cmdlet
     Test-MgkaCloudAvailability -ApiVersion $ApiVersion
 
-    $timeoutMs = $script:ClientTimeoutMs
+    # Timeout and retries come from the process-wide request context (Set-MgRequestContext).
+    $options = [ordered]@{ apiVersion = $ApiVersion }
     $headers = $bound['Headers']
     if ($headers -and $headers.Count -gt 0) {
         $extra = [ordered]@{}
         foreach ($entry in $headers.GetEnumerator()) {
             $extra[[string]$entry.Key] = (@($entry.Value) | ForEach-Object { [string]$_ }) -join ', '
         }
-        $optionsJson = ConvertTo-Json -Compress -Depth 3 -InputObject ([ordered]@{
-                apiVersion = $ApiVersion; timeoutMs = $timeoutMs; headers = $extra })
-    } else {
+        $options['headers'] = $extra
+    }
+    $proxy = $bound['Proxy']
+    if ($proxy) {
+        if (-not $proxy.IsAbsoluteUri -or $proxy.Scheme -notin 'http', 'https') {
+            $Cmdlet.ThrowTerminatingError([System.Management.Automation.ErrorRecord]::new(
+                    [System.ArgumentException]::new("-Proxy must be an absolute http or https URI such as http://proxy.contoso.com:3128; it is '$proxy'."),
+                    'InvalidProxy', [System.Management.Automation.ErrorCategory]::InvalidArgument, $proxy))
+        }
+        $options['proxy'] = [ordered]@{ url = $proxy.OriginalString }
+        $credential = $bound['ProxyCredential']
+        if ($credential) {
+            $options['proxy']['username'] = $credential.UserName
+            # Only in the options JSON handed to the library; never written to any stream.
+            $options['proxy']['password'] = $credential.GetNetworkCredential().Password
+        }
+    } elseif ($bound['ProxyCredential']) {
+        Write-Warning '-ProxyCredential is used only together with -Proxy; it is ignored.'
+    }
+    if ($bound['ProxyUseDefaultCredentials']) {
+        Write-Warning ('MgKeepAlive cannot send default (integrated Windows) credentials to a proxy: -ProxyUseDefaultCredentials is ignored ' +
+            'and the request goes to the proxy without credentials. Give -ProxyCredential for a proxy that needs a user name and password.')
+    }
+    $environmentProxy = Get-MgkaEnvironmentProxy
+    $options['environmentProxy'] = $environmentProxy
+    $debug = $DebugPreference -ne 'SilentlyContinue' -and $DebugPreference -ne 'Ignore'
+    if ($debug) { $options['debug'] = $true }
+    if ($options.Count -eq 2 -and $environmentProxy.Count -eq 0) {
         # The common case, kept cheap: called every 15 minutes per call, or in bulk.
-        $optionsJson = '{"apiVersion":"' + $ApiVersion + '","timeoutMs":' + $timeoutMs + '}'
+        $optionsJson = '{"apiVersion":"' + $ApiVersion + '","environmentProxy":{}}'
+    } else {
+        $optionsJson = ConvertTo-Json -Compress -Depth 4 -InputObject $options
     }
     $variable = [string]$bound['ResponseHeadersVariable']
     @{
@@ -486,7 +643,8 @@ function Initialize-MgkaKeepAlive {
         PassThru                = [bool]$bound['PassThru']
         ResponseHeadersVariable = $variable
         # Success details are parsed only when someone will see them.
-        WantDetails             = [bool]$variable -or $VerbosePreference -ne 'SilentlyContinue' -or $DebugPreference -ne 'SilentlyContinue'
+        WantDetails             = [bool]$variable -or $debug -or ($VerbosePreference -ne 'SilentlyContinue' -and $VerbosePreference -ne 'Ignore')
+        Debug                   = $debug
     }
 }
 
@@ -502,37 +660,13 @@ function Invoke-MgkaKeepAliveItem {
     $items = if ($byCallId) { , $CallId } else { @($InputObject) }
     foreach ($item in $items) {
         $target = $item
-        $base = if ($item -is [psobject]) { $item.PSObject.BaseObject } else { $item }
         $by = 'Id'
         if ($byCallId) {
             $value = $CallId; $displayId = $CallId
-        } elseif ($base -is [string]) {
-            if ($base.TrimStart().StartsWith('{')) {
-                $parsed = Get-MgkaJsonIdentityCallId -Json $base
-                if (-not $parsed.Ok) {
-                    $record = New-MgkaErrorRecord -Status $script:MGKA_INVALID_ARGUMENT -TargetObject $item -Info ([ordered]@{
-                            kind = 'InvalidArgument'; parameter = 'InputObject'; message = $parsed.Error })
-                    $cmdlet.WriteError($record)
-                    continue
-                }
-                if ($null -eq $parsed.CallId) {
-                    $cmdlet.WriteError((New-MgkaMissingCallIdError -TargetObject $item))
-                    continue
-                }
-                $by = 'Identity'; $value = $base; $displayId = $parsed.CallId
-            } else {
-                $value = $base; $displayId = $base
-            }
         } else {
-            $value = Get-MgkaIdentityCallId -Identity $base
-            if ($null -eq $value -and $base -isnot [System.Collections.IDictionary]) {
-                $value = Get-MgkaIdentityCallId -Identity $item
-            }
-            if ($null -eq $value) {
-                $cmdlet.WriteError((New-MgkaMissingCallIdError -TargetObject $item))
-                continue
-            }
-            $displayId = $value
+            $resolved = Resolve-MgkaCallIdentity -Cmdlet $cmdlet -Item $item
+            if ($null -eq $resolved) { continue }
+            $by = $resolved.By; $value = $resolved.Value; $displayId = $resolved.CallId
         }
 
         if (-not $cmdlet.ShouldProcess($displayId, 'Keep alive')) { continue }
@@ -553,8 +687,11 @@ function Invoke-MgkaKeepAliveItem {
             $cmdlet.SessionState.PSVariable.Set($State.ResponseHeadersVariable, (New-MgkaHeaderDictionary $info['headers']))
         }
 
+        if ($info['attemptLog']) { Write-MgkaAttemptLog -Info $info -DisplayId $displayId -Debug $State.Debug }
+        $attemptsText = if ($info['attempts'] -gt 1) { " after $($info['attempts']) attempts" } else { '' }
+
         if ($result.Status -eq $script:MGKA_OK) {
-            Write-Verbose "Keep alive call '$displayId': $($info['httpStatus']) in $elapsed ms"
+            Write-Verbose "Keep alive call '$displayId': $($info['httpStatus']) in $elapsed ms$attemptsText"
             Write-Debug ("Keep alive response: POST $($info['uri']) -> $($info['httpStatus']); request-id: $($info['requestId'])" +
                 "; client-request-id: $($info['clientRequestId']); date: $($info['date']); attempts: $($info['attempts'])")
             if ($State.PassThru) { $true }
@@ -567,7 +704,7 @@ function Invoke-MgkaKeepAliveItem {
         }
         if ($kind -eq 'NotConnected') { Test-MgkaCoexistence -Cmdlet $cmdlet }
         $statusText = if ($info['httpStatus']) { "$($info['httpStatus']) $($info['code'])" } else { $kind }
-        Write-Verbose "Keep alive call '$displayId': $statusText in $elapsed ms"
+        Write-Verbose "Keep alive call '$displayId': $statusText in $elapsed ms$attemptsText"
         $record = New-MgkaErrorRecord -Status $result.Status -Info $info -TargetObject $target -Activity 'Keep alive'
         if ($record.ErrorDetails) { Write-Debug "Keep alive error response:`n$($record.ErrorDetails.Message)" }
         $cmdlet.WriteError($record)
@@ -1973,7 +2110,7 @@ if ($script:LibraryPath) {
 # the library's absolute path (no C# is compiled). Cached per path in the AppDomain, so a
 # re-import, or an import in another runspace, reuses it: a native library is loaded once per
 # process and never unloaded. The key's number changes whenever the signature list does.
-$script:Native = [AppDomain]::CurrentDomain.GetData("MgKeepAlive.Native.2|$script:LibraryPath")
+$script:Native = [AppDomain]::CurrentDomain.GetData("MgKeepAlive.Native.3|$script:LibraryPath")
 if ($script:Native -isnot [type]) {
     $assemblyName = [System.Reflection.AssemblyName]::new('MgKeepAlive.Native.' + [guid]::NewGuid().ToString('N'))
     $typeBuilder = [System.Reflection.Emit.AssemblyBuilder]::DefineDynamicAssembly($assemblyName, 'Run').
@@ -1994,12 +2131,14 @@ if ($script:Native -isnot [type]) {
             , @('mgka_keep_alive_by_identity_start', [uint32], [type[]]@($bytes, $bytes, $u64Out))
             , @('mgka_operation_wait', [uint32], [type[]]@([uint64], [uint32], $ptrOut))
             , @('mgka_operation_cancel', [uint32], [type[]]@([uint64]))
+            , @('mgka_request_context_get', [uint32], [type[]]@($ptrOut))
+            , @('mgka_request_context_set', [uint32], [type[]]@($bytes, $ptrOut))
         )) {
         $typeBuilder.DefinePInvokeMethod($signature[0], $script:LibraryPath, 'Public, Static, PinvokeImpl, HideBySig', 'Standard',
             $signature[1], $signature[2], 'Cdecl', 'Ansi').SetImplementationFlags('PreserveSig')
     }
     $script:Native = $typeBuilder.CreateType()
-    [AppDomain]::CurrentDomain.SetData("MgKeepAlive.Native.2|$script:LibraryPath", $script:Native)
+    [AppDomain]::CurrentDomain.SetData("MgKeepAlive.Native.3|$script:LibraryPath", $script:Native)
 }
 
 try {
