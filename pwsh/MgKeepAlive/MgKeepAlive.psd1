@@ -19,6 +19,8 @@
         'Add-MgEnvironment'
         'Set-MgEnvironment'
         'Remove-MgEnvironment'
+        'Set-MgRequestContext'
+        'Get-MgRequestContext'
     )
     CmdletsToExport      = @()
     VariablesToExport    = @()

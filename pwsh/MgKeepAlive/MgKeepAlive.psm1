@@ -57,7 +57,8 @@ function Invoke-MgkaNative {
     param(
         # Version, EnvironmentList, EnvironmentAdd, EnvironmentRemove, Connect, ConnectStart,
         # Disconnect, Context, KeepAliveByIdStart, KeepAliveByIdentityStart, OperationWait or
-        # OperationCancel.
+        # OperationCancel; KeeperStart, KeeperStop, KeeperList or KeeperEvents (bound on first
+        # use: Initialize-MgkaKeeper).
         [string] $Function,
 
         # Input strings in native argument order; each key is the user-facing parameter name
@@ -67,6 +68,7 @@ function Invoke-MgkaNative {
         # Secret bytes (mgka_connect, mgka_connect_start). The caller owns and zeroes them.
         [byte[]] $Secret,
 
+        # An operation handle; for KeeperEvents, the sequence number to read events after.
         [uint64] $Operation,
 
         [uint32] $TimeoutMs
@@ -129,6 +131,10 @@ function Invoke-MgkaNative {
             'OperationCancel' { $status = $N::mgka_operation_cancel($Operation) }
             'RequestContextGet' { $status = $N::mgka_request_context_get([ref]$out) }
             'RequestContextSet' { $status = $N::mgka_request_context_set($encoded[0], [ref]$out) }
+            'KeeperStart' { $status = $script:KeeperNative::mgka_keeper_start($encoded[0], [ref]$out) }
+            'KeeperStop' { $status = $script:KeeperNative::mgka_keeper_stop($encoded[0], [ref]$out) }
+            'KeeperList' { $status = $script:KeeperNative::mgka_keeper_list($encoded[0], [ref]$out) }
+            'KeeperEvents' { $status = $script:KeeperNative::mgka_keeper_events($Operation, $TimeoutMs, [ref]$out) }
             default { throw "Invoke-MgkaNative: unknown function '$Function'." }
         }
     } catch [System.EntryPointNotFoundException] {
@@ -820,6 +826,42 @@ function ConvertTo-MgkaContext {
         ContextScope          = $Info['contextScope']
         AppName               = $Info['appName']
     }
+}
+
+function ConvertTo-MgkaRequestContext {
+    # The library's request context JSON as the official IRequestContext shape.
+    param([System.Collections.IDictionary] $Info)
+    [pscustomobject]@{
+        PSTypeName       = 'MgKeepAlive.RequestContext'
+        RetryDelay       = [int][Math]::Round([double]$Info['RetryDelay'])
+        MaxRetry         = [int]$Info['MaxRetry']
+        RetriesTimeLimit = [timespan]::FromSeconds([double]$Info['RetriesTimeLimit'])
+        ClientTimeout    = [timespan]::FromSeconds([double]$Info['ClientTimeout'])
+    }
+}
+
+function Set-MgkaRequestContext {
+    # Changes the process-wide request context (mgka_request_context_set) and returns it; an empty
+    # -Settings only reads it. Errors are written (or thrown with -Terminating) on -Cmdlet.
+    param(
+        [System.Management.Automation.PSCmdlet] $Cmdlet,
+        [System.Collections.IDictionary] $Settings,
+        [switch] $Terminating
+    )
+    if ($Settings -and $Settings.Count -gt 0) {
+        $text = [System.Collections.Specialized.OrderedDictionary]::new()
+        $text['RequestContext'] = ConvertTo-Json -Compress -InputObject $Settings
+        $result = Invoke-MgkaNative RequestContextSet -Text $text
+    } else {
+        $result = Invoke-MgkaNative RequestContextGet
+    }
+    if ($result.Status -ne $script:MGKA_OK) {
+        $record = New-MgkaErrorRecord -Status $result.Status -Info (ConvertFrom-MgkaJson $result.Json) -Activity 'Set-MgRequestContext'
+        if ($Terminating) { $Cmdlet.ThrowTerminatingError($record) }
+        $Cmdlet.WriteError($record)
+        return
+    }
+    ConvertTo-MgkaRequestContext (ConvertFrom-MgkaJson $result.Json)
 }
 
 function ConvertTo-MgkaEnvironment {
@@ -1520,7 +1562,11 @@ function Connect-MgGraph {
     if ($ContextScope -eq 'CurrentUser') {
         Write-Warning 'MgKeepAlive keeps connections for this process only (ContextScope Process); nothing is cached for the current user.'
     }
-    $timeoutMs = if ($PSBoundParameters.ContainsKey('ClientTimeout')) { [int][Math]::Ceiling($ClientTimeout * 1000) } else { 300000 }
+    if ($PSBoundParameters.ContainsKey('ClientTimeout')) {
+        # Like Microsoft.Graph: -ClientTimeout sets the request context's ClientTimeout (process-wide,
+        # Get-MgRequestContext), which bounds this connect's token requests and every keep-alive.
+        $null = Set-MgkaRequestContext -Cmdlet $PSCmdlet -Settings ([ordered]@{ ClientTimeout = $ClientTimeout }) -Terminating
+    }
 
     if ($set -in 'AppSecretCredentialParameterSet', 'AppCertificateParameterSet', 'EnvironmentVariableParameterSet' -and -not $script:AuthHelpersLoaded) {
         # Loaded on first use (see MgKeepAlive.Auth.ps1); defines its functions in script scope.
@@ -1594,13 +1640,20 @@ function Connect-MgGraph {
                 $request['managedIdentity'] = $managed
             }
         }
-        $request['timeoutMs'] = $timeoutMs
+        # Token requests go through the proxy the host's variables name, as keep-alives do.
+        $request['environmentProxy'] = Get-MgkaEnvironmentProxy
         $text = [System.Collections.Specialized.OrderedDictionary]::new()
         $text['Environment'] = ConvertTo-Json -InputObject $request -Compress -Depth 5
         if ($DebugPreference -ne 'SilentlyContinue') {
             # The request holds no secret; certificates are shown by thumbprint, not in full.
             $shown = [ordered]@{}
             foreach ($entry in $request.GetEnumerator()) { $shown[$entry.Key] = $entry.Value }
+            # A proxy URL may carry a user name and password: shown without them.
+            $proxies = [ordered]@{}
+            foreach ($entry in $request['environmentProxy'].GetEnumerator()) {
+                $proxies[$entry.Key] = $entry.Value -replace '(?<=://)[^/@]*@', '***@'
+            }
+            $shown['environmentProxy'] = $proxies
             if ($request['certificate']) {
                 $der = [Convert]::FromBase64String($request['certificate']['der'])
                 $shown['certificate'] = [ordered]@{
@@ -1627,8 +1680,6 @@ function Connect-MgGraph {
         }
         $PSCmdlet.ThrowTerminatingError($record)
     }
-    # Like Microsoft.Graph: the timeout belongs to the connection (default 300 s).
-    $script:ClientTimeoutMs = $timeoutMs
     $info = ConvertFrom-MgkaJson $result.Json
     $context = ConvertTo-MgkaContext $info
     Set-MgkaConnectedCloud -EnvironmentName $context.Environment
@@ -1744,6 +1795,152 @@ function Get-MgContext {
         return
     }
     ConvertTo-MgkaContext (ConvertFrom-MgkaJson $result.Json)
+}
+
+function Set-MgRequestContext {
+    <#
+    .SYNOPSIS
+    Sets the retry and timeout settings of Microsoft Graph requests.
+
+    .DESCRIPTION
+    Changes the request settings that every keep-alive uses, with the parameters of
+    Microsoft.Graph.Authentication's Set-MgRequestContext. A setting not given keeps its value.
+    The settings belong to the process: they apply to keep-alives started afterwards in every
+    runspace (ForEach-Object -Parallel, jobs in this process), like the connection. Returns the
+    settings now in force (see Get-MgRequestContext).
+
+    Keep-alives are retried after 429 (Too Many Requests), 503 and 504 answers and after
+    connection failures, honouring Retry-After (seconds, fractions of seconds or an HTTP date);
+    without Retry-After the waits are RetryDelay x 2^n seconds (3, 6, 12, ...), each at most
+    180 s. Retries carry a Retry-Attempt header. 400, 403 and 404 answers are never retried.
+
+    .PARAMETER RetryDelay
+    The waiting time in seconds before retrying a request when the server gives no Retry-After,
+    doubled for each further retry, with a maximum value of 180 seconds. Default: 3.
+
+    .PARAMETER MaxRetry
+    The maximum number of retries for a request, with a maximum value of 10. Default: 3.
+    0 turns retries off.
+
+    .PARAMETER RetriesTimeLimit
+    The maximum time in seconds that the retries of one request may spend waiting. Default: 0
+    (no limit other than ClientTimeout). A retry that would wait beyond it is not made.
+
+    .PARAMETER ClientTimeout
+    The HTTP client timeout in seconds: it bounds a whole keep-alive, its retries and waits
+    included, so a hung server never holds a call longer than this. Default: 300.
+    Connect-MgGraph -ClientTimeout sets it too.
+
+    .PARAMETER WhatIf
+    Shows what would happen if the cmdlet runs.
+    The cmdlet is not run.
+
+    .PARAMETER Confirm
+    Prompts you for confirmation before running the cmdlet.
+
+    .EXAMPLE
+    Set-MgRequestContext -MaxRetry 5 -RetryDelay 2
+
+    Retries throttled or unavailable requests up to 5 times, waiting 2, 4, 8, 16 and 32 seconds
+    when Graph does not say how long (Retry-After).
+
+    .EXAMPLE
+    Set-MgRequestContext -ClientTimeout 30 -RetriesTimeLimit 20
+
+    Gives up on a keep-alive after 30 seconds at most, and stops retrying once the retries
+    would wait more than 20 seconds in all.
+
+    .EXAMPLE
+    Set-MgRequestContext -MaxRetry 0
+
+    Turns retries off: every keep-alive is sent once.
+
+    .INPUTS
+    None
+
+    Objects with RetryDelay, MaxRetry, RetriesTimeLimit or ClientTimeout properties bind by
+    property name.
+
+    .OUTPUTS
+    MgKeepAlive.RequestContext
+
+    .LINK
+    https://learn.microsoft.com/powershell/module/microsoft.graph.authentication/set-mgrequestcontext
+
+    .LINK
+    Get-MgRequestContext
+    #>
+    [CmdletBinding(SupportsShouldProcess)]
+    [OutputType('MgKeepAlive.RequestContext')]
+    param(
+        [Parameter(ValueFromPipelineByPropertyName)]
+        [ValidateRange(0, 180)]
+        [int] $RetryDelay,
+
+        [Parameter(ValueFromPipelineByPropertyName)]
+        [ValidateRange(0, 10)]
+        [int] $MaxRetry,
+
+        [Parameter(ValueFromPipelineByPropertyName)]
+        [ValidateRange(0, [int]::MaxValue)]
+        [int] $RetriesTimeLimit,
+
+        [Parameter(ValueFromPipelineByPropertyName)]
+        [ValidateRange(1, [int]::MaxValue)]
+        [int] $ClientTimeout
+    )
+
+    process {
+        $settings = [ordered]@{}
+        foreach ($name in 'RetryDelay', 'MaxRetry', 'RetriesTimeLimit', 'ClientTimeout') {
+            if ($PSBoundParameters.ContainsKey($name)) { $settings[$name] = $PSBoundParameters[$name] }
+        }
+        if ($settings.Count -gt 0) {
+            $what = ($settings.GetEnumerator() | ForEach-Object { "$($_.Key) $($_.Value)" }) -join ', '
+            if (-not $PSCmdlet.ShouldProcess('request context (this process)', "Set $what")) { return }
+        }
+        Set-MgkaRequestContext -Cmdlet $PSCmdlet -Settings $settings
+    }
+}
+
+function Get-MgRequestContext {
+    <#
+    .SYNOPSIS
+    Gets the retry and timeout settings of Microsoft Graph requests.
+
+    .DESCRIPTION
+    Returns the request settings of the process that every keep-alive uses (see
+    Set-MgRequestContext): RetryDelay and MaxRetry as numbers, RetriesTimeLimit and
+    ClientTimeout as TimeSpans, like Microsoft.Graph.Authentication. Defaults: RetryDelay 3,
+    MaxRetry 3, RetriesTimeLimit 00:00:00 (no limit), ClientTimeout 00:05:00.
+
+    .EXAMPLE
+    Get-MgRequestContext
+
+    Shows the settings in force.
+
+    .EXAMPLE
+    (Get-MgRequestContext).ClientTimeout.TotalSeconds
+
+    The client timeout in seconds.
+
+    .INPUTS
+    None
+
+    .OUTPUTS
+    MgKeepAlive.RequestContext
+
+    .LINK
+    https://learn.microsoft.com/powershell/module/microsoft.graph.authentication/get-mgrequestcontext
+
+    .LINK
+    Set-MgRequestContext
+    #>
+    [CmdletBinding()]
+    [OutputType('MgKeepAlive.RequestContext')]
+    param()
+
+    Set-MgkaRequestContext -Cmdlet $PSCmdlet
 }
 
 function Get-MgEnvironment {
