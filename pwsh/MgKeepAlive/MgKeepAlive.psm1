@@ -360,7 +360,8 @@ function New-MgkaErrorRecord {
 }
 
 function Get-MgkaIdentityCallId {
-    # Returns the call id of an identity (CallId first, then Id; names case-insensitive) or $null.
+    # Returns the call id of an identity (CallId first, then Id; names case-insensitive) or $null,
+    # or an ArgumentException (not thrown) when the value is a collection or an object.
     param($Identity)
     foreach ($name in 'CallId', 'Id') {
         $value = $null
@@ -373,6 +374,11 @@ function Get-MgkaIdentityCallId {
             if ($property) { $value = $property.Value }
         }
         if ($null -ne $value) {
+            if ($value -is [psobject]) { $value = $value.PSObject.BaseObject }
+            if ($value -isnot [string] -and ($value -is [System.Collections.IEnumerable] -or $value -is [System.Management.Automation.PSCustomObject])) {
+                # Never a silent "System.Collections.Hashtable" call id: the caller reports this.
+                return [System.ArgumentException]::new("InputObject.$name must be a string, not $($value.GetType().Name).")
+            }
             $text = if ($value -is [System.IFormattable]) { $value.ToString($null, [cultureinfo]::InvariantCulture) } else { [string]$value }
             if ($text.Length -gt 0) { return $text }
         }
@@ -427,7 +433,14 @@ function Resolve-MgkaCallIdentity {
     param([System.Management.Automation.PSCmdlet] $Cmdlet, $Item)
     $base = if ($Item -is [psobject]) { $Item.PSObject.BaseObject } else { $Item }
     if ($base -is [string]) {
-        if (-not $base.TrimStart().StartsWith('{')) { return @{ By = 'Id'; Value = $base; CallId = $base } }
+        $trimmed = $base.TrimStart()
+        if ($trimmed.StartsWith('[') -and (Test-Json -Json $base -ErrorAction Ignore)) {
+            $Cmdlet.WriteError((New-MgkaErrorRecord -Status $script:MGKA_INVALID_ARGUMENT -TargetObject $Item -Info ([ordered]@{
+                            kind = 'InvalidArgument'; parameter = 'InputObject'
+                            message = 'InputObject is a JSON array, not a JSON identity: pipe its items one at a time (ConvertFrom-Json unrolls them).' })))
+            return
+        }
+        if (-not $trimmed.StartsWith('{')) { return @{ By = 'Id'; Value = $base; CallId = $base } }
         $parsed = Get-MgkaJsonIdentityCallId -Json $base
         if (-not $parsed.Ok) {
             $Cmdlet.WriteError((New-MgkaErrorRecord -Status $script:MGKA_INVALID_ARGUMENT -TargetObject $Item -Info ([ordered]@{
@@ -443,6 +456,11 @@ function Resolve-MgkaCallIdentity {
     $value = Get-MgkaIdentityCallId -Identity $base
     if ($null -eq $value -and $base -isnot [System.Collections.IDictionary]) {
         $value = Get-MgkaIdentityCallId -Identity $Item
+    }
+    if ($value -is [System.ArgumentException]) {
+        $Cmdlet.WriteError((New-MgkaErrorRecord -Status $script:MGKA_INVALID_ARGUMENT -TargetObject $Item -Info ([ordered]@{
+                        kind = 'InvalidArgument'; parameter = 'InputObject'; message = $value.Message })))
+        return
     }
     if ($null -eq $value) {
         $Cmdlet.WriteError((New-MgkaMissingCallIdError -TargetObject $Item))
@@ -537,7 +555,7 @@ function Format-MgkaHttpHeaders {
 }
 
 function Write-MgkaAttemptLog {
-    # -Verbose: one line per attempt. -Debug: HTTP REQUEST / HTTP RESPONSE blocks per attempt,
+    # -Verbose: one line per attempt but the last (the caller writes that). -Debug: HTTP REQUEST / HTTP RESPONSE blocks per attempt,
     # like the official cmdlets (Authorization is sent but never shown).
     param([System.Collections.IDictionary] $Info, [string] $DisplayId, [bool] $Debug)
     $log = @($Info['attemptLog'] | Where-Object { $_ -is [System.Collections.IDictionary] })
@@ -547,12 +565,15 @@ function Write-MgkaAttemptLog {
             $reason = if ($entry['error']) { " $($entry['error'])" } else { '' }
             "$($entry['status'])$reason"
         } elseif ($entry['error']) { "no answer ($($entry['error']))" } else { 'no answer (timed out)' }
-        $line = "Keep alive call '$DisplayId', attempt $attempt of $($log.Count): $outcome in $($entry['elapsedMs']) ms"
-        if ($null -ne $entry['waitMs']) {
-            $retryAfter = if ($null -ne $entry['retryAfter']) { " (Retry-After: $($entry['retryAfter']))" } else { '' }
-            $line += "; waiting $($entry['waitMs']) ms$retryAfter before attempt $($attempt + 1)"
+        if ($attempt -lt $log.Count) {
+            # The last attempt is the caller's summary line.
+            $line = "Keep alive call '$DisplayId', attempt $attempt of $($log.Count): $outcome in $($entry['elapsedMs']) ms"
+            if ($null -ne $entry['waitMs']) {
+                $retryAfter = if ($null -ne $entry['retryAfter']) { " (Retry-After: $($entry['retryAfter']))" } else { '' }
+                $line += "; waiting $($entry['waitMs']) ms$retryAfter before attempt $($attempt + 1)"
+            }
+            Write-Verbose $line
         }
-        Write-Verbose $line
 
         $http = $entry['http']
         if (-not $Debug -or $http -isnot [System.Collections.IDictionary]) { continue }
@@ -694,7 +715,7 @@ function Invoke-MgkaKeepAliveItem {
         }
 
         if ($info['attemptLog']) { Write-MgkaAttemptLog -Info $info -DisplayId $displayId -Debug $State.Debug }
-        $attemptsText = if ($info['attempts'] -gt 1) { " after $($info['attempts']) attempts" } else { '' }
+        $attemptsText = if ($info['attempts'] -gt 1) { " (attempt $($info['attempts']) of $($info['attempts']))" } else { '' }
 
         if ($result.Status -eq $script:MGKA_OK) {
             Write-Verbose "Keep alive call '$displayId': $($info['httpStatus']) in $elapsed ms$attemptsText"

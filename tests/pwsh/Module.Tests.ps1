@@ -35,7 +35,7 @@ Describe 'Manifest' {
     It 'exports explicit lists, no wildcards' {
         $data.FunctionsToExport | Should -Be @('Invoke-MgKeepCommunicationCallAlive', 'Invoke-MgBetaKeepCommunicationCallAlive',
             'Connect-MgGraph', 'Disconnect-MgGraph', 'Get-MgContext', 'Get-MgEnvironment', 'Add-MgEnvironment', 'Set-MgEnvironment',
-            'Remove-MgEnvironment')
+            'Remove-MgEnvironment', 'Set-MgRequestContext', 'Get-MgRequestContext')
         $data.AliasesToExport | Should -Be @('Connect-Graph', 'Disconnect-Graph')
         @($data.CmdletsToExport).Count | Should -Be 0
         @($data.VariablesToExport).Count | Should -Be 0
