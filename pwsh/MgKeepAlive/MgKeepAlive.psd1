@@ -19,6 +19,10 @@
         'Add-MgEnvironment'
         'Set-MgEnvironment'
         'Remove-MgEnvironment'
+        'Start-MgCommunicationCallKeepAlive'
+        'Get-MgCommunicationCallKeepAlive'
+        'Stop-MgCommunicationCallKeepAlive'
+        'Wait-MgCommunicationCallKeepAlive'
         'Set-MgRequestContext'
         'Get-MgRequestContext'
     )

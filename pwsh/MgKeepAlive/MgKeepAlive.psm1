@@ -224,12 +224,19 @@ function Get-MgkaStatusName {
     if ($Status -lt $script:StatusNames.Count) { $script:StatusNames[$Status] } else { "Status$Status" }
 }
 
+function Limit-MgkaText {
+    # At most 2,000 characters of an error text.
+    param([string] $Text)
+    if ($Text.Length -le 2000) { return $Text }
+    $Text.Substring(0, 2000) + "... ($($Text.Length - 2000) more characters; the whole answer is in Exception.ResponseBody)"
+}
+
 function Format-MgkaErrorDetails {
     # The text the official cmdlet shows for an HTTP error.
     param([System.Collections.IDictionary] $Info, [string] $Code)
     $builder = [System.Text.StringBuilder]::new()
     $message = if ($Info['graphMessage']) { [string]$Info['graphMessage'] } else { [string]$Info['message'] }
-    [void]$builder.AppendLine($message).AppendLine()
+    [void]$builder.AppendLine((Limit-MgkaText $message)).AppendLine()
     $reason = if ($Info['reason']) { $Info['reason'] } else { [Enum]::ToObject([System.Net.HttpStatusCode], [int]$Info['httpStatus']).ToString() }
     [void]$builder.AppendLine("Status: $($Info['httpStatus']) ($reason)")
     [void]$builder.AppendLine("ErrorCode: $Code")
@@ -264,6 +271,9 @@ function New-MgkaErrorRecord {
     if ($null -eq $Info) { $Info = [ordered]@{} }
     $kind = if ($Info['kind']) { [string]$Info['kind'] } else { Get-MgkaStatusName $Status }
     $message = if ($Info['message']) { [string]$Info['message'] } else { "MgKeepAlive: $Activity failed ($kind)." }
+    # A broken server's body can be the message (up to 1 MiB): the whole text stays in
+    # Exception.ResponseBody, the message shows its start.
+    $message = Limit-MgkaText $message
     $details = $null
     $category = [System.Management.Automation.ErrorCategory]::InvalidOperation
 
@@ -1726,6 +1736,8 @@ function Disconnect-MgGraph {
     .DESCRIPTION
     Ends the current Microsoft Graph connection of the process: the native library forgets and
     zeroes its credential (secret, private key or token) and its cached tokens.
+    Also stops the background keeper: every call kept with Start-MgCommunicationCallKeepAlive is
+    stopped and forgotten.
     Returns the context of the connection that was closed (see Get-MgContext). When there is no
     connection, writes a non-terminating error.
 
@@ -2283,6 +2295,818 @@ function Remove-MgEnvironment {
             return
         }
         ConvertTo-MgkaEnvironment (ConvertFrom-MgkaJson $result.Json)
+    }
+}
+
+#endregion
+
+#region Keeper ------------------------------------------------------------------------------------
+# The background keeper (Start/Get/Stop/Wait-MgCommunicationCallKeepAlive) runs in the native
+# library and is process-wide: every runspace sees the same kept calls. Its four exports are bound
+# on first use (Initialize-MgkaKeeper), so the import does no more work than before.
+
+$script:KeeperNative = $null
+# Graph ends a call that had no successful keep-alive for this long.
+$script:KeeperDeadline = [TimeSpan]::FromMinutes(45)
+# Ids per mgka_keeper_start / mgka_keeper_stop request.
+$script:KeeperBatchSize = 1000
+# Longest native wait of Wait-MgCommunicationCallKeepAlive (how soon Ctrl+C is honoured).
+$script:KeeperWaitSliceMs = 200
+
+function Initialize-MgkaKeeper {
+    # Binds mgka_keeper_*: a second emitted P/Invoke class like $script:Native, cached per library
+    # path in the AppDomain, so re-imports and other runspaces reuse it.
+    if ($null -ne $script:KeeperNative) { return }
+    $key = "MgKeepAlive.Keeper.1|$script:LibraryPath"
+    $type = [AppDomain]::CurrentDomain.GetData($key)
+    if ($type -isnot [type]) {
+        $assemblyName = [System.Reflection.AssemblyName]::new('MgKeepAlive.Keeper.' + [guid]::NewGuid().ToString('N'))
+        $typeBuilder = [System.Reflection.Emit.AssemblyBuilder]::DefineDynamicAssembly($assemblyName, 'Run').
+            DefineDynamicModule($assemblyName.Name).DefineType('MgKeepAlive.Keeper', 'Public, Sealed, Abstract, Class')
+        $ptrOut = [IntPtr].MakeByRefType(); $bytes = [byte[]]
+        # name, parameter types (see include/mgkeepalive.h); all return MgkaStatus
+        foreach ($signature in @(
+                , @('mgka_keeper_start', [type[]]@($bytes, $ptrOut))
+                , @('mgka_keeper_stop', [type[]]@($bytes, $ptrOut))
+                , @('mgka_keeper_list', [type[]]@($bytes, $ptrOut))
+                , @('mgka_keeper_events', [type[]]@([uint64], [uint32], $ptrOut))
+            )) {
+            $typeBuilder.DefinePInvokeMethod($signature[0], $script:LibraryPath, 'Public, Static, PinvokeImpl, HideBySig', 'Standard',
+                [uint32], $signature[1], 'Cdecl', 'Ansi').SetImplementationFlags('PreserveSig')
+        }
+        $type = $typeBuilder.CreateType()
+        [AppDomain]::CurrentDomain.SetData($key, $type)
+    }
+    $script:KeeperNative = $type
+}
+
+function Invoke-MgkaKeeper {
+    # One mgka_keeper_start/stop/list request; returns the answer's JSON. A failure of the whole
+    # request is a terminating error of $Cmdlet.
+    param([System.Management.Automation.PSCmdlet] $Cmdlet, [string] $Function, [string] $RequestJson)
+    $text = [System.Collections.Specialized.OrderedDictionary]::new()
+    $text['Keeper'] = $RequestJson
+    $result = Invoke-MgkaNative $Function -Text $text
+    if ($result.Status -ne $script:MGKA_OK) {
+        $Cmdlet.ThrowTerminatingError((New-MgkaErrorRecord -Status $result.Status -Info (ConvertFrom-MgkaJson $result.Json) -Activity $Function))
+    }
+    $result.Json
+}
+
+function ConvertTo-MgkaJsonArray {
+    # string list -> JSON array text (ids were checked for lone surrogates, which the serializer
+    # would replace silently).
+    param([System.Collections.Generic.IEnumerable[string]] $Items)
+    [System.Text.Json.JsonSerializer]::Serialize([string[]]@($Items), [string[]])
+}
+
+function ConvertFrom-MgkaKeeperStates {
+    # The keeper's answer (a JSON array) -> one MgKeepAlive.CallKeepAliveState per call state, in
+    # order; an entry {"callId","error"} becomes @{ CallId; Error } (a hashtable). One loop, no
+    # call per item: Start- may see 100,000 of them.
+    param([string] $Json)
+    $document = [System.Text.Json.JsonDocument]::Parse($Json)
+    try {
+        $p = [System.Text.Json.JsonElement]::new()
+        # Unix ms beyond 9999-12-31 (an interval of centuries) show as [datetime]::MaxValue.
+        $maxMs = 253402300799999
+        foreach ($e in $document.RootElement.EnumerateArray()) {
+            if ($e.TryGetProperty('error', [ref]$p)) {
+                # The library 0.1.0 spells this entry's id "call_id" (the header says "callId").
+                $id = [System.Text.Json.JsonElement]::new()
+                $callId = if ($e.TryGetProperty('callId', [ref]$id) -or $e.TryGetProperty('call_id', [ref]$id)) { $id.GetString() }
+                @{ CallId = $callId; Error = (ConvertFrom-MgkaJsonElement -Element $p) }
+                continue
+            }
+            $lastSuccess = $null; $nextDue = $null; $lastError = $null
+            if ($e.TryGetProperty('lastSuccessUnixMs', [ref]$p) -and $p.ValueKind -eq 'Number') {
+                $lastSuccess = [DateTimeOffset]::FromUnixTimeMilliseconds($p.GetInt64()).LocalDateTime
+            }
+            if ($e.TryGetProperty('nextDueUnixMs', [ref]$p) -and $p.ValueKind -eq 'Number') {
+                $ms = $p.GetInt64()
+                $nextDue = if ($ms -gt $maxMs) { [datetime]::MaxValue } else { [DateTimeOffset]::FromUnixTimeMilliseconds($ms).LocalDateTime }
+            }
+            if ($e.TryGetProperty('lastError', [ref]$p) -and $p.ValueKind -eq 'String') { $lastError = $p.GetString() }
+            $ms = $e.GetProperty('intervalMs').GetInt64()
+            $interval = if ($ms -ge [TimeSpan]::MaxValue.TotalMilliseconds) { [TimeSpan]::MaxValue } else { [TimeSpan]::FromMilliseconds($ms) }
+            [pscustomobject]@{
+                PSTypeName          = 'MgKeepAlive.CallKeepAliveState'
+                CallId              = $e.GetProperty('callId').GetString()
+                State               = $e.GetProperty('state').GetString()
+                LastSuccess         = $lastSuccess
+                NextDue             = $nextDue
+                Deadline            = [DateTimeOffset]::FromUnixTimeMilliseconds($e.GetProperty('deadlineUnixMs').GetInt64()).LocalDateTime
+                Interval            = $interval
+                Attempts            = $e.GetProperty('attempts').GetInt32()
+                ConsecutiveFailures = $e.GetProperty('consecutiveFailures').GetInt32()
+                LastError           = $lastError
+            }
+        }
+    } finally { $document.Dispose() }
+}
+
+function Get-MgkaKeeperStates {
+    # mgka_keeper_list -> state objects (sorted by call id). $CallId: only those; $State: only
+    # those states.
+    param([System.Management.Automation.PSCmdlet] $Cmdlet, [string[]] $CallId, [string[]] $State)
+    $request = [System.Text.StringBuilder]::new('{')
+    if ($null -ne $CallId) { [void]$request.Append('"callIds":').Append((ConvertTo-MgkaJsonArray $CallId)) }
+    if ($State) {
+        if ($request.Length -gt 1) { [void]$request.Append(',') }
+        [void]$request.Append('"states":').Append((ConvertTo-MgkaJsonArray $State))
+    }
+    ConvertFrom-MgkaKeeperStates (Invoke-MgkaKeeper -Cmdlet $Cmdlet -Function KeeperList -RequestJson $request.Append('}').ToString())
+}
+
+function Test-MgkaKeeperCallId {
+    # $null when the id can be sent to the library as JSON text, else the error record (a lone
+    # surrogate cannot be encoded; the library checks everything else and answers per id).
+    param([string] $CallId)
+    for ($i = 0; $i -lt $CallId.Length; $i++) {
+        if ([char]::IsHighSurrogate($CallId[$i]) -and $i + 1 -lt $CallId.Length -and [char]::IsLowSurrogate($CallId[$i + 1])) { $i++; continue }
+        if ([char]::IsSurrogate($CallId[$i])) {
+            return New-MgkaErrorRecord -Status $script:MGKA_INVALID_ARGUMENT -TargetObject $CallId -Info ([ordered]@{
+                    kind = 'InvalidArgument'; parameter = 'CallId'; message = 'The call id is not valid Unicode text (it contains a lone surrogate).' })
+        }
+    }
+}
+
+function Resolve-MgkaKeeperItem {
+    # A pipeline item of Start-/Stop-MgCommunicationCallKeepAlive -> its call id, or $null after
+    # writing the item's error. The keep-alive commands' rules (Resolve-MgkaCallIdentity); a JSON
+    # identity is then read as the library reads one (mgka_keep_alive_by_identity): the first
+    # non-null of CallId and Id (any case) names the call and must be a JSON string.
+    param([System.Management.Automation.PSCmdlet] $Cmdlet, $Item)
+    $resolved = Resolve-MgkaCallIdentity -Cmdlet $Cmdlet -Item $Item
+    if ($null -eq $resolved) { return }
+    if ($resolved.By -eq 'Id') { return [string]$resolved.CallId }
+    $document = [System.Text.Json.JsonDocument]::Parse([string]$resolved.Value)
+    try {
+        foreach ($name in 'CallId', 'Id') {
+            foreach ($property in $document.RootElement.EnumerateObject()) {
+                if (-not [string]::Equals($property.Name, $name, [StringComparison]::OrdinalIgnoreCase) -or $property.Value.ValueKind -eq 'Null') { continue }
+                if ($property.Value.ValueKind -eq 'String') { return $property.Value.GetString() }
+                $type = switch ($property.Value.ValueKind) { 'Number' { 'a number' } 'Array' { 'an array' } 'Object' { 'an object' } default { 'a boolean' } }
+                $Cmdlet.WriteError((New-MgkaErrorRecord -Status $script:MGKA_INVALID_ARGUMENT -TargetObject $Item -Info ([ordered]@{
+                                kind = 'InvalidArgument'; parameter = 'InputObject'; message = "InputObject.CallId must be a string, not $type." })))
+                return
+            }
+        }
+    } finally { $document.Dispose() }
+    [string]$resolved.CallId
+}
+
+function Send-MgkaKeeperStart {
+    # Registers a batch of ids; writes their states in order, and an InvalidCallId error for each
+    # id the library refuses. Clears the batch.
+    param([System.Management.Automation.PSCmdlet] $Cmdlet, [System.Collections.Generic.List[string]] $Batch, [long] $IntervalMs)
+    if ($Batch.Count -eq 0) { return }
+    $json = Invoke-MgkaKeeper -Cmdlet $Cmdlet -Function KeeperStart -RequestJson ('{"callIds":' + (ConvertTo-MgkaJsonArray $Batch) + ',"intervalMs":' + $IntervalMs + '}')
+    $Batch.Clear()
+    foreach ($entry in ConvertFrom-MgkaKeeperStates $json) {
+        if ($entry -is [hashtable]) {
+            $Cmdlet.WriteError((New-MgkaErrorRecord -Status $script:MGKA_INVALID_ARGUMENT -Info $entry.Error -TargetObject $entry.CallId -Activity 'Start keeping alive'))
+        } else { $entry }
+    }
+}
+
+function Send-MgkaKeeperStop {
+    # Stops a batch of ids; with $PassThru writes their Stopped states. Ids that were not kept:
+    # a CallNotKept error each. Clears the batch.
+    param([System.Management.Automation.PSCmdlet] $Cmdlet, [System.Collections.Generic.List[string]] $Batch, [bool] $PassThru)
+    if ($Batch.Count -eq 0) { return }
+    $json = Invoke-MgkaKeeper -Cmdlet $Cmdlet -Function KeeperStop -RequestJson ('{"callIds":' + (ConvertTo-MgkaJsonArray $Batch) + '}')
+    $stopped = [System.Collections.Generic.HashSet[string]]::new([StringComparer]::Ordinal)
+    foreach ($state in ConvertFrom-MgkaKeeperStates $json) {
+        [void]$stopped.Add($state.CallId)
+        if ($PassThru) { $state }
+    }
+    foreach ($id in $Batch) {
+        if ($stopped.Add($id)) { $Cmdlet.WriteError((New-MgkaCallNotKeptError -CallId $id)) }
+    }
+    $Batch.Clear()
+}
+
+function New-MgkaCallNotKeptError {
+    param([string] $CallId)
+    [System.Management.Automation.ErrorRecord]::new(
+        [System.Management.Automation.ItemNotFoundException]::new("Call '$CallId' is not kept alive by MgKeepAlive (see Start-MgCommunicationCallKeepAlive)."),
+        'CallNotKept', [System.Management.Automation.ErrorCategory]::ObjectNotFound, $CallId)
+}
+
+function Start-MgCommunicationCallKeepAlive {
+    <#
+    .SYNOPSIS
+    Keeps calls alive in the background until they end: a keep-alive every -Interval (15 minutes by default) for each call.
+
+    .DESCRIPTION
+    Registers calls with the background keeper of the MgKeepAlive library and returns at once,
+    writing one state object (MgKeepAlive.CallKeepAliveState) per call. The keeper then works on
+    its own while the session runs other commands: each call's first keep-alive goes out at once
+    (so a wrong id shows up within a second), then one every -Interval, with up to ±10 % jitter so
+    that calls do not fire in lock-step.
+
+    Graph ends a call that has had no successful keep-alive for 45 minutes. The keeper retries
+    throttling (429, honouring Retry-After for the whole app), server errors, network errors and
+    "not connected" with back-off, always scheduled before the call's 45-minute deadline; a 401
+    renews the token. When Graph answers 404 the call has ended: its state becomes Ended and it
+    gets no more requests. A 403, 400 or 405 makes it Failed (no more requests either). Ended and
+    Failed calls stay listed by Get-MgCommunicationCallKeepAlive, and are reported by
+    Wait-MgCommunicationCallKeepAlive, until Stop-MgCommunicationCallKeepAlive removes them.
+
+    Starting a call that is already kept changes its interval (from its next keep-alive on) and
+    writes its current state; starting an Ended or Failed call again keeps it anew.
+
+    The keeper is one per process: kept calls are shared by every runspace (ForEach-Object
+    -Parallel, jobs in threads), use the process's Connect-MgGraph connection, and are stopped by
+    Disconnect-MgGraph, by removing the module (Remove-Module MgKeepAlive, Import-Module -Force) in
+    any runspace, and when the process exits (which never waits for the keeper).
+
+    Ids are registered in batches of 1,000, so piping 100,000 ids is quick. Items without a call
+    id are reported as they come; the state objects and the errors for refused ids are written
+    batch by batch, in input order within a batch.
+
+    .PARAMETER CallId
+    The ids of the calls to keep alive. Each string is taken as the call id itself.
+
+    .PARAMETER InputObject
+    Calls from the pipeline, with the rules of Invoke-MgKeepCommunicationCallAlive's -InputObject:
+    a hashtable or object with CallId (any case) or, failing that, Id (such as
+    Get-MgCommunicationCall output or this command's state objects); a JSON identity string such
+    as '{"CallId":"..."}'; or any other string, taken as the call id. An item without a call id is
+    a non-terminating error (InputObjectCallIdMissing) and the pipeline goes on.
+
+    .PARAMETER Interval
+    How often each call is kept alive, as a TimeSpan: at least 1 second, 15 minutes by default (as
+    Microsoft recommends). Above 45 minutes a warning is written, because Graph ends a call after
+    45 minutes without a keep-alive. Give a TimeSpan or a string such as '00:10:00'; a bare
+    number is a count of ticks (100 ns), so use New-TimeSpan -Minutes 10 or [TimeSpan]::FromMinutes(10).
+
+    .PARAMETER WhatIf
+    Shows which calls would be kept alive. Nothing is registered.
+
+    .PARAMETER Confirm
+    Prompts for confirmation before each call is registered.
+
+    .EXAMPLE
+    Start-MgCommunicationCallKeepAlive -CallId $callId
+
+    Keeps one call alive every 15 minutes (about) until it ends or is stopped; returns at once.
+
+    .EXAMPLE
+    Get-MgCommunicationCall -All | Start-MgCommunicationCallKeepAlive -Interval (New-TimeSpan -Minutes 10) | Out-Null
+
+    Starts keeping every call the bot currently holds alive every 10 minutes. Objects with Id
+    (Get-MgCommunicationCall output), hashtables with CallId, JSON identities and plain id strings
+    can be piped.
+
+    .EXAMPLE
+    $ids = Get-Content ./calls.txt
+    $ids | Start-MgCommunicationCallKeepAlive -ErrorAction SilentlyContinue -ErrorVariable refused | Out-Null
+    $refused | ForEach-Object { "not kept: $($_.TargetObject) ($($_.Exception.Message))" }
+
+    Registers thousands of ids in batches and lists the ids the library refused (ErrorId
+    InvalidCallId, TargetObject the id).
+
+    .EXAMPLE
+    Start-MgCommunicationCallKeepAlive -CallId $callIds | Out-Null
+    Wait-MgCommunicationCallKeepAlive -Any | ForEach-Object {
+        Write-Warning "Call $($_.CallId) is $($_.State): $($_.LastError)"
+        $_ | Stop-MgCommunicationCallKeepAlive
+    }
+
+    Keeps calls alive, then blocks until one of them ends or fails, reports it and cleans it up.
+
+    .INPUTS
+    System.String
+
+    System.Object
+
+    Call id strings, JSON identity strings, hashtables or objects with a CallId or Id property.
+
+    .OUTPUTS
+    MgKeepAlive.CallKeepAliveState
+
+    One per registered call: CallId, State, LastSuccess, NextDue, Deadline, Interval, Attempts,
+    ConsecutiveFailures, LastError (times as local [datetime]; see Get-MgCommunicationCallKeepAlive).
+
+    .NOTES
+    The keeper sends keep-alives to Graph v1.0 with the connection of Connect-MgGraph. Calls kept
+    before Connect-MgGraph (or after a failed token renewal) are retried until a connection is
+    made, within their 45-minute deadline.
+
+    .LINK
+    Get-MgCommunicationCallKeepAlive
+
+    .LINK
+    Stop-MgCommunicationCallKeepAlive
+
+    .LINK
+    Wait-MgCommunicationCallKeepAlive
+
+    .LINK
+    Invoke-MgKeepCommunicationCallAlive
+
+    .LINK
+    https://learn.microsoft.com/graph/api/call-keepalive
+    #>
+    [CmdletBinding(DefaultParameterSetName = 'CallId', SupportsShouldProcess, ConfirmImpact = 'Medium')]
+    [OutputType('MgKeepAlive.CallKeepAliveState')]
+    param(
+        [Parameter(Mandatory, Position = 0, ParameterSetName = 'CallId')]
+        [AllowEmptyString()]
+        [string[]] $CallId,
+
+        [Parameter(Mandatory, ValueFromPipeline, ParameterSetName = 'InputObject')]
+        [object] $InputObject,
+
+        [Parameter()]
+        [ValidateScript({ $_ -ge [TimeSpan]::FromSeconds(1) }, ErrorMessage = 'The interval must be at least 1 second; {0} is shorter.')]
+        [TimeSpan] $Interval = [TimeSpan]::FromMinutes(15)
+    )
+
+    begin {
+        if ($Interval -gt $script:KeeperDeadline) {
+            Write-Warning ("The interval $Interval is longer than 45 minutes: Graph ends a call that gets no keep-alive for 45 minutes, " +
+                'so calls kept at this interval are likely to end. Microsoft recommends 15 minutes (the default).')
+        }
+        Test-MgkaCoexistence -Cmdlet $PSCmdlet
+        Test-MgkaCloudAvailability -ApiVersion 'v1.0'
+        Initialize-MgkaKeeper
+        $intervalMs = [long][Math]::Ceiling($Interval.TotalMilliseconds)
+        $batch = [System.Collections.Generic.List[string]]::new()
+        $checkedConnection = $false
+        $byCallId = $PSCmdlet.ParameterSetName -eq 'CallId'
+    }
+
+    process {
+        $items = if ($byCallId) { $CallId } else { @($InputObject) }
+        foreach ($item in $items) {
+            if ($byCallId -or ($item -is [string] -and -not ([string]$item).TrimStart().StartsWith('{'))) {
+                $id = [string]$item
+            } else {
+                $id = Resolve-MgkaKeeperItem -Cmdlet $PSCmdlet -Item $item
+                if ($null -eq $id) { continue }
+            }
+            if ($id -match '[\ud800-\udfff]') {
+                $invalid = Test-MgkaKeeperCallId $id
+                if ($invalid) { $PSCmdlet.WriteError($invalid); continue }
+            }
+            if (-not $PSCmdlet.ShouldProcess($id, 'Start keeping alive')) { continue }
+            if (-not $checkedConnection) {
+                $checkedConnection = $true
+                $context = Invoke-MgkaNative Context
+                if ($context.Status -eq $script:MGKA_OK -and $context.Json -eq 'null') {
+                    Write-Warning ('Not connected: the keeper retries these calls until Connect-MgGraph connects the process, within their ' +
+                        '45-minute deadline. Connect first to keep them alive from the start.')
+                }
+            }
+            $batch.Add($id)
+            if ($batch.Count -ge $script:KeeperBatchSize) { Send-MgkaKeeperStart -Cmdlet $PSCmdlet -Batch $batch -IntervalMs $intervalMs }
+        }
+    }
+
+    end { Send-MgkaKeeperStart -Cmdlet $PSCmdlet -Batch $batch -IntervalMs $intervalMs }
+}
+
+function Get-MgCommunicationCallKeepAlive {
+    <#
+    .SYNOPSIS
+    Gets the calls that the background keeper keeps alive, with their state.
+
+    .DESCRIPTION
+    Lists the calls registered with Start-MgCommunicationCallKeepAlive in this process (from any
+    runspace), sorted by call id, as MgKeepAlive.CallKeepAliveState objects:
+
+    CallId               the call id
+    State                Active (kept; the last keep-alive succeeded or the first is under way),
+                         Retrying (the last keep-alive failed transiently; retried before the
+                         deadline), Ended (Graph answered 404: the call is over), Failed (Graph
+                         refused for good, e.g. 403). Ended and Failed calls get no more requests
+                         and stay listed until Stop-MgCommunicationCallKeepAlive removes them.
+    LastSuccess          when the last keep-alive succeeded ($null before the first)
+    NextDue              when the next keep-alive is due ($null while one is under way, or when
+                         the call is Ended or Failed)
+    Deadline             when Graph would end the call: the last success (or the registration)
+                         plus 45 minutes
+    Interval             the keep-alive interval ([TimeSpan])
+    Attempts             keep-alives sent for the call so far
+    ConsecutiveFailures  failed keep-alives since the last success
+    LastError            the last failure's message, $null after a success
+
+    Times are local [datetime] values (Kind Local), so they compare directly with Get-Date; use
+    .ToUniversalTime() for UTC. The default view is a table; Format-List shows every property.
+
+    .PARAMETER CallId
+    Only these calls. A named call that is not kept is a non-terminating error (CallNotKept).
+    Accepts ids, and objects with a CallId property (such as state objects), from the pipeline.
+
+    .PARAMETER State
+    Only calls in these states: Active, Retrying, Ended, Failed.
+
+    .EXAMPLE
+    Get-MgCommunicationCallKeepAlive
+
+    Shows every kept call as a table: CallId, State, LastSuccess, NextDue, Deadline, Attempts and
+    the start of LastError.
+
+    .EXAMPLE
+    Get-MgCommunicationCallKeepAlive -State Ended, Failed | Stop-MgCommunicationCallKeepAlive -PassThru
+
+    Finds the calls that have ended or failed and removes them from the keeper.
+
+    .EXAMPLE
+    Get-MgCommunicationCallKeepAlive -State Retrying | Where-Object Deadline -LT (Get-Date).AddMinutes(5)
+
+    Calls whose keep-alives keep failing and that Graph would end within 5 minutes.
+
+    .INPUTS
+    System.String
+
+    Call ids, or objects with a CallId property.
+
+    .OUTPUTS
+    MgKeepAlive.CallKeepAliveState
+
+    .LINK
+    Start-MgCommunicationCallKeepAlive
+
+    .LINK
+    Stop-MgCommunicationCallKeepAlive
+
+    .LINK
+    Wait-MgCommunicationCallKeepAlive
+    #>
+    [CmdletBinding()]
+    [OutputType('MgKeepAlive.CallKeepAliveState')]
+    param(
+        [Parameter(Position = 0, ValueFromPipeline, ValueFromPipelineByPropertyName)]
+        [string[]] $CallId,
+
+        [Parameter()]
+        [ValidateSet('Active', 'Retrying', 'Ended', 'Failed')]
+        [string[]] $State
+    )
+
+    begin {
+        Initialize-MgkaKeeper
+        $named = [System.Collections.Generic.List[string]]::new()
+        $anyNamed = $false
+    }
+
+    process {
+        if ($PSBoundParameters.ContainsKey('CallId')) {
+            $anyNamed = $true
+            foreach ($id in $CallId) { if ($null -ne $id) { $named.Add($id) } }
+        }
+    }
+
+    end {
+        if (-not $anyNamed) {
+            Get-MgkaKeeperStates -Cmdlet $PSCmdlet -State $State
+            return
+        }
+        $valid = [System.Collections.Generic.List[string]]::new()
+        foreach ($id in $named) {
+            $invalid = if ($id -match '[\ud800-\udfff]') { Test-MgkaKeeperCallId $id }
+            if ($invalid) { $PSCmdlet.WriteError($invalid) } else { $valid.Add($id) }
+        }
+        $found = [System.Collections.Generic.HashSet[string]]::new([StringComparer]::Ordinal)
+        foreach ($entry in Get-MgkaKeeperStates -Cmdlet $PSCmdlet -CallId $valid) {
+            [void]$found.Add($entry.CallId)
+            if (-not $State -or $State -contains $entry.State) { $entry }
+        }
+        foreach ($id in $valid) {
+            if (-not $found.Contains($id)) { $PSCmdlet.WriteError((New-MgkaCallNotKeptError -CallId $id)); [void]$found.Add($id) }
+        }
+    }
+}
+
+function Stop-MgCommunicationCallKeepAlive {
+    <#
+    .SYNOPSIS
+    Stops keeping calls alive and removes them from the background keeper.
+
+    .DESCRIPTION
+    Stops sending keep-alives for the given calls (or, with -All, for every kept call of the
+    process) and forgets them: they no longer appear in Get-MgCommunicationCallKeepAlive. This is
+    also how Ended and Failed calls are cleaned up once a script has seen them.
+
+    A call that is not kept is a non-terminating error (CallNotKept); use -ErrorAction Ignore to
+    stop calls that may already be gone. Returns nothing unless -PassThru is given, then the
+    stopped calls' last states (State Stopped).
+
+    Disconnect-MgGraph and removing the module also stop every kept call.
+
+    .PARAMETER CallId
+    The ids of the calls to stop keeping alive.
+
+    .PARAMETER InputObject
+    Calls from the pipeline: state objects (Get-MgCommunicationCallKeepAlive,
+    Start-MgCommunicationCallKeepAlive, Wait-MgCommunicationCallKeepAlive; by their CallId), and
+    anything Start-MgCommunicationCallKeepAlive accepts (objects with CallId or Id, hashtables,
+    JSON identity strings, call id strings).
+
+    .PARAMETER All
+    Stops every kept call of the process, in every state.
+
+    .PARAMETER PassThru
+    Writes the stopped calls' states (State Stopped). By default nothing is written.
+
+    .PARAMETER WhatIf
+    Shows which calls would be stopped. Nothing is stopped.
+
+    .PARAMETER Confirm
+    Prompts for confirmation before each call (or, with -All, once) is stopped.
+
+    .EXAMPLE
+    Stop-MgCommunicationCallKeepAlive -All
+
+    Stops keeping every call alive.
+
+    .EXAMPLE
+    Stop-MgCommunicationCallKeepAlive -CallId $callId
+
+    Stops keeping one call alive, for example when the bot hangs up.
+
+    .EXAMPLE
+    Get-MgCommunicationCallKeepAlive -State Ended, Failed | Stop-MgCommunicationCallKeepAlive -PassThru
+
+    Removes the calls that have ended or failed and shows them.
+
+    .INPUTS
+    MgKeepAlive.CallKeepAliveState
+
+    System.String
+
+    System.Object
+
+    .OUTPUTS
+    None
+
+    MgKeepAlive.CallKeepAliveState
+
+    With -PassThru, the stopped calls' states.
+
+    .LINK
+    Start-MgCommunicationCallKeepAlive
+
+    .LINK
+    Get-MgCommunicationCallKeepAlive
+
+    .LINK
+    Wait-MgCommunicationCallKeepAlive
+    #>
+    [CmdletBinding(DefaultParameterSetName = 'CallId', SupportsShouldProcess, ConfirmImpact = 'Medium')]
+    [OutputType('MgKeepAlive.CallKeepAliveState')]
+    param(
+        [Parameter(Mandatory, Position = 0, ParameterSetName = 'CallId')]
+        [string[]] $CallId,
+
+        [Parameter(Mandatory, ValueFromPipeline, ParameterSetName = 'InputObject')]
+        [object] $InputObject,
+
+        [Parameter(Mandatory, ParameterSetName = 'All')]
+        [switch] $All,
+
+        [Parameter()]
+        [switch] $PassThru
+    )
+
+    begin {
+        Initialize-MgkaKeeper
+        $batch = [System.Collections.Generic.List[string]]::new()
+        $byCallId = $PSCmdlet.ParameterSetName -eq 'CallId'
+    }
+
+    process {
+        if ($PSCmdlet.ParameterSetName -eq 'All') { return }
+        $items = if ($byCallId) { $CallId } else { @($InputObject) }
+        foreach ($item in $items) {
+            if ($byCallId -or ($item -is [string] -and -not ([string]$item).TrimStart().StartsWith('{'))) {
+                $id = [string]$item
+            } else {
+                $id = Resolve-MgkaKeeperItem -Cmdlet $PSCmdlet -Item $item
+                if ($null -eq $id) { continue }
+            }
+            if ($id -match '[\ud800-\udfff]') {
+                $invalid = Test-MgkaKeeperCallId $id
+                if ($invalid) { $PSCmdlet.WriteError($invalid); continue }
+            }
+            if (-not $PSCmdlet.ShouldProcess($id, 'Stop keeping alive')) { continue }
+            $batch.Add($id)
+            if ($batch.Count -ge $script:KeeperBatchSize) { Send-MgkaKeeperStop -Cmdlet $PSCmdlet -Batch $batch -PassThru $PassThru }
+        }
+    }
+
+    end {
+        if ($PSCmdlet.ParameterSetName -eq 'All') {
+            if (-not $PSCmdlet.ShouldProcess('all kept calls', 'Stop keeping alive')) { return }
+            $json = Invoke-MgkaKeeper -Cmdlet $PSCmdlet -Function KeeperStop -RequestJson '{"all":true}'
+            if ($PassThru) { ConvertFrom-MgkaKeeperStates $json }
+            return
+        }
+        Send-MgkaKeeperStop -Cmdlet $PSCmdlet -Batch $batch -PassThru $PassThru
+    }
+}
+
+function Wait-MgCommunicationCallKeepAlive {
+    <#
+    .SYNOPSIS
+    Waits until kept calls end or fail, and writes their states.
+
+    .DESCRIPTION
+    Blocks until the given calls (by default every call the keeper keeps when the command starts)
+    have ended (Graph answered 404) or failed (Graph refused for good, e.g. 403), or, with -Any,
+    until one of them has. Writes the state object of each such call as soon as it is seen, so a
+    pipeline can clean up while the others are still kept. Calls that have already ended or failed
+    are written at once.
+
+    The keeper goes on working in the background; this command only watches it, polling the
+    library's event queue in slices of at most 200 ms, so Ctrl+C stops the wait promptly (the
+    calls stay kept). Calls stopped meanwhile (Stop-MgCommunicationCallKeepAlive in another
+    runspace, Disconnect-MgGraph) are no longer waited for. A named call that is not kept is a
+    non-terminating error (CallNotKept).
+
+    On -Timeout, writes a non-terminating error (ErrorId WaitTimeout, TargetObject the ids still
+    kept) and returns.
+
+    .PARAMETER CallId
+    The calls to wait for (default: every kept call). Accepts ids, and objects with a CallId
+    property (such as the output of Start-MgCommunicationCallKeepAlive), from the pipeline.
+
+    .PARAMETER Any
+    Returns as soon as one of the calls has ended or failed (all that have are written).
+
+    .PARAMETER Timeout
+    How long to wait at most, as a TimeSpan (e.g. (New-TimeSpan -Minutes 5) or '00:05:00'). By
+    default the wait does not time out.
+
+    .EXAMPLE
+    Wait-MgCommunicationCallKeepAlive -Any -Timeout '00:01:00' | Stop-MgCommunicationCallKeepAlive -PassThru
+
+    Waits up to a minute for any kept call to end, then removes the calls that did.
+
+    .EXAMPLE
+    Start-MgCommunicationCallKeepAlive -CallId $callIds | Wait-MgCommunicationCallKeepAlive | ForEach-Object {
+        Write-Warning "Call $($_.CallId) is over ($($_.State)); cleaning up."
+        Remove-CallResources $_.CallId
+        $_ | Stop-MgCommunicationCallKeepAlive
+    }
+
+    Keeps calls alive and cleans each one up as it ends; returns when all are over.
+
+    .EXAMPLE
+    while ($true) {
+        Wait-MgCommunicationCallKeepAlive -Any -Timeout '00:00:30' -ErrorAction SilentlyContinue |
+            Stop-MgCommunicationCallKeepAlive -PassThru | ForEach-Object { "ended: $($_.CallId)" }
+        if (-not (Get-MgCommunicationCallKeepAlive)) { break }
+    }
+
+    A watch loop: reports ended calls as they come, and stops when nothing is kept any more.
+
+    .INPUTS
+    System.String
+
+    Call ids, or objects with a CallId property.
+
+    .OUTPUTS
+    MgKeepAlive.CallKeepAliveState
+
+    The states (Ended or Failed) of the calls that ended or failed.
+
+    .LINK
+    Start-MgCommunicationCallKeepAlive
+
+    .LINK
+    Get-MgCommunicationCallKeepAlive
+
+    .LINK
+    Stop-MgCommunicationCallKeepAlive
+    #>
+    [CmdletBinding()]
+    [OutputType('MgKeepAlive.CallKeepAliveState')]
+    param(
+        [Parameter(Position = 0, ValueFromPipeline, ValueFromPipelineByPropertyName)]
+        [string[]] $CallId,
+
+        [Parameter()]
+        [switch] $Any,
+
+        [Parameter()]
+        [ValidateScript({ $_ -ge [TimeSpan]::Zero }, ErrorMessage = 'The timeout must not be negative; it is {0}.')]
+        [TimeSpan] $Timeout
+    )
+
+    begin {
+        Initialize-MgkaKeeper
+        $named = [System.Collections.Generic.List[string]]::new()
+        $anyNamed = $false
+    }
+
+    process {
+        if ($PSBoundParameters.ContainsKey('CallId')) {
+            $anyNamed = $true
+            foreach ($id in $CallId) { if ($null -ne $id) { $named.Add($id) } }
+        }
+    }
+
+    end {
+        $stopwatch = [System.Diagnostics.Stopwatch]::StartNew()
+        $limitMs = if ($PSBoundParameters.ContainsKey('Timeout')) { $Timeout.TotalMilliseconds } else { [double]::PositiveInfinity }
+        # Events after this sequence number are new; taken before the list, so nothing is missed.
+        $events = Invoke-MgkaNative KeeperEvents -Operation ([uint64]::MaxValue) -TimeoutMs 0
+        $lastSeq = [uint64](ConvertFrom-MgkaJson $events.Json)['lastSeq']
+
+        $pending = [System.Collections.Generic.HashSet[string]]::new([StringComparer]::Ordinal)
+        $done = $false
+        $check = {
+            # Lists the pending calls: writes those that ended or failed, forgets those no longer kept.
+            param([string[]] $Ids)
+            $seen = [System.Collections.Generic.HashSet[string]]::new([StringComparer]::Ordinal)
+            foreach ($entry in Get-MgkaKeeperStates -Cmdlet $PSCmdlet -CallId $Ids) {
+                [void]$seen.Add($entry.CallId)
+                if ($entry.State -eq 'Ended' -or $entry.State -eq 'Failed') {
+                    if ($pending.Remove($entry.CallId)) { $entry; if ($Any) { $done = $true } }
+                }
+            }
+            foreach ($id in $Ids) {
+                if (-not $seen.Contains($id) -and $pending.Remove($id)) { Write-Verbose "Call '$id' is no longer kept; not waiting for it." }
+            }
+        }
+
+        $ids = [System.Collections.Generic.List[string]]::new()
+        if ($anyNamed) {
+            $unique = [System.Collections.Generic.HashSet[string]]::new([StringComparer]::Ordinal)
+            foreach ($id in $named) {
+                $invalid = if ($id -match '[\ud800-\udfff]') { Test-MgkaKeeperCallId $id }
+                if ($invalid) { $PSCmdlet.WriteError($invalid) } elseif ($unique.Add($id)) { $ids.Add($id) }
+            }
+            $listed = if ($ids.Count -gt 0) { Get-MgkaKeeperStates -Cmdlet $PSCmdlet -CallId $ids }
+        } else {
+            $listed = Get-MgkaKeeperStates -Cmdlet $PSCmdlet
+        }
+        $found = [System.Collections.Generic.HashSet[string]]::new([StringComparer]::Ordinal)
+        foreach ($entry in $listed) {
+            [void]$found.Add($entry.CallId)
+            if ($entry.State -eq 'Ended' -or $entry.State -eq 'Failed') { $entry; if ($Any) { $done = $true } }
+            else { [void]$pending.Add($entry.CallId) }
+        }
+        foreach ($id in $ids) {
+            if (-not $found.Contains($id)) { $PSCmdlet.WriteError((New-MgkaCallNotKeptError -CallId $id)) }
+        }
+
+        $lastCheck = $stopwatch.ElapsedMilliseconds
+        while (-not $done -and $pending.Count -gt 0) {
+            $remaining = $limitMs - $stopwatch.ElapsedMilliseconds
+            if ($remaining -le 0) {
+                $left = [string[]]@($pending)
+                $shown = ($left | Select-Object -First 5) -join ', '
+                if ($left.Count -gt 5) { $shown += ", ... ($($left.Count) calls)" }
+                $PSCmdlet.WriteError([System.Management.Automation.ErrorRecord]::new(
+                        [System.TimeoutException]::new("Timed out after $Timeout waiting for kept calls to end or fail; still kept: $shown."),
+                        'WaitTimeout', [System.Management.Automation.ErrorCategory]::OperationTimeout, $left))
+                return
+            }
+            $slice = [uint32][Math]::Max(0, [Math]::Min($script:KeeperWaitSliceMs, $remaining))
+            $result = Invoke-MgkaNative KeeperEvents -Operation $lastSeq -TimeoutMs $slice
+            if ($result.Status -ne $script:MGKA_OK) {
+                $PSCmdlet.ThrowTerminatingError((New-MgkaErrorRecord -Status $result.Status -Info (ConvertFrom-MgkaJson $result.Json) -Activity 'Wait'))
+            }
+            $answer = ConvertFrom-MgkaJson $result.Json
+            $ended = [System.Collections.Generic.List[string]]::new()
+            $gap = $false
+            $first = $true
+            foreach ($event in @($answer['events'])) {
+                if ($null -eq $event) { continue }
+                if ($first) { $gap = [uint64]$event['seq'] -gt $lastSeq + 1; $first = $false }
+                if ($pending.Contains([string]$event['callId'])) { $ended.Add([string]$event['callId']) }
+            }
+            $lastSeq = [uint64]$answer['lastSeq']
+            if ($ended.Count -gt 0) { . $check $ended.ToArray() }
+            # Now and then (and when events were dropped) look at the list itself: calls stopped
+            # meanwhile raise no event.
+            $every = [Math]::Max(1000, $pending.Count / 10)
+            if ($gap -or $stopwatch.ElapsedMilliseconds - $lastCheck -ge $every) {
+                if ($pending.Count -gt 0 -and -not $done) { . $check ([string[]]@($pending)) }
+                $lastCheck = $stopwatch.ElapsedMilliseconds
+            }
+        }
+    }
+}
+
+# Removing the module (Remove-Module, Import-Module -Force) stops the keeper: every kept call of
+# the process, whichever runspace started it. Nothing to do when no runspace has used the keeper.
+if ($ExecutionContext.SessionState.Module) {
+    $ExecutionContext.SessionState.Module.OnRemove = {
+        if ($null -eq $script:KeeperNative -and $script:LibraryPath) {
+            $script:KeeperNative = [AppDomain]::CurrentDomain.GetData("MgKeepAlive.Keeper.1|$script:LibraryPath")
+        }
+        if ($script:KeeperNative -is [type]) {
+            $text = [System.Collections.Specialized.OrderedDictionary]::new()
+            $text['Keeper'] = '{"all":true}'
+            $null = Invoke-MgkaNative KeeperStop -Text $text
+        }
     }
 }
 
