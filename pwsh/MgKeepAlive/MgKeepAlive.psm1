@@ -2642,7 +2642,10 @@ function Start-MgCommunicationCallKeepAlive {
     process {
         $items = if ($byCallId) { $CallId } else { @($InputObject) }
         foreach ($item in $items) {
-            if ($byCallId -or ($item -is [string] -and -not ([string]$item).TrimStart().StartsWith('{'))) {
+            # Fast path: a plain id string. Anything else (and a string that may be JSON) goes
+            # through the keep-alive commands' rules.
+            $text = if ($item -is [string]) { [string]$item }
+            if ($byCallId -or ($text -and $text[0] -ne '{' -and $text[0] -ne '[' -and -not [char]::IsWhiteSpace($text[0]))) {
                 $id = [string]$item
             } else {
                 $id = Resolve-MgkaKeeperItem -Cmdlet $PSCmdlet -Item $item
@@ -2883,7 +2886,10 @@ function Stop-MgCommunicationCallKeepAlive {
         if ($PSCmdlet.ParameterSetName -eq 'All') { return }
         $items = if ($byCallId) { $CallId } else { @($InputObject) }
         foreach ($item in $items) {
-            if ($byCallId -or ($item -is [string] -and -not ([string]$item).TrimStart().StartsWith('{'))) {
+            # Fast path: a plain id string. Anything else (and a string that may be JSON) goes
+            # through the keep-alive commands' rules.
+            $text = if ($item -is [string]) { [string]$item }
+            if ($byCallId -or ($text -and $text[0] -ne '{' -and $text[0] -ne '[' -and -not [char]::IsWhiteSpace($text[0]))) {
                 $id = [string]$item
             } else {
                 $id = Resolve-MgkaKeeperItem -Cmdlet $PSCmdlet -Item $item
