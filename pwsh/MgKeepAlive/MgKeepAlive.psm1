@@ -56,8 +56,8 @@ function Invoke-MgkaNative {
     # A simple (not advanced) function on purpose: it is called at import and per request.
     param(
         # Version, EnvironmentList, EnvironmentAdd, EnvironmentRemove, Connect, ConnectStart,
-        # Disconnect, Context, KeepAliveByIdStart, KeepAliveByIdentityStart, OperationWait or
-        # OperationCancel; KeeperStart, KeeperStop, KeeperList or KeeperEvents (bound on first
+        # Disconnect, Context, KeepAliveByIdStart, KeepAliveByIdentityStart, OperationWait,
+        # OperationCancel, RequestContextGet or RequestContextSet; KeeperStart, KeeperStop, KeeperList or KeeperEvents (bound on first
         # use: Initialize-MgkaKeeper).
         [string] $Function,
 
@@ -934,7 +934,16 @@ function Invoke-MgKeepCommunicationCallAlive {
 
     MgKeepAlive sends POST {graph}/v1.0/communications/calls/{call-id}/keepAlive with the call id
     percent-encoded as one path segment; ids that would address another resource ('.', '..',
-    control characters) are refused before anything is sent.
+    control characters, NUL, more than 1 KiB) are refused before anything is sent.
+
+    Throttling (429) and unavailable service (503, 504) answers and connection failures are
+    retried as Microsoft Graph asks: Retry-After is honoured (seconds, fractions or an HTTP
+    date), else RetryDelay x 2^n, with a Retry-Attempt header; 400, 403 and 404 are never
+    retried. ClientTimeout bounds the whole call, retries and waits included. The settings come
+    from Set-MgRequestContext (defaults: 3 retries, 3 s, 300 s). Errors carry Attempts and
+    AttemptLog on the exception. Ctrl+C cancels a keep-alive at once, also one waiting out a
+    Retry-After. -Verbose writes one line per attempt; -Debug writes each HTTP request and
+    response (HTTP REQUEST / HTTP RESPONSE), never the Authorization header's value.
 
     Differences from Microsoft.Graph.CloudCommunications, all compatible with existing scripts:
     -InputObject also accepts objects that carry only Id (such as Get-MgCommunicationCall output)
@@ -978,13 +987,19 @@ function Invoke-MgKeepCommunicationCallAlive {
     Accepted for compatibility with Microsoft.Graph; not supported (a warning is written).
 
     .PARAMETER Proxy
-    Accepted for compatibility with Microsoft.Graph; not supported yet (a warning is written).
+    The URI of an HTTP proxy (http:// or https://, for example http://proxy.contoso.com:3128)
+    that every request of this command goes through, instead of the proxy that the HTTPS_PROXY,
+    HTTP_PROXY and NO_PROXY environment variables name (which are honoured otherwise, as
+    PowerShell sees them in $env:).
 
     .PARAMETER ProxyCredential
-    Accepted for compatibility with Microsoft.Graph; not supported yet (a warning is written).
+    The user name and password for the -Proxy (sent as Basic Proxy-Authorization). Used only
+    with -Proxy. The password is never written to any output stream.
 
     .PARAMETER ProxyUseDefaultCredentials
-    Accepted for compatibility with Microsoft.Graph; not supported yet (a warning is written).
+    Accepted for compatibility with Microsoft.Graph. MgKeepAlive has no default (integrated
+    Windows) credentials to give a proxy: a warning is written once and the request goes to the
+    proxy without credentials. Use -ProxyCredential for a proxy that needs a user name and password.
 
     .PARAMETER WhatIf
     Shows what would happen if the cmdlet runs.
@@ -1028,6 +1043,12 @@ function Invoke-MgKeepCommunicationCallAlive {
 
     Stops on the first error and tells an ended call (404, ErrorCode itemNotFound) from other
     failures without parsing text.
+
+    .EXAMPLE
+    Invoke-MgKeepCommunicationCallAlive -CallId $callId -Proxy http://proxy.contoso.com:3128 -ProxyCredential (Get-Credential) -Verbose
+
+    Goes through an authenticating proxy and shows each attempt (status, time, any Retry-After
+    wait). Add -Debug to see the HTTP requests and responses.
 
     .EXAMPLE
     while ($true) {
@@ -1138,7 +1159,8 @@ function Invoke-MgBetaKeepCommunicationCallAlive {
     POST {graph}/beta/communications/calls/{call-id}/keepAlive with the call id percent-encoded as
     one path segment; ids that would address another resource ('.', '..', control characters) are
     refused before anything is sent. APIs under /beta are subject to change; use
-    Invoke-MgKeepCommunicationCallAlive (v1.0) in production.
+    Invoke-MgKeepCommunicationCallAlive (v1.0) in production. Retries, timeouts (Set-MgRequestContext),
+    proxies, -Verbose and -Debug work as for Invoke-MgKeepCommunicationCallAlive.
 
     Microsoft documents the beta keepAlive in the Global cloud only. Connected to another cloud
     (USGov, USGovDoD, China), the request is sent anyway and a warning is written once per process.
@@ -1185,13 +1207,19 @@ function Invoke-MgBetaKeepCommunicationCallAlive {
     Accepted for compatibility with Microsoft.Graph; not supported (a warning is written).
 
     .PARAMETER Proxy
-    Accepted for compatibility with Microsoft.Graph; not supported yet (a warning is written).
+    The URI of an HTTP proxy (http:// or https://, for example http://proxy.contoso.com:3128)
+    that every request of this command goes through, instead of the proxy that the HTTPS_PROXY,
+    HTTP_PROXY and NO_PROXY environment variables name (which are honoured otherwise, as
+    PowerShell sees them in $env:).
 
     .PARAMETER ProxyCredential
-    Accepted for compatibility with Microsoft.Graph; not supported yet (a warning is written).
+    The user name and password for the -Proxy (sent as Basic Proxy-Authorization). Used only
+    with -Proxy. The password is never written to any output stream.
 
     .PARAMETER ProxyUseDefaultCredentials
-    Accepted for compatibility with Microsoft.Graph; not supported yet (a warning is written).
+    Accepted for compatibility with Microsoft.Graph. MgKeepAlive has no default (integrated
+    Windows) credentials to give a proxy: a warning is written once and the request goes to the
+    proxy without credentials. Use -ProxyCredential for a proxy that needs a user name and password.
 
     .PARAMETER WhatIf
     Shows what would happen if the cmdlet runs.
@@ -1357,6 +1385,9 @@ function Connect-MgGraph {
     sends the chain). A secret wins over a certificate. AZURE_USERNAME/AZURE_PASSWORD (a user
     sign-in) cannot call keep-alive and are refused.
 
+    Token requests go through the proxy that HTTPS_PROXY, HTTP_PROXY and NO_PROXY name (read
+    from $env:, upper-case names first).
+
     -Identity uses the App Service / Functions / Container Apps endpoint when IDENTITY_ENDPOINT
     and IDENTITY_HEADER are set, else the VM instance metadata service (IMDS,
     http://169.254.169.254). For tests and diagnostics, MGKEEPALIVE_IMDS_ENDPOINT replaces the
@@ -1425,8 +1456,9 @@ function Connect-MgGraph {
     endpoint for its Graph endpoint ({graph}/.default).
 
     .PARAMETER ClientTimeout
-    The timeout of one Graph request, and of the token requests of this connect, in seconds.
-    Default: 300.
+    The HTTP client timeout in seconds: sets ClientTimeout of the request context (see
+    Set-MgRequestContext and Get-MgRequestContext), which bounds the token requests of this
+    connect and every keep-alive, retries included. Default: 300.
 
     .PARAMETER NoWelcome
     Hides the welcome message.
@@ -2436,6 +2468,8 @@ function Resolve-MgkaKeeperItem {
     # writing the item's error. The keep-alive commands' rules (Resolve-MgkaCallIdentity); a JSON
     # identity is then read as the library reads one (mgka_keep_alive_by_identity): the first
     # non-null of CallId and Id (any case) names the call and must be a JSON string.
+    # (The callers resolve the common cases inline first: a function call per item costs more
+    # than everything else they do.)
     param([System.Management.Automation.PSCmdlet] $Cmdlet, $Item)
     $resolved = Resolve-MgkaCallIdentity -Cmdlet $Cmdlet -Item $Item
     if ($null -eq $resolved) { return }
@@ -2642,12 +2676,23 @@ function Start-MgCommunicationCallKeepAlive {
     process {
         $items = if ($byCallId) { $CallId } else { @($InputObject) }
         foreach ($item in $items) {
-            # Fast path: a plain id string. Anything else (and a string that may be JSON) goes
-            # through the keep-alive commands' rules.
-            $text = if ($item -is [string]) { [string]$item }
-            if ($byCallId -or ($text -and $text[0] -ne '{' -and $text[0] -ne '[' -and -not [char]::IsWhiteSpace($text[0]))) {
+            # Inline, with the same answers as Resolve-MgkaKeeperItem: a plain id string, or a
+            # non-empty string CallId of a hashtable or an object (such as a state object).
+            # Anything else, and strings that may be JSON, go through the full rules.
+            $id = $null
+            $base = if ($item -is [psobject]) { $item.PSObject.BaseObject } else { $item }
+            if ($byCallId) {
                 $id = [string]$item
-            } else {
+            } elseif ($base -is [string]) {
+                if ($base.Length -gt 0 -and $base[0] -ne '{' -and $base[0] -ne '[' -and -not [char]::IsWhiteSpace($base[0])) { $id = $base }
+            } elseif ($base -is [hashtable]) {
+                $value = $base['CallId']
+                if ($value -is [string] -and $value.Length -gt 0) { $id = $value }
+            } elseif ($base -isnot [System.Collections.IDictionary]) {
+                $property = $item.PSObject.Properties['CallId']
+                if ($property -and $property.Value -is [string] -and $property.Value.Length -gt 0) { $id = $property.Value }
+            }
+            if ($null -eq $id) {
                 $id = Resolve-MgkaKeeperItem -Cmdlet $PSCmdlet -Item $item
                 if ($null -eq $id) { continue }
             }
@@ -2886,12 +2931,23 @@ function Stop-MgCommunicationCallKeepAlive {
         if ($PSCmdlet.ParameterSetName -eq 'All') { return }
         $items = if ($byCallId) { $CallId } else { @($InputObject) }
         foreach ($item in $items) {
-            # Fast path: a plain id string. Anything else (and a string that may be JSON) goes
-            # through the keep-alive commands' rules.
-            $text = if ($item -is [string]) { [string]$item }
-            if ($byCallId -or ($text -and $text[0] -ne '{' -and $text[0] -ne '[' -and -not [char]::IsWhiteSpace($text[0]))) {
+            # Inline, with the same answers as Resolve-MgkaKeeperItem: a plain id string, or a
+            # non-empty string CallId of a hashtable or an object (such as a state object).
+            # Anything else, and strings that may be JSON, go through the full rules.
+            $id = $null
+            $base = if ($item -is [psobject]) { $item.PSObject.BaseObject } else { $item }
+            if ($byCallId) {
                 $id = [string]$item
-            } else {
+            } elseif ($base -is [string]) {
+                if ($base.Length -gt 0 -and $base[0] -ne '{' -and $base[0] -ne '[' -and -not [char]::IsWhiteSpace($base[0])) { $id = $base }
+            } elseif ($base -is [hashtable]) {
+                $value = $base['CallId']
+                if ($value -is [string] -and $value.Length -gt 0) { $id = $value }
+            } elseif ($base -isnot [System.Collections.IDictionary]) {
+                $property = $item.PSObject.Properties['CallId']
+                if ($property -and $property.Value -is [string] -and $property.Value.Length -gt 0) { $id = $property.Value }
+            }
+            if ($null -eq $id) {
                 $id = Resolve-MgkaKeeperItem -Cmdlet $PSCmdlet -Item $item
                 if ($null -eq $id) { continue }
             }

@@ -35,7 +35,8 @@ Describe 'Manifest' {
     It 'exports explicit lists, no wildcards' {
         $data.FunctionsToExport | Should -Be @('Invoke-MgKeepCommunicationCallAlive', 'Invoke-MgBetaKeepCommunicationCallAlive',
             'Connect-MgGraph', 'Disconnect-MgGraph', 'Get-MgContext', 'Get-MgEnvironment', 'Add-MgEnvironment', 'Set-MgEnvironment',
-            'Remove-MgEnvironment', 'Set-MgRequestContext', 'Get-MgRequestContext')
+            'Remove-MgEnvironment', 'Start-MgCommunicationCallKeepAlive', 'Get-MgCommunicationCallKeepAlive', 'Stop-MgCommunicationCallKeepAlive',
+            'Wait-MgCommunicationCallKeepAlive', 'Set-MgRequestContext', 'Get-MgRequestContext')
         $data.AliasesToExport | Should -Be @('Connect-Graph', 'Disconnect-Graph')
         @($data.CmdletsToExport).Count | Should -Be 0
         @($data.VariablesToExport).Count | Should -Be 0
