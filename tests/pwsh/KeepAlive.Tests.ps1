@@ -404,6 +404,8 @@ Describe 'Errors from Graph' {
             $failure[0].CategoryInfo.Category | Should -Be 'OperationTimeout'
             $failure[0].FullyQualifiedErrorId | Should -Be 'Timeout,Invoke-MgKeepCommunicationCallAlive'
         } finally {
+            # -ClientTimeout set the process-wide request context: back to the default.
+            $null = Set-MgRequestContext -ClientTimeout 300
             Connect-TestGraph
         }
     }
