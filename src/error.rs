@@ -183,9 +183,10 @@ impl fmt::Display for CoreError {
             CoreError::InvalidArgument { message, .. } => f.write_str(message),
             CoreError::NotFound(m) => f.write_str(m),
             CoreError::Auth(a) => f.write_str(&a.message),
-            CoreError::Transport { message, .. } => {
-                write!(f, "The request to Microsoft Graph failed{}: {message}", after_attempts(self.attempt_log()))
-            }
+            CoreError::Transport { message, .. } => match self.attempt_log().len() {
+                0 | 1 => write!(f, "The request to Microsoft Graph failed: {message}"),
+                n => write!(f, "The request to Microsoft Graph failed after {n} attempts: {message}"),
+            },
             CoreError::Timeout { after_ms, .. } => write!(
                 f,
                 "The request to Microsoft Graph timed out after {} s (ClientTimeout){}.",
@@ -199,12 +200,12 @@ impl fmt::Display for CoreError {
 
 impl std::error::Error for CoreError {}
 
+/// ` after N attempts (last answer: 503)` for a timeout that followed earlier attempts.
 fn after_attempts(log: &[AttemptRecord]) -> String {
-    match log.len() {
-        0 | 1 => String::new(),
-        n => {
-            let last = log.last().and_then(|a| a.status.map(|s| s.to_string()).or_else(|| a.error.clone()));
-            format!(" after {n} attempts (last answer: {})", last.unwrap_or_else(|| "none".into()))
-        }
+    let answered = log.iter().rev().find_map(|a| a.status.map(|s| s.to_string()).or_else(|| a.error.clone().filter(|e| e != "Timeout")));
+    match (log.len(), answered) {
+        (0 | 1, _) => String::new(),
+        (n, Some(last)) => format!(" after {n} attempts (last answer: {last})"),
+        (n, None) => format!(" after {n} attempts"),
     }
 }

@@ -147,8 +147,11 @@ fn the_client_timeout_bounds_attempts_and_waits_together() {
         vec![FaultResponse::status(503).retry_after("0.3"), FaultResponse::status(200).delay_ms(10_000)],
     ));
     let (result, elapsed) = run(&emu, &id, KeepAliveOptions { timeout: Duration::from_millis(800), ..options() });
-    let Err(CoreError::Timeout { after_ms, attempt_log, .. }) = result else { panic!("expected a timeout: {result:?}") };
-    assert_eq!((after_ms, attempt_log.len()), (800, 1), "the hung second attempt is cut off");
+    let error = result.unwrap_err();
+    assert!(error.to_string().contains("after 2 attempts (last answer: 503)"), "{error}");
+    let CoreError::Timeout { after_ms, attempt_log, .. } = error else { panic!("expected a timeout") };
+    assert_eq!((after_ms, attempt_log.len()), (800, 2), "the hung second attempt is cut off");
+    assert_eq!(attempt_log[1].error.as_deref(), Some("Timeout"));
     assert!(elapsed >= Duration::from_millis(800) && elapsed < Duration::from_millis(1500), "{elapsed:?}");
 }
 

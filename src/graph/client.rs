@@ -50,7 +50,20 @@ pub async fn keep_alive(session: &Session, call_id: &str, options: &KeepAliveOpt
             Ok(success)
         }
         Ok(Err(error)) => Err(error.with_attempts(log)),
-        Err(_) => Err(CoreError::timeout(Some(call_id), options.timeout).with_attempts(log)),
+        Err(_) => {
+            // The attempt under way when the client timeout struck is part of the story too.
+            let accounted: u64 = log.iter().map(|a| a.elapsed_ms + a.wait_ms.unwrap_or(0)).sum();
+            log.push(AttemptRecord {
+                attempt: log.len() as u32 + 1,
+                status: None,
+                error: Some("Timeout".into()),
+                elapsed_ms: (started.elapsed().as_millis() as u64).saturating_sub(accounted),
+                wait_ms: None,
+                retry_after: None,
+                http: None,
+            });
+            Err(CoreError::timeout(Some(call_id), options.timeout).with_attempts(log))
+        }
     }
 }
 
@@ -96,6 +109,7 @@ async fn attempts(
                 retry_after = record.retry_after.as_deref().and_then(|v| parse_retry_after(v, SystemTime::now()));
             }
             CoreError::Transport { message, .. } => record.error = Some(message.clone()),
+            CoreError::Timeout { .. } => record.error = Some("Timeout".into()),
             _ => {}
         }
 
@@ -155,7 +169,15 @@ async fn send(
     let mut trace = options.trace.then(|| HttpTrace {
         method: "POST".into(),
         uri: url.to_string(),
-        request_headers: pairs(&headers),
+        // What goes on the wire, as the official -Debug shows it (Authorization aside).
+        request_headers: [
+            ("host".to_owned(), url[url::Position::BeforeHost..url::Position::AfterPort].to_owned()),
+            ("user-agent".to_owned(), crate::runtime::USER_AGENT.to_owned()),
+            ("accept".to_owned(), "*/*".to_owned()),
+        ]
+        .into_iter()
+        .chain(pairs(&headers))
+        .collect(),
         status: None,
         response_headers: Vec::new(),
         response_body: None,
@@ -205,6 +227,9 @@ async fn send(
     (result, trace)
 }
 
+/// How much of a non-Graph error body becomes the error message.
+const MAX_MESSAGE_CHARS: usize = 1000;
+
 /// How much of a response body `-Debug` shows.
 const MAX_TRACE_BODY: usize = 4096;
 
@@ -230,6 +255,10 @@ pub(crate) fn graph_error(
     let graph_message = match error {
         Some(_) => field(error, "message").unwrap_or_default(),
         None if text.trim().is_empty() => format!("The server answered {} with an empty body.", status.as_u16()),
+        // The whole body stays in `body`; the message shows its start.
+        None if text.chars().count() > MAX_MESSAGE_CHARS => {
+            format!("{}… (truncated; the whole body is in the error's body)", text.chars().take(MAX_MESSAGE_CHARS).collect::<String>())
+        }
         None => text.clone(),
     };
     GraphError {
@@ -331,6 +360,8 @@ mod tests {
         assert_eq!(err(400, r#"{"message":"no error key"}"#).code, "UnknownError");
         assert_eq!(err(429, r#"{"error":{"code":"","message":"slow down"}}"#).code, "UnknownError");
         assert_eq!(err(429, "x").reason, "TooManyRequests");
+        let huge = err(500, &"x".repeat(100_000));
+        assert!(huge.graph_message.chars().count() < 1100 && huge.body.as_deref().unwrap().len() == 100_000);
         assert_eq!(err(403, r#"{"ERROR":{"CODE":"Forbidden","MESSAGE":"no"}}"#).display_message(), "[Forbidden] : no");
     }
 }
