@@ -32,7 +32,7 @@ if a.pipeline:
     lines.append(("Invoke-RestMethod loop", "#7f7f7f", b["loop"]))
 if a.ceiling:
     lines.append(("emulator ceiling (Rust load generator)", "#9467bd", a.ceiling))
-lines.append(("goal: 10,000/s", "#ff7f0e", 10000.0))
+lines.append(("goal", "#ff7f0e", 10000.0))
 
 W, H, L, R, T, B = 760, 500, 80, 20, 40, 200
 xs = [c for _, _, pts in series for c, _ in pts] or [1, 64]

@@ -25,6 +25,9 @@ bash bench/import.sh 15 | tee "$out/import.txt"
 echo; echo "== 2. one keep-alive, warm (bench/pwsh-bench.sh warm.ps1 -Count 2000)"
 bash bench/pwsh-bench.sh warm.ps1 -Count 2000 | tee "$out/warm.txt"
 
+echo; echo "== 2b. where a warm single call's time goes (bench/pwsh-bench.sh percall-cost.ps1)"
+bash bench/pwsh-bench.sh percall-cost.ps1 | tee "$out/percall.txt"
+
 echo; echo "== 3. 10,000 distinct calls once (bench/pwsh-bench.sh bulk.ps1 -Count 10000 -Rounds 3 -SlowRounds 3)"
 bash bench/pwsh-bench.sh bulk.ps1 -Count 10000 -Rounds 3 -SlowRounds 3 -Json "$out/bulk.json" 2>&1 | tee "$out/bulk.txt"
 
@@ -38,6 +41,6 @@ echo; echo "== 5. the emulator's ceiling ($bin/emulator-ceiling --secs 3 --round
 $bin/emulator-ceiling --secs 3 --rounds 3 --levels 1,4,16,64 | tee "$out/ceiling.txt"
 
 echo; echo "== 6. plot"
-ceiling=$(sed -n 's/^concurrency  *16: *\([0-9]*\) .*/\1/p' "$out/ceiling.txt")
+ceiling=$(sed -n 's/^concurrency  *[0-9]*: *\([0-9]*\) .*/\1/p' "$out/ceiling.txt" | sort -n | tail -n1)
 python3 bench/plot.py --pipeline "$out/bulk.json" --engine "$out/engine.json" ${ceiling:+--ceiling "$ceiling"}
 echo; echo "outputs in $out"
