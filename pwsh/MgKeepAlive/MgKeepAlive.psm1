@@ -24,6 +24,17 @@ $script:Utf8 = [System.Text.UTF8Encoding]::new($false, $true)
 # Wait slice: how long one native wait may block, i.e. how soon Ctrl+C is honoured.
 $script:WaitSliceMs = [uint32]100
 
+# Bulk keep-alive of piped input: the default -ThrottleLimit (requests in flight), the chunk size
+# (items per mgka_keep_alive_bulk_start: the larger of BulkMinChunkSize and BulkChunkFactor x
+# -ThrottleLimit), and when Write-Progress starts (items done).
+$script:BulkDefaultThrottleLimit = 16
+$script:BulkMinChunkSize = 256
+$script:BulkChunkFactor = 4
+$script:BulkProgressAfter = 500
+$script:BulkProgressId = 0x4D474B41
+$script:JsonObject = [System.Text.Json.JsonValueKind]::Object
+$script:JsonTrue = [System.Text.Json.JsonValueKind]::True
+
 function ConvertTo-MgkaUtf8 {
     # NUL-terminated UTF-8 for a C string; $null stays $null (a NULL pointer).
     param([AllowNull()][string] $Text)
@@ -56,7 +67,7 @@ function Invoke-MgkaNative {
     # A simple (not advanced) function on purpose: it is called at import and per request.
     param(
         # Version, EnvironmentList, EnvironmentAdd, EnvironmentRemove, Connect, ConnectStart,
-        # Disconnect, Context, KeepAliveByIdStart, KeepAliveByIdentityStart, OperationWait,
+        # Disconnect, Context, KeepAliveByIdStart, KeepAliveByIdentityStart, KeepAliveBulkStart, OperationWait,
         # OperationCancel, RequestContextGet or RequestContextSet; KeeperStart, KeeperStop, KeeperList or KeeperEvents (bound on first
         # use: Initialize-MgkaKeeper).
         [string] $Function,
@@ -127,6 +138,7 @@ function Invoke-MgkaNative {
             'Context' { $status = $N::mgka_context([ref]$out) }
             'KeepAliveByIdStart' { $status = $N::mgka_keep_alive_by_id_start($encoded[0], $encoded[1], [ref]$op) }
             'KeepAliveByIdentityStart' { $status = $N::mgka_keep_alive_by_identity_start($encoded[0], $encoded[1], [ref]$op) }
+            'KeepAliveBulkStart' { $status = $N::mgka_keep_alive_bulk_start($encoded[0], $encoded[1], [ref]$op) }
             'OperationWait' { $status = $N::mgka_operation_wait($Operation, $TimeoutMs, [ref]$out) }
             'OperationCancel' { $status = $N::mgka_operation_cancel($Operation) }
             'RequestContextGet' { $status = $N::mgka_request_context_get([ref]$out) }
@@ -434,18 +446,29 @@ function New-MgkaMissingCallIdError {
         $TargetObject)
 }
 
+function Write-MgkaResolveError {
+    # Resolve-MgkaCallIdentity's errors: written through $Cmdlet, or kept in $ErrorList.
+    param([System.Management.Automation.PSCmdlet] $Cmdlet, [System.Collections.Generic.List[object]] $ErrorList, [System.Management.Automation.ErrorRecord] $Record)
+    if ($null -ne $ErrorList) { $ErrorList.Add($Record) } else { $Cmdlet.WriteError($Record) }
+}
+
 function Resolve-MgkaCallIdentity {
     # One pipeline item of the keep-alive and keeper commands -> @{ By; Value; CallId }, or $null
     # after writing the item's error through $Cmdlet. By 'Id': Value is the call id (a plain
     # string, or an object's CallId, else Id); by 'Identity': Value is a JSON identity string
     # (resolved again by the library) and CallId what it names. Errors: invalid JSON identity
-    # (InvalidIdentity), no CallId/Id (InputObjectCallIdMissing).
-    param([System.Management.Automation.PSCmdlet] $Cmdlet, $Item)
+    # (InvalidIdentity), no CallId/Id (InputObjectCallIdMissing). With -ErrorList the error record
+    # is added to that list instead of written (the bulk keep-alive writes it in input order).
+    param(
+        [System.Management.Automation.PSCmdlet] $Cmdlet,
+        $Item,
+        [System.Collections.Generic.List[object]] $ErrorList
+    )
     $base = if ($Item -is [psobject]) { $Item.PSObject.BaseObject } else { $Item }
     if ($base -is [string]) {
         $trimmed = $base.TrimStart()
         if ($trimmed.StartsWith('[') -and (Test-Json -Json $base -ErrorAction Ignore)) {
-            $Cmdlet.WriteError((New-MgkaErrorRecord -Status $script:MGKA_INVALID_ARGUMENT -TargetObject $Item -Info ([ordered]@{
+            Write-MgkaResolveError $Cmdlet $ErrorList ((New-MgkaErrorRecord -Status $script:MGKA_INVALID_ARGUMENT -TargetObject $Item -Info ([ordered]@{
                             kind = 'InvalidArgument'; parameter = 'InputObject'
                             message = 'InputObject is a JSON array, not a JSON identity: pipe its items one at a time (ConvertFrom-Json unrolls them).' })))
             return
@@ -453,12 +476,12 @@ function Resolve-MgkaCallIdentity {
         if (-not $trimmed.StartsWith('{')) { return @{ By = 'Id'; Value = $base; CallId = $base } }
         $parsed = Get-MgkaJsonIdentityCallId -Json $base
         if (-not $parsed.Ok) {
-            $Cmdlet.WriteError((New-MgkaErrorRecord -Status $script:MGKA_INVALID_ARGUMENT -TargetObject $Item -Info ([ordered]@{
+            Write-MgkaResolveError $Cmdlet $ErrorList ((New-MgkaErrorRecord -Status $script:MGKA_INVALID_ARGUMENT -TargetObject $Item -Info ([ordered]@{
                             kind = 'InvalidArgument'; parameter = 'InputObject'; message = $parsed.Error })))
             return
         }
         if ($null -eq $parsed.CallId) {
-            $Cmdlet.WriteError((New-MgkaMissingCallIdError -TargetObject $Item))
+            Write-MgkaResolveError $Cmdlet $ErrorList ((New-MgkaMissingCallIdError -TargetObject $Item))
             return
         }
         return @{ By = 'Identity'; Value = $base; CallId = $parsed.CallId }
@@ -468,12 +491,12 @@ function Resolve-MgkaCallIdentity {
         $value = Get-MgkaIdentityCallId -Identity $Item
     }
     if ($value -is [System.ArgumentException]) {
-        $Cmdlet.WriteError((New-MgkaErrorRecord -Status $script:MGKA_INVALID_ARGUMENT -TargetObject $Item -Info ([ordered]@{
+        Write-MgkaResolveError $Cmdlet $ErrorList ((New-MgkaErrorRecord -Status $script:MGKA_INVALID_ARGUMENT -TargetObject $Item -Info ([ordered]@{
                         kind = 'InvalidArgument'; parameter = 'InputObject'; message = $value.Message })))
         return
     }
     if ($null -eq $value) {
-        $Cmdlet.WriteError((New-MgkaMissingCallIdError -TargetObject $Item))
+        Write-MgkaResolveError $Cmdlet $ErrorList ((New-MgkaMissingCallIdError -TargetObject $Item))
         return
     }
     @{ By = 'Id'; Value = $value; CallId = $value }
@@ -621,7 +644,8 @@ function Initialize-MgkaKeepAlive {
     # warnings and returns the state Invoke-MgkaKeepAliveItem needs for each item.
     param(
         [System.Management.Automation.PSCmdlet] $Cmdlet,
-        [string] $ApiVersion
+        [string] $ApiVersion,
+        [int] $ThrottleLimit = $script:BulkDefaultThrottleLimit
     )
     $bound = $Cmdlet.MyInvocation.BoundParameters
     foreach ($ignored in 'HttpPipelineAppend', 'HttpPipelinePrepend') {
@@ -682,6 +706,25 @@ function Initialize-MgkaKeepAlive {
         # Success details are parsed only when someone will see them.
         WantDetails             = [bool]$variable -or $debug -or ($VerbosePreference -ne 'SilentlyContinue' -and $VerbosePreference -ne 'Ignore')
         Debug                   = $debug
+        # Piped input (KeepViaIdentity) is sent in chunks through mgka_keep_alive_bulk_start.
+        Bulk                    = $Cmdlet.ParameterSetName -ne 'Keep'
+        ThrottleLimit           = $ThrottleLimit
+        ChunkSize               = [Math]::Max($script:BulkMinChunkSize, $script:BulkChunkFactor * $ThrottleLimit)
+        # The pending chunk, one entry per item in input order (parallel lists): By is 'Id',
+        # 'Identity' or 'Error'; Value the call id, the identity JSON or the ErrorRecord; Target
+        # the item (the error records' TargetObject); Display the call id shown in messages.
+        By                      = [System.Collections.Generic.List[string]]::new()
+        Value                   = [System.Collections.Generic.List[object]]::new()
+        Target                  = [System.Collections.Generic.List[object]]::new()
+        Display                 = [System.Collections.Generic.List[string]]::new()
+        Requests                = 0     # entries of the pending chunk that are requests
+        ResolveErrors           = [System.Collections.Generic.List[object]]::new()
+        InFlight                = $null # @{ Operation; Chunk; Stopwatch }: the chunk being sent
+        Sent                    = 0     # items handed to bulk operations so far
+        Done                    = 0     # items whose results were written
+        Clock                   = $null # started with the first bulk operation (progress)
+        ProgressShown           = $false
+        ProgressAt              = 0L
     }
 }
 
@@ -715,37 +758,272 @@ function Invoke-MgkaKeepAliveItem {
             if ($State.PassThru) { $true }
             continue
         }
-        $info = ConvertFrom-MgkaJson $result.Json
-        if ($null -eq $info) { $info = [ordered]@{} }
-        $elapsed = if ($null -ne $info['elapsedMs']) { $info['elapsedMs'] } else { $stopwatch.ElapsedMilliseconds }
+        Write-MgkaKeepAliveResult -State $State -Status $result.Status -Info (ConvertFrom-MgkaJson $result.Json) -DisplayId $displayId -Target $target -ElapsedMs $stopwatch.ElapsedMilliseconds
+    }
+}
 
-        if ($State.ResponseHeadersVariable) {
-            # The caller's session state: the variable lands in the caller's scope.
-            $cmdlet.SessionState.PSVariable.Set($State.ResponseHeadersVariable, (New-MgkaHeaderDictionary $info['headers']))
+function Write-MgkaKeepAliveResult {
+    # One item's result, as the single and the bulk keep-alive write it: -ResponseHeadersVariable,
+    # the verbose and debug lines, then $true (-PassThru) or the error record. $Status is the
+    # item's MgkaStatus (0 for success); $Info its success or error JSON, parsed.
+    param(
+        [hashtable] $State,
+        [uint32] $Status,
+        [AllowNull()] [System.Collections.IDictionary] $Info,
+        [string] $DisplayId,
+        $Target,
+        [long] $ElapsedMs
+    )
+    $cmdlet = $State.Cmdlet
+    if ($null -eq $Info) { $Info = [ordered]@{} }
+    $elapsed = if ($null -ne $Info['elapsedMs']) { $Info['elapsedMs'] } else { $ElapsedMs }
+
+    if ($State.ResponseHeadersVariable) {
+        # The caller's session state: the variable lands in the caller's scope.
+        $cmdlet.SessionState.PSVariable.Set($State.ResponseHeadersVariable, (New-MgkaHeaderDictionary $Info['headers']))
+    }
+
+    if ($Info['attemptLog']) { Write-MgkaAttemptLog -Info $Info -DisplayId $DisplayId -Debug $State.Debug }
+    $attemptsText = if ($Info['attempts'] -gt 1) { " (attempt $($Info['attempts']) of $($Info['attempts']))" } else { '' }
+
+    if ($Status -eq $script:MGKA_OK) {
+        Write-Verbose "Keep alive call '$DisplayId': $($Info['httpStatus']) in $elapsed ms$attemptsText"
+        Write-Debug ("Keep alive response: POST $($Info['uri']) -> $($Info['httpStatus']); request-id: $($Info['requestId'])" +
+            "; client-request-id: $($Info['clientRequestId']); date: $($Info['date']); attempts: $($Info['attempts'])")
+        if ($State.PassThru) { $true }
+        return
+    }
+
+    $kind = if ($Info['kind']) { $Info['kind'] } else { Get-MgkaStatusName $Status }
+    if ($kind -eq 'Cancelled') {
+        throw [System.Management.Automation.PipelineStoppedException]::new()
+    }
+    if ($kind -eq 'NotConnected') { Test-MgkaCoexistence -Cmdlet $cmdlet }
+    $statusText = if ($Info['httpStatus']) { "$($Info['httpStatus']) $($Info['code'])" } else { $kind }
+    Write-Verbose "Keep alive call '$DisplayId': $statusText in $elapsed ms$attemptsText"
+    $record = New-MgkaErrorRecord -Status $Status -Info $Info -TargetObject $Target -Activity 'Keep alive'
+    if ($record.ErrorDetails) { Write-Debug "Keep alive error response:`n$($record.ErrorDetails.Message)" }
+    $cmdlet.WriteError($record)
+}
+
+# Bulk keep-alive (piped input).
+# Piped items are resolved and asked about (ShouldProcess) one by one, collected into chunks of
+# $State.ChunkSize, and each chunk is sent with one mgka_keep_alive_bulk_start (at most
+# -ThrottleLimit requests in flight). The results are written per item, in input order, while the
+# next chunk is under way: one chunk in flight at a time, so -ThrottleLimit is a strict bound.
+
+function Add-MgkaBulkItem {
+    # An item that the inline fast path of the commands' process block did not take: resolves it
+    # (its error joins the chunk in order), asks ShouldProcess and adds it to the pending chunk.
+    param([hashtable] $State, $Item)
+    $errors = $State.ResolveErrors
+    $resolved = Resolve-MgkaCallIdentity -Cmdlet $State.Cmdlet -Item $Item -ErrorList $errors
+    if ($null -eq $resolved) {
+        if ($errors.Count -gt 0) {
+            $State.By.Add('Error'); $State.Value.Add($errors[0]); $State.Target.Add($Item); $State.Display.Add($null)
+            $errors.Clear()
         }
+    } elseif ($State.Cmdlet.ShouldProcess($resolved.CallId, 'Keep alive')) {
+        $State.By.Add($resolved.By); $State.Value.Add($resolved.Value); $State.Target.Add($Item); $State.Display.Add($resolved.CallId)
+        $State.Requests++
+    }
+    if ($State.By.Count -ge $State.ChunkSize) { Send-MgkaBulkChunk -State $State }
+}
 
-        if ($info['attemptLog']) { Write-MgkaAttemptLog -Info $info -DisplayId $displayId -Debug $State.Debug }
-        $attemptsText = if ($info['attempts'] -gt 1) { " (attempt $($info['attempts']) of $($info['attempts']))" } else { '' }
+function Send-MgkaBulkChunk {
+    # Starts the pending chunk's bulk operation (after the one in flight has finished), then
+    # writes the finished chunk's results while the new one runs.
+    param([hashtable] $State)
+    if ($State.By.Count -eq 0) { return }
+    $chunk = @{ By = $State.By.ToArray(); Value = $State.Value.ToArray(); Target = $State.Target.ToArray(); Display = $State.Display.ToArray() }
+    $requests = $State.Requests
+    $State.By.Clear(); $State.Value.Clear(); $State.Target.Clear(); $State.Display.Clear(); $State.Requests = 0
 
-        if ($result.Status -eq $script:MGKA_OK) {
-            Write-Verbose "Keep alive call '$displayId': $($info['httpStatus']) in $elapsed ms$attemptsText"
-            Write-Debug ("Keep alive response: POST $($info['uri']) -> $($info['httpStatus']); request-id: $($info['requestId'])" +
-                "; client-request-id: $($info['clientRequestId']); date: $($info['date']); attempts: $($info['attempts'])")
-            if ($State.PassThru) { $true }
+    $finished = $null
+    if ($State.InFlight) {
+        $previous = $State.InFlight
+        $State.InFlight = $null
+        $result = Wait-MgkaOperation -Operation $previous.Operation
+        $previous.Stopwatch.Stop()
+        $finished = @{ Chunk = $previous.Chunk; Result = $result; ElapsedMs = $previous.Stopwatch.ElapsedMilliseconds }
+    }
+    if ($requests -gt 0) {
+        $request = ConvertTo-MgkaBulkRequest -State $State -Chunk $chunk
+        if ($null -eq $request) {
+            $result = @{ Status = $script:MGKA_OK; Json = '[]' }   # every request became an error
+        } else {
+            $text = [System.Collections.Specialized.OrderedDictionary]::new()
+            $text['InputObject'] = $request; $text['Headers'] = $State.OptionsJson
+            if ($null -eq $State.Clock) { $State.Clock = [System.Diagnostics.Stopwatch]::StartNew() }
+            $start = Invoke-MgkaNative KeepAliveBulkStart -Text $text
+            $State.Sent += $requests
+            if ($start.Status -eq $script:MGKA_OK) {
+                $State.InFlight = @{ Operation = $start.Operation; Chunk = $chunk; Stopwatch = [System.Diagnostics.Stopwatch]::StartNew() }
+                $chunk = $null
+            } else {
+                $result = @{ Status = $start.Status; Json = $start.Json }
+            }
+        }
+    }
+    if ($finished) { Write-MgkaBulkResults -State $State -Chunk $finished.Chunk -Result $finished.Result -ElapsedMs $finished.ElapsedMs }
+    # A chunk that needed no operation (only errors, or refused at the start): written now, in order.
+    if ($chunk) {
+        if ($requests -eq 0) { $result = @{ Status = $script:MGKA_OK; Json = '[]' } }
+        Write-MgkaBulkResults -State $State -Chunk $chunk -Result $result -ElapsedMs 0
+    }
+}
+
+function Complete-MgkaBulk {
+    # The end block: a lone item goes the single keep-alive way (as without -ThrottleLimit);
+    # otherwise the rest is sent and every result written. Then the progress bar is completed.
+    param([hashtable] $State)
+    if ($null -eq $State.InFlight -and $State.Sent -eq 0 -and $State.Requests -le 1) {
+        for ($i = 0; $i -lt $State.By.Count; $i++) {
+            $by = $State.By[$i]
+            if ($by -eq 'Error') { $State.Cmdlet.WriteError($State.Value[$i]); continue }
+            $stopwatch = [System.Diagnostics.Stopwatch]::StartNew()
+            $result = Invoke-MgkaKeepAliveOperation -By $by -Value $State.Value[$i] -OptionsJson $State.OptionsJson
+            $stopwatch.Stop()
+            if ($result.Status -eq $script:MGKA_OK -and -not $State.WantDetails) {
+                if ($State.PassThru) { $true }
+                continue
+            }
+            Write-MgkaKeepAliveResult -State $State -Status $result.Status -Info (ConvertFrom-MgkaJson $result.Json) -DisplayId $State.Display[$i] -Target $State.Target[$i] -ElapsedMs $stopwatch.ElapsedMilliseconds
+        }
+        $State.By.Clear(); $State.Value.Clear(); $State.Target.Clear(); $State.Display.Clear(); $State.Requests = 0
+        return
+    }
+    Send-MgkaBulkChunk -State $State
+    if ($State.InFlight) {
+        $last = $State.InFlight
+        $State.InFlight = $null
+        $result = Wait-MgkaOperation -Operation $last.Operation
+        $last.Stopwatch.Stop()
+        Write-MgkaBulkResults -State $State -Chunk $last.Chunk -Result $result -ElapsedMs $last.Stopwatch.ElapsedMilliseconds
+    }
+    if ($State.ProgressShown) {
+        Write-Progress -Id $script:BulkProgressId -Activity 'Keeping calls alive' -Completed
+        $State.ProgressShown = $false
+    }
+}
+
+function Stop-MgkaBulk {
+    # The clean block (also after Ctrl+C, -ErrorAction Stop or a downstream Select-Object -First):
+    # cancels the chunk still in flight; its results are not written.
+    param([hashtable] $State)
+    $inFlight = $State.InFlight
+    if ($inFlight) {
+        $State.InFlight = $null
+        $null = Invoke-MgkaNative OperationCancel -Operation $inFlight.Operation
+    }
+    if ($State.ProgressShown) {
+        $State.ProgressShown = $false
+        try { Write-Progress -Id $script:BulkProgressId -Activity 'Keeping calls alive' -Completed } catch { }
+    }
+}
+
+function ConvertTo-MgkaBulkRequest {
+    # The chunk's request JSON: {"items":[{"callId":"..."}|{"identity":"..."}],"concurrency":n}.
+    # A value that is not valid UTF-16 (a lone surrogate) becomes that item's error, as for a
+    # single keep-alive; $null when no request is left.
+    param([hashtable] $State, [hashtable] $Chunk)
+    $by = $Chunk.By; $value = $Chunk.Value
+    $builder = [System.Text.StringBuilder]::new(64 * $by.Length + 64)
+    [void]$builder.Append('{"items":[')
+    $count = 0
+    for ($i = 0; $i -lt $by.Length; $i++) {
+        $kind = $by[$i]
+        if ($kind -eq 'Error') { continue }
+        try {
+            $escaped = [System.Text.Json.JsonEncodedText]::Encode([string]$value[$i]).ToString()
+        } catch {
+            $parameter = if ($kind -eq 'Id') { 'CallId' } else { 'InputObject' }
+            $by[$i] = 'Error'
+            $value[$i] = New-MgkaErrorRecord -Status $script:MGKA_INVALID_ARGUMENT -TargetObject $Chunk.Target[$i] -Info ([ordered]@{
+                    kind = 'InvalidArgument'; parameter = $parameter; callId = $null
+                    message = "The value of $parameter is not valid Unicode text (it contains a lone surrogate)." })
             continue
         }
-
-        $kind = if ($info['kind']) { $info['kind'] } else { Get-MgkaStatusName $result.Status }
-        if ($kind -eq 'Cancelled') {
-            throw [System.Management.Automation.PipelineStoppedException]::new()
-        }
-        if ($kind -eq 'NotConnected') { Test-MgkaCoexistence -Cmdlet $cmdlet }
-        $statusText = if ($info['httpStatus']) { "$($info['httpStatus']) $($info['code'])" } else { $kind }
-        Write-Verbose "Keep alive call '$displayId': $statusText in $elapsed ms$attemptsText"
-        $record = New-MgkaErrorRecord -Status $result.Status -Info $info -TargetObject $target -Activity 'Keep alive'
-        if ($record.ErrorDetails) { Write-Debug "Keep alive error response:`n$($record.ErrorDetails.Message)" }
-        $cmdlet.WriteError($record)
+        if ($count -gt 0) { [void]$builder.Append(',') }
+        [void]$builder.Append($(if ($kind -eq 'Id') { '{"callId":"' } else { '{"identity":"' })).Append($escaped).Append('"}')
+        $count++
     }
+    if ($count -eq 0) { return $null }
+    [void]$builder.Append('],"concurrency":').Append($State.ThrottleLimit).Append('}')
+    $builder.ToString()
+}
+
+function Write-MgkaBulkResults {
+    # Writes a chunk's results in input order: the resolution errors in their places, one $true
+    # (-PassThru) or one error record per request. $Result: the bulk operation's @{ Status; Json }.
+    param([hashtable] $State, [hashtable] $Chunk, [hashtable] $Result, [long] $ElapsedMs)
+    $cmdlet = $State.Cmdlet
+    $by = $Chunk.By
+    $passThru = $State.PassThru
+    $wantDetails = $State.WantDetails
+    $document = $null
+    $answers = $null
+    $failure = $null
+    if ($Result.Status -eq $script:MGKA_OK) {
+        $document = [System.Text.Json.JsonDocument]::Parse($Result.Json)
+        $answers = $document.RootElement.EnumerateArray()
+    } else {
+        # The whole request failed (not connected, ...): each item gets that error.
+        $failure = ConvertFrom-MgkaJson $Result.Json
+        if ($null -eq $failure) { $failure = [ordered]@{} }
+    }
+    try {
+        for ($i = 0; $i -lt $by.Length; $i++) {
+            if ($by[$i] -eq 'Error') { $cmdlet.WriteError($Chunk.Value[$i]); continue }
+            if ($null -ne $failure) {
+                Write-MgkaKeepAliveResult -State $State -Status $Result.Status -Info $failure -DisplayId $Chunk.Display[$i] -Target $Chunk.Target[$i] -ElapsedMs $ElapsedMs
+                continue
+            }
+            if (-not $answers.MoveNext()) {
+                $cmdlet.WriteError((New-MgkaErrorRecord -Status 12 -TargetObject $Chunk.Target[$i] -Activity 'Keep alive' -Info ([ordered]@{
+                                kind = 'Panic'; message = 'The bulk keep-alive answered fewer items than it was given.' })))
+                continue
+            }
+            $answer = $answers.Current
+            # {"ok":true,"result":{...}} or {"ok":false,"error":{...}}; null if the item's task died.
+            $isObject = $answer.ValueKind -eq $script:JsonObject
+            $ok = $isObject -and $answer.GetProperty('ok').ValueKind -eq $script:JsonTrue
+            if ($ok -and -not $wantDetails) {
+                if ($passThru) { $true }
+                continue
+            }
+            $info = $null
+            $status = $script:MGKA_OK
+            if ($ok) {
+                $info = ConvertFrom-MgkaJsonElement -Element $answer.GetProperty('result')
+            } else {
+                if ($isObject) {
+                    $info = ConvertFrom-MgkaJsonElement -Element $answer.GetProperty('error')
+                } else {
+                    $info = [ordered]@{ kind = 'Panic'; message = 'The bulk keep-alive gave no answer for this item.' }
+                }
+                $index = [array]::IndexOf($script:StatusNames, [string]$info['kind'])
+                $status = if ($index -gt 0) { [uint32]$index } else { [uint32]12 }
+            }
+            Write-MgkaKeepAliveResult -State $State -Status $status -Info $info -DisplayId $Chunk.Display[$i] -Target $Chunk.Target[$i] -ElapsedMs $ElapsedMs
+        }
+    } finally {
+        if ($document) { $document.Dispose() }
+    }
+    $State.Done += $by.Length
+    Write-MgkaBulkProgress -State $State
+}
+
+function Write-MgkaBulkProgress {
+    # "Keeping calls alive": after the first $script:BulkProgressAfter items, at most every 250 ms.
+    param([hashtable] $State)
+    if ($State.Done -lt $script:BulkProgressAfter -or $null -eq $State.Clock) { return }
+    $now = $State.Clock.ElapsedMilliseconds
+    if ($State.ProgressShown -and $now - $State.ProgressAt -lt 250) { return }
+    $State.ProgressAt = $now
+    $State.ProgressShown = $true
+    $rate = if ($now -gt 0) { [Math]::Round($State.Done * 1000.0 / $now) } else { 0 }
+    Write-Progress -Id $script:BulkProgressId -Activity 'Keeping calls alive' -Status ('{0:N0} done, {1:N0}/s' -f $State.Done, $rate)
 }
 
 function Get-MgkaCloud {
@@ -1125,11 +1403,30 @@ function Invoke-MgKeepCommunicationCallAlive {
         [pscredential] $ProxyCredential,
 
         [Parameter(DontShow)]
-        [switch] $ProxyUseDefaultCredentials
+        [switch] $ProxyUseDefaultCredentials,
+
+        [Parameter()]
+        [ValidateRange(1, 256)]
+        [int] $ThrottleLimit = 16
     )
 
-    begin { $state = Initialize-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion 'v1.0' }
-    process { Invoke-MgkaKeepAliveItem -State $state -CallId $CallId -InputObject $InputObject }
+    begin { $state = $null; $state = Initialize-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion 'v1.0' -ThrottleLimit $ThrottleLimit }
+    process {
+        if (-not $state.Bulk) { Invoke-MgkaKeepAliveItem -State $state -CallId $CallId; return }
+        # Piped input, inline for the common case (a function call per item costs more than the
+        # rest): a plain call id string. Everything else goes through Add-MgkaBulkItem.
+        foreach ($item in $InputObject) {
+            if ($item -is [string] -and $item.Length -gt 0 -and ($first = [int]$item[0]) -gt 32 -and $first -lt 127 -and $first -ne 123 -and $first -ne 91) {
+                if ($PSCmdlet.ShouldProcess($item, 'Keep alive')) {
+                    $state.By.Add('Id'); $state.Value.Add([string]$item); $state.Target.Add($item); $state.Display.Add($item)
+                    $state.Requests++
+                    if ($state.By.Count -ge $state.ChunkSize) { Send-MgkaBulkChunk -State $state }
+                }
+            } else { Add-MgkaBulkItem -State $state -Item $item }
+        }
+    }
+    end { if ($state.Bulk) { Complete-MgkaBulk -State $state } }
+    clean { if ($state -and $state.Bulk) { Stop-MgkaBulk -State $state } }
 }
 
 function Invoke-MgBetaKeepCommunicationCallAlive {
@@ -1339,11 +1636,30 @@ function Invoke-MgBetaKeepCommunicationCallAlive {
         [pscredential] $ProxyCredential,
 
         [Parameter(DontShow)]
-        [switch] $ProxyUseDefaultCredentials
+        [switch] $ProxyUseDefaultCredentials,
+
+        [Parameter()]
+        [ValidateRange(1, 256)]
+        [int] $ThrottleLimit = 16
     )
 
-    begin { $state = Initialize-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion 'beta' }
-    process { Invoke-MgkaKeepAliveItem -State $state -CallId $CallId -InputObject $InputObject }
+    begin { $state = $null; $state = Initialize-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion 'beta' -ThrottleLimit $ThrottleLimit }
+    process {
+        if (-not $state.Bulk) { Invoke-MgkaKeepAliveItem -State $state -CallId $CallId; return }
+        # Piped input, inline for the common case (a function call per item costs more than the
+        # rest): a plain call id string. Everything else goes through Add-MgkaBulkItem.
+        foreach ($item in $InputObject) {
+            if ($item -is [string] -and $item.Length -gt 0 -and ($first = [int]$item[0]) -gt 32 -and $first -lt 127 -and $first -ne 123 -and $first -ne 91) {
+                if ($PSCmdlet.ShouldProcess($item, 'Keep alive')) {
+                    $state.By.Add('Id'); $state.Value.Add([string]$item); $state.Target.Add($item); $state.Display.Add($item)
+                    $state.Requests++
+                    if ($state.By.Count -ge $state.ChunkSize) { Send-MgkaBulkChunk -State $state }
+                }
+            } else { Add-MgkaBulkItem -State $state -Item $item }
+        }
+    }
+    end { if ($state.Bulk) { Complete-MgkaBulk -State $state } }
+    clean { if ($state -and $state.Bulk) { Stop-MgkaBulk -State $state } }
 }
 
 function Connect-MgGraph {
@@ -3214,7 +3530,7 @@ if ($script:LibraryPath) {
 # the library's absolute path (no C# is compiled). Cached per path in the AppDomain, so a
 # re-import, or an import in another runspace, reuses it: a native library is loaded once per
 # process and never unloaded. The key's number changes whenever the signature list does.
-$script:Native = [AppDomain]::CurrentDomain.GetData("MgKeepAlive.Native.3|$script:LibraryPath")
+$script:Native = [AppDomain]::CurrentDomain.GetData("MgKeepAlive.Native.4|$script:LibraryPath")
 if ($script:Native -isnot [type]) {
     $assemblyName = [System.Reflection.AssemblyName]::new('MgKeepAlive.Native.' + [guid]::NewGuid().ToString('N'))
     $typeBuilder = [System.Reflection.Emit.AssemblyBuilder]::DefineDynamicAssembly($assemblyName, 'Run').
@@ -3233,6 +3549,7 @@ if ($script:Native -isnot [type]) {
             , @('mgka_context', [uint32], [type[]]@($ptrOut))
             , @('mgka_keep_alive_by_id_start', [uint32], [type[]]@($bytes, $bytes, $u64Out))
             , @('mgka_keep_alive_by_identity_start', [uint32], [type[]]@($bytes, $bytes, $u64Out))
+            , @('mgka_keep_alive_bulk_start', [uint32], [type[]]@($bytes, $bytes, $u64Out))
             , @('mgka_operation_wait', [uint32], [type[]]@([uint64], [uint32], $ptrOut))
             , @('mgka_operation_cancel', [uint32], [type[]]@([uint64]))
             , @('mgka_request_context_get', [uint32], [type[]]@($ptrOut))
@@ -3242,7 +3559,7 @@ if ($script:Native -isnot [type]) {
             $signature[1], $signature[2], 'Cdecl', 'Ansi').SetImplementationFlags('PreserveSig')
     }
     $script:Native = $typeBuilder.CreateType()
-    [AppDomain]::CurrentDomain.SetData("MgKeepAlive.Native.3|$script:LibraryPath", $script:Native)
+    [AppDomain]::CurrentDomain.SetData("MgKeepAlive.Native.4|$script:LibraryPath", $script:Native)
 }
 
 try {
