@@ -254,10 +254,16 @@ pub async fn keep_alive_many(items: Vec<BulkItem>, options: crate::graph::KeepAl
     let permits = Arc::new(tokio::sync::Semaphore::new(concurrency.clamp(1, MAX_BULK_CONCURRENCY)));
     let options = Arc::new(options);
     let mut tasks = tokio::task::JoinSet::new();
+    let mut answers = vec![serde_json::Value::Null; items.len()];
     for (index, item) in items.into_iter().enumerate() {
-        let (session, options, permits) = (session.clone(), options.clone(), permits.clone());
+        // Spawn only with a permit in hand, so a large request holds few tasks at a time.
+        let Ok(permit) = permits.clone().acquire_owned().await else { break };
+        while let Some(Ok((done, answer))) = tasks.try_join_next() {
+            answers[done] = answer;
+        }
+        let (session, options) = (session.clone(), options.clone());
         tasks.spawn(async move {
-            let _permit = permits.acquire_owned().await;
+            let _permit = permit;
             let id = match (item.call_id, item.identity) {
                 (Some(id), None) => Ok(id),
                 (None, Some(identity)) => crate::graph::call_id_from_identity_json(&identity),
@@ -274,7 +280,6 @@ pub async fn keep_alive_many(items: Vec<BulkItem>, options: crate::graph::KeepAl
             (index, answer)
         });
     }
-    let mut answers = vec![serde_json::Value::Null; tasks.len()];
     while let Some(done) = tasks.join_next().await {
         if let Ok((index, answer)) = done {
             answers[index] = answer;

@@ -113,8 +113,9 @@ fn a_forbidden_call_fails_for_good() {
 fn a_storm_of_throttling_loses_no_call() {
     let f = fixture();
     let ids: Vec<String> = (0..10).map(|_| f.emu.create_call(None)).collect();
-    // The first 30 keep-alives, whichever calls they are for, are throttled or refused.
-    f.emu.push_faults(FaultScript::any(vec![FaultResponse::status(429).retry_after("0.3"), FaultResponse::status(503)]).count(30));
+    // The first 30 keep-alives, whichever calls they are for, are throttled or refused, with a
+    // Retry-After as long as the whole (compressed) call timeout: the keeper must not wait it out.
+    f.emu.push_faults(FaultScript::any(vec![FaultResponse::status(429).retry_after("3"), FaultResponse::status(503)]).count(30));
     start(&ids, Duration::from_secs(1));
     std::thread::sleep(Duration::from_secs(6));
     for id in &ids {
@@ -129,8 +130,11 @@ fn stop_halts_all_traffic_and_restart_updates_the_interval() {
     let ids: Vec<String> = (0..5).map(|_| f.emu.create_call(None)).collect();
     start(&ids, Duration::from_secs(1));
     std::thread::sleep(Duration::from_millis(1500));
+    let (_, seq) = keeper::events(u64::MAX, Duration::ZERO);
     let stopped = keeper::stop(None);
     assert_eq!(stopped.len(), 5);
+    let (events, _) = keeper::events(seq, Duration::ZERO);
+    assert_eq!(events.iter().filter(|e| e.state == KeeperState::Stopped).count(), 5, "a Stopped event per call");
     assert!(stopped.iter().all(|s| s.state == KeeperState::Stopped));
     let seen = f.emu.requests().len();
     std::thread::sleep(Duration::from_secs(2));
@@ -150,6 +154,10 @@ fn invalid_ids_are_refused_one_by_one() {
     assert!(matches!(&results[0], StartResult::Refused { call_id, .. } if call_id == ".."));
     assert!(matches!(&results[1], StartResult::Started(s) if s.call_id == good));
     assert!(matches!(&results[2], StartResult::Refused { .. }));
+    let json = serde_json::to_value(&results).unwrap();
+    assert_eq!(json[0]["callId"], "..");
+    assert_eq!(json[0]["error"]["parameter"], "CallId");
+    assert_eq!(json[1]["state"], "Active");
     assert!(keeper::start(vec![good], Duration::from_millis(500)).is_err(), "intervals under 1 s are refused");
 }
 

@@ -88,7 +88,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[serde(rename_all = "camelCase", untagged)]
 pub enum StartResult {
     Started(CallSnapshot),
-    Refused { call_id: String, error: serde_json::Value },
+    Refused {
+        #[serde(rename = "callId")]
+        call_id: String,
+        error: serde_json::Value,
+    },
 }
 
 /// Registers calls (or updates the interval of calls already kept). Their first keep-alive goes
@@ -151,6 +155,7 @@ pub fn stop(call_ids: Option<Vec<String>>) -> Vec<CallSnapshot> {
         .map(|(id, mut entry)| {
             entry.state = KeeperState::Stopped;
             entry.due = None;
+            push_event(&id, KeeperState::Stopped, None);
             entry.snapshot(&id, now, wall)
         })
         .collect()
@@ -226,15 +231,26 @@ async fn schedule_loop() {
                 }
             }
         }
-        let mut calls = lock(&KEEPER.calls);
-        for (at, generation, id) in due {
-            // Stale entries (stopped, restarted or rescheduled calls) are skipped.
-            let Some(entry) = calls.get_mut(&id) else { continue };
-            if entry.generation != generation || entry.due != Some(at) || !entry.state.is_kept() {
-                continue;
-            }
-            entry.due = None;
-            tokio::spawn(keep_one(id, generation));
+        let ready: Vec<(Arc<str>, u32)> = {
+            let mut calls = lock(&KEEPER.calls);
+            due.into_iter()
+                .filter(|(at, generation, id)| {
+                    // Stale entries (stopped, restarted or rescheduled calls) are skipped.
+                    let Some(entry) = calls.get_mut(id) else { return false };
+                    if entry.generation != *generation || entry.due != Some(*at) || !entry.state.is_kept() {
+                        return false;
+                    }
+                    entry.due = None;
+                    true
+                })
+                .map(|(_, generation, id)| (id, generation))
+                .collect()
+        };
+        // A task exists only once it holds a permit: 100,000 calls due at once cost 64 tasks'
+        // memory, not 100,000.
+        for (id, generation) in ready {
+            let Ok(permit) = KEEPER.permits.clone().acquire_owned().await else { return };
+            tokio::spawn(keep_one(id, generation, permit));
         }
     }
 }
@@ -245,11 +261,18 @@ fn schedule_at(id: Arc<str>, generation: u32, at: Instant) {
 }
 
 /// Sends one keep-alive for a kept call and applies the policy to its outcome.
-async fn keep_one(id: Arc<str>, generation: u32) {
-    let Ok(_permit) = KEEPER.permits.clone().acquire_owned().await else { return };
+async fn keep_one(id: Arc<str>, generation: u32, _permit: tokio::sync::OwnedSemaphorePermit) {
     let paused = *lock(&KEEPER.paused_until);
     if let Some(until) = paused.filter(|u| *u > Instant::now()) {
-        tokio::time::sleep_until(until.into()).await;
+        // Honour the app-wide Retry-After, but not past the point this call can afford. A call
+        // already retrying was scheduled with that wait (capped the same way): no second wait.
+        let latest = lock(&KEEPER.calls)
+            .get(&id)
+            .filter(|e| e.state != KeeperState::Retrying)
+            .map(|e| Instant::now() + e.retry_budget(SystemTime::now()));
+        if let Some(latest) = latest {
+            tokio::time::sleep_until(until.min(latest).into()).await;
+        }
     }
     let mut options = KeepAliveOptions::default();
     options.max_retry = 0; // the keeper schedules its own retries, against the deadline
@@ -310,8 +333,7 @@ async fn keep_one(id: Arc<str>, generation: u32) {
             // cannot carry a call past the point where Graph would end it.
             let base = RETRY_DELAY.min(entry.interval / 4);
             let wait = retry_after.unwrap_or_else(|| backoff(base, entry.consecutive_failures));
-            let to_deadline = entry.deadline().duration_since(wall).unwrap_or_default();
-            let next = now + wait.min(entry.interval / 2).min((to_deadline / 2).max(Duration::from_millis(100)));
+            let next = now + wait.min(entry.retry_budget(wall));
             entry.due = Some(next);
             drop(calls);
             schedule_at(id, generation, next);

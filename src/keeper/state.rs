@@ -79,6 +79,13 @@ impl Entry {
         self.last_success.unwrap_or(self.registered) + CALL_DEADLINE
     }
 
+    /// The longest a retry of this call may wait: half an interval, and half the time left
+    /// before its deadline, so no wait — back-off or `Retry-After` — lets the call expire.
+    pub fn retry_budget(&self, wall: SystemTime) -> Duration {
+        let to_deadline = self.deadline().duration_since(wall).unwrap_or_default();
+        (self.interval / 2).min((to_deadline / 2).max(Duration::from_millis(100)))
+    }
+
     pub fn succeeded(&mut self, wall: SystemTime) {
         self.state = KeeperState::Active;
         self.last_success = Some(wall);
