@@ -28,7 +28,7 @@ $script:WaitSliceMs = [uint32]100
 # (items per mgka_keep_alive_bulk_start: the larger of BulkMinChunkSize and BulkChunkFactor x
 # -ThrottleLimit), and when Write-Progress starts (items done).
 $script:BulkDefaultThrottleLimit = 16
-$script:BulkMinChunkSize = 256
+$script:BulkMinChunkSize = 512
 $script:BulkChunkFactor = 4
 $script:BulkProgressAfter = 500
 $script:BulkProgressId = 0x4D474B41
@@ -710,14 +710,8 @@ function Initialize-MgkaKeepAlive {
         Bulk                    = $Cmdlet.ParameterSetName -ne 'Keep'
         ThrottleLimit           = $ThrottleLimit
         ChunkSize               = [Math]::Max($script:BulkMinChunkSize, $script:BulkChunkFactor * $ThrottleLimit)
-        # The pending chunk, one entry per item in input order (parallel lists): By is 'Id',
-        # 'Identity' or 'Error'; Value the call id, the identity JSON or the ErrorRecord; Target
-        # the item (the error records' TargetObject); Display the call id shown in messages.
-        By                      = [System.Collections.Generic.List[string]]::new()
-        Value                   = [System.Collections.Generic.List[object]]::new()
-        Target                  = [System.Collections.Generic.List[object]]::new()
-        Display                 = [System.Collections.Generic.List[string]]::new()
-        Requests                = 0     # entries of the pending chunk that are requests
+        # The pending chunk, one entry per item in input order (see Send-MgkaBulkChunk).
+        Pending                 = [System.Collections.Generic.List[object]]::new()
         ResolveErrors           = [System.Collections.Generic.List[object]]::new()
         InFlight                = $null # @{ Operation; Chunk; Stopwatch }: the chunk being sent
         Sent                    = 0     # items handed to bulk operations so far
@@ -806,11 +800,13 @@ function Write-MgkaKeepAliveResult {
     $cmdlet.WriteError($record)
 }
 
-# Bulk keep-alive (piped input).
-# Piped items are resolved and asked about (ShouldProcess) one by one, collected into chunks of
-# $State.ChunkSize, and each chunk is sent with one mgka_keep_alive_bulk_start (at most
-# -ThrottleLimit requests in flight). The results are written per item, in input order, while the
-# next chunk is under way: one chunk in flight at a time, so -ThrottleLimit is a strict bound.
+# Bulk keep-alive (piped input). Items are resolved and asked about (ShouldProcess) one by one,
+# collected into chunks of $State.ChunkSize, and each chunk is sent with one
+# mgka_keep_alive_bulk_start (at most -ThrottleLimit requests in flight). The results are written
+# per item, in input order, while the next chunk is under way: one chunk in flight at a time, so
+# -ThrottleLimit is a strict bound. A pending entry is a plain call id [string] (the commands'
+# inline fast path), an ErrorRecord (an item that could not be resolved; written in its place),
+# or @{ By = 'Id'|'Identity'; Value; Target; Display } for any other item.
 
 function Add-MgkaBulkItem {
     # An item that the inline fast path of the commands' process block did not take: resolves it
@@ -820,24 +816,23 @@ function Add-MgkaBulkItem {
     $resolved = Resolve-MgkaCallIdentity -Cmdlet $State.Cmdlet -Item $Item -ErrorList $errors
     if ($null -eq $resolved) {
         if ($errors.Count -gt 0) {
-            $State.By.Add('Error'); $State.Value.Add($errors[0]); $State.Target.Add($Item); $State.Display.Add($null)
+            $State.Pending.Add($errors[0])
             $errors.Clear()
         }
     } elseif ($State.Cmdlet.ShouldProcess($resolved.CallId, 'Keep alive')) {
-        $State.By.Add($resolved.By); $State.Value.Add($resolved.Value); $State.Target.Add($Item); $State.Display.Add($resolved.CallId)
-        $State.Requests++
+        $State.Pending.Add(@{ By = $resolved.By; Value = $resolved.Value; Target = $Item; Display = $resolved.CallId })
     }
-    if ($State.By.Count -ge $State.ChunkSize) { Send-MgkaBulkChunk -State $State }
+    if ($State.Pending.Count -ge $State.ChunkSize) { Send-MgkaBulkChunk -State $State }
 }
 
 function Send-MgkaBulkChunk {
     # Starts the pending chunk's bulk operation (after the one in flight has finished), then
     # writes the finished chunk's results while the new one runs.
     param([hashtable] $State)
-    if ($State.By.Count -eq 0) { return }
-    $chunk = @{ By = $State.By.ToArray(); Value = $State.Value.ToArray(); Target = $State.Target.ToArray(); Display = $State.Display.ToArray() }
-    $requests = $State.Requests
-    $State.By.Clear(); $State.Value.Clear(); $State.Target.Clear(); $State.Display.Clear(); $State.Requests = 0
+    if ($State.Pending.Count -eq 0) { return }
+    $chunk = @{ Entries = $State.Pending.ToArray(); Requests = 0; Errors = 0 }
+    $State.Pending.Clear()
+    $request = ConvertTo-MgkaBulkRequest -State $State -Chunk $chunk
 
     $finished = $null
     if ($State.InFlight) {
@@ -847,51 +842,52 @@ function Send-MgkaBulkChunk {
         $previous.Stopwatch.Stop()
         $finished = @{ Chunk = $previous.Chunk; Result = $result; ElapsedMs = $previous.Stopwatch.ElapsedMilliseconds }
     }
-    if ($requests -gt 0) {
-        $request = ConvertTo-MgkaBulkRequest -State $State -Chunk $chunk
-        if ($null -eq $request) {
-            $result = @{ Status = $script:MGKA_OK; Json = '[]' }   # every request became an error
+    $result = @{ Status = $script:MGKA_OK; Json = '[]' }   # a chunk without requests
+    if ($null -ne $request) {
+        $text = [System.Collections.Specialized.OrderedDictionary]::new()
+        $text['InputObject'] = $request; $text['Headers'] = $State.OptionsJson
+        if ($null -eq $State.Clock) { $State.Clock = [System.Diagnostics.Stopwatch]::StartNew() }
+        $start = Invoke-MgkaNative KeepAliveBulkStart -Text $text
+        $State.Sent += $chunk.Requests
+        if ($start.Status -eq $script:MGKA_OK) {
+            $State.InFlight = @{ Operation = $start.Operation; Chunk = $chunk; Stopwatch = [System.Diagnostics.Stopwatch]::StartNew() }
+            $chunk = $null
         } else {
-            $text = [System.Collections.Specialized.OrderedDictionary]::new()
-            $text['InputObject'] = $request; $text['Headers'] = $State.OptionsJson
-            if ($null -eq $State.Clock) { $State.Clock = [System.Diagnostics.Stopwatch]::StartNew() }
-            $start = Invoke-MgkaNative KeepAliveBulkStart -Text $text
-            $State.Sent += $requests
-            if ($start.Status -eq $script:MGKA_OK) {
-                $State.InFlight = @{ Operation = $start.Operation; Chunk = $chunk; Stopwatch = [System.Diagnostics.Stopwatch]::StartNew() }
-                $chunk = $null
-            } else {
-                $result = @{ Status = $start.Status; Json = $start.Json }
-            }
+            $result = @{ Status = $start.Status; Json = $start.Json }
         }
     }
     if ($finished) { Write-MgkaBulkResults -State $State -Chunk $finished.Chunk -Result $finished.Result -ElapsedMs $finished.ElapsedMs }
-    # A chunk that needed no operation (only errors, or refused at the start): written now, in order.
-    if ($chunk) {
-        if ($requests -eq 0) { $result = @{ Status = $script:MGKA_OK; Json = '[]' } }
-        Write-MgkaBulkResults -State $State -Chunk $chunk -Result $result -ElapsedMs 0
-    }
+    # A chunk that needed no operation (only errors), or that the library refused at once.
+    if ($chunk) { Write-MgkaBulkResults -State $State -Chunk $chunk -Result $result -ElapsedMs 0 }
 }
 
 function Complete-MgkaBulk {
-    # The end block: a lone item goes the single keep-alive way (as without -ThrottleLimit);
-    # otherwise the rest is sent and every result written. Then the progress bar is completed.
+    # The end block: when no chunk was sent and at most one item is a request, the single
+    # keep-alive way (as for -CallId); otherwise the rest is sent and every result written. Then
+    # the progress bar is completed.
     param([hashtable] $State)
-    if ($null -eq $State.InFlight -and $State.Sent -eq 0 -and $State.Requests -le 1) {
-        for ($i = 0; $i -lt $State.By.Count; $i++) {
-            $by = $State.By[$i]
-            if ($by -eq 'Error') { $State.Cmdlet.WriteError($State.Value[$i]); continue }
-            $stopwatch = [System.Diagnostics.Stopwatch]::StartNew()
-            $result = Invoke-MgkaKeepAliveOperation -By $by -Value $State.Value[$i] -OptionsJson $State.OptionsJson
-            $stopwatch.Stop()
-            if ($result.Status -eq $script:MGKA_OK -and -not $State.WantDetails) {
-                if ($State.PassThru) { $true }
-                continue
+    $pending = $State.Pending
+    if ($null -eq $State.InFlight -and $State.Sent -eq 0) {
+        $requests = 0
+        foreach ($entry in $pending) { if ($entry -isnot [System.Management.Automation.ErrorRecord]) { $requests++ } }
+        if ($requests -le 1) {
+            $entries = $pending.ToArray()
+            $pending.Clear()
+            foreach ($entry in $entries) {
+                if ($entry -is [System.Management.Automation.ErrorRecord]) { $State.Cmdlet.WriteError($entry); continue }
+                if ($entry -is [string]) { $by = 'Id'; $value = [string]$entry; $display = $value; $target = $entry }
+                else { $by = $entry.By; $value = $entry.Value; $display = $entry.Display; $target = $entry.Target }
+                $stopwatch = [System.Diagnostics.Stopwatch]::StartNew()
+                $result = Invoke-MgkaKeepAliveOperation -By $by -Value $value -OptionsJson $State.OptionsJson
+                $stopwatch.Stop()
+                if ($result.Status -eq $script:MGKA_OK -and -not $State.WantDetails) {
+                    if ($State.PassThru) { $true }
+                    continue
+                }
+                Write-MgkaKeepAliveResult -State $State -Status $result.Status -Info (ConvertFrom-MgkaJson $result.Json) -DisplayId $display -Target $target -ElapsedMs $stopwatch.ElapsedMilliseconds
             }
-            Write-MgkaKeepAliveResult -State $State -Status $result.Status -Info (ConvertFrom-MgkaJson $result.Json) -DisplayId $State.Display[$i] -Target $State.Target[$i] -ElapsedMs $stopwatch.ElapsedMilliseconds
+            return
         }
-        $State.By.Clear(); $State.Value.Clear(); $State.Target.Clear(); $State.Display.Clear(); $State.Requests = 0
-        return
     }
     Send-MgkaBulkChunk -State $State
     if ($State.InFlight) {
@@ -902,8 +898,8 @@ function Complete-MgkaBulk {
         Write-MgkaBulkResults -State $State -Chunk $last.Chunk -Result $result -ElapsedMs $last.Stopwatch.ElapsedMilliseconds
     }
     if ($State.ProgressShown) {
-        Write-Progress -Id $script:BulkProgressId -Activity 'Keeping calls alive' -Completed
         $State.ProgressShown = $false
+        Write-Progress -Id $script:BulkProgressId -Activity 'Keeping calls alive' -Completed
     }
 }
 
@@ -918,36 +914,42 @@ function Stop-MgkaBulk {
     }
     if ($State.ProgressShown) {
         $State.ProgressShown = $false
-        try { Write-Progress -Id $script:BulkProgressId -Activity 'Keeping calls alive' -Completed } catch { }
+        Write-Progress -Id $script:BulkProgressId -Activity 'Keeping calls alive' -Completed
     }
 }
 
 function ConvertTo-MgkaBulkRequest {
-    # The chunk's request JSON: {"items":[{"callId":"..."}|{"identity":"..."}],"concurrency":n}.
-    # A value that is not valid UTF-16 (a lone surrogate) becomes that item's error, as for a
-    # single keep-alive; $null when no request is left.
+    # The chunk's request JSON: {"items":[{"callId":"..."}|{"identity":"..."}],"concurrency":n},
+    # or $null when it has no request. Counts the chunk's Requests and Errors. A value that is
+    # not valid UTF-16 (a lone surrogate) becomes that item's error, as for a single keep-alive.
     param([hashtable] $State, [hashtable] $Chunk)
-    $by = $Chunk.By; $value = $Chunk.Value
-    $builder = [System.Text.StringBuilder]::new(64 * $by.Length + 64)
+    $entries = $Chunk.Entries
+    $builder = [System.Text.StringBuilder]::new(48 * $entries.Length + 64)
     [void]$builder.Append('{"items":[')
     $count = 0
-    for ($i = 0; $i -lt $by.Length; $i++) {
-        $kind = $by[$i]
-        if ($kind -eq 'Error') { continue }
+    $errors = 0
+    for ($i = 0; $i -lt $entries.Length; $i++) {
+        $entry = $entries[$i]
+        if ($entry -is [string]) { $key = '{"callId":"'; $value = [string]$entry }
+        elseif ($entry -is [System.Management.Automation.ErrorRecord]) { $errors++; continue }
+        else { $key = if ($entry.By -eq 'Id') { '{"callId":"' } else { '{"identity":"' }; $value = $entry.Value }
         try {
-            $escaped = [System.Text.Json.JsonEncodedText]::Encode([string]$value[$i]).ToString()
+            $escaped = [System.Text.Json.JsonEncodedText]::Encode($value).ToString()
         } catch {
-            $parameter = if ($kind -eq 'Id') { 'CallId' } else { 'InputObject' }
-            $by[$i] = 'Error'
-            $value[$i] = New-MgkaErrorRecord -Status $script:MGKA_INVALID_ARGUMENT -TargetObject $Chunk.Target[$i] -Info ([ordered]@{
+            $parameter = if ($key -eq '{"callId":"') { 'CallId' } else { 'InputObject' }
+            $target = if ($entry -is [string]) { $entry } else { $entry.Target }
+            $entries[$i] = New-MgkaErrorRecord -Status $script:MGKA_INVALID_ARGUMENT -TargetObject $target -Info ([ordered]@{
                     kind = 'InvalidArgument'; parameter = $parameter; callId = $null
                     message = "The value of $parameter is not valid Unicode text (it contains a lone surrogate)." })
+            $errors++
             continue
         }
         if ($count -gt 0) { [void]$builder.Append(',') }
-        [void]$builder.Append($(if ($kind -eq 'Id') { '{"callId":"' } else { '{"identity":"' })).Append($escaped).Append('"}')
+        [void]$builder.Append($key).Append($escaped).Append('"}')
         $count++
     }
+    $Chunk.Requests = $count
+    $Chunk.Errors = $errors
     if ($count -eq 0) { return $null }
     [void]$builder.Append('],"concurrency":').Append($State.ThrottleLimit).Append('}')
     $builder.ToString()
@@ -957,30 +959,42 @@ function Write-MgkaBulkResults {
     # Writes a chunk's results in input order: the resolution errors in their places, one $true
     # (-PassThru) or one error record per request. $Result: the bulk operation's @{ Status; Json }.
     param([hashtable] $State, [hashtable] $Chunk, [hashtable] $Result, [long] $ElapsedMs)
+    $entries = $Chunk.Entries
+    $json = $Result.Json
+    $State.Done += $entries.Length
+    if ($Result.Status -eq $script:MGKA_OK -and $Chunk.Errors -eq 0 -and -not $State.WantDetails -and
+        -not $json.Contains('"ok":false') -and -not $json.Contains('[null') -and -not $json.Contains(',null')) {
+        # Every item succeeded (a failed item's answer always holds "ok":false, a lost one null):
+        # nothing to look at per item.
+        if ($State.PassThru) { for ($i = 0; $i -lt $entries.Length; $i++) { $true } }
+        Write-MgkaBulkProgress -State $State
+        return
+    }
     $cmdlet = $State.Cmdlet
-    $by = $Chunk.By
     $passThru = $State.PassThru
     $wantDetails = $State.WantDetails
     $document = $null
     $answers = $null
     $failure = $null
     if ($Result.Status -eq $script:MGKA_OK) {
-        $document = [System.Text.Json.JsonDocument]::Parse($Result.Json)
+        $document = [System.Text.Json.JsonDocument]::Parse($json)
         $answers = $document.RootElement.EnumerateArray()
     } else {
         # The whole request failed (not connected, ...): each item gets that error.
-        $failure = ConvertFrom-MgkaJson $Result.Json
+        $failure = ConvertFrom-MgkaJson $json
         if ($null -eq $failure) { $failure = [ordered]@{} }
     }
     try {
-        for ($i = 0; $i -lt $by.Length; $i++) {
-            if ($by[$i] -eq 'Error') { $cmdlet.WriteError($Chunk.Value[$i]); continue }
+        foreach ($entry in $entries) {
+            if ($entry -is [System.Management.Automation.ErrorRecord]) { $cmdlet.WriteError($entry); continue }
+            if ($entry -is [string]) { $display = [string]$entry; $target = $entry }
+            else { $display = $entry.Display; $target = $entry.Target }
             if ($null -ne $failure) {
-                Write-MgkaKeepAliveResult -State $State -Status $Result.Status -Info $failure -DisplayId $Chunk.Display[$i] -Target $Chunk.Target[$i] -ElapsedMs $ElapsedMs
+                Write-MgkaKeepAliveResult -State $State -Status $Result.Status -Info $failure -DisplayId $display -Target $target -ElapsedMs $ElapsedMs
                 continue
             }
             if (-not $answers.MoveNext()) {
-                $cmdlet.WriteError((New-MgkaErrorRecord -Status 12 -TargetObject $Chunk.Target[$i] -Activity 'Keep alive' -Info ([ordered]@{
+                $cmdlet.WriteError((New-MgkaErrorRecord -Status 12 -TargetObject $target -Activity 'Keep alive' -Info ([ordered]@{
                                 kind = 'Panic'; message = 'The bulk keep-alive answered fewer items than it was given.' })))
                 continue
             }
@@ -992,30 +1006,25 @@ function Write-MgkaBulkResults {
                 if ($passThru) { $true }
                 continue
             }
-            $info = $null
             $status = $script:MGKA_OK
             if ($ok) {
                 $info = ConvertFrom-MgkaJsonElement -Element $answer.GetProperty('result')
             } else {
-                if ($isObject) {
-                    $info = ConvertFrom-MgkaJsonElement -Element $answer.GetProperty('error')
-                } else {
-                    $info = [ordered]@{ kind = 'Panic'; message = 'The bulk keep-alive gave no answer for this item.' }
-                }
+                $info = if ($isObject) { ConvertFrom-MgkaJsonElement -Element $answer.GetProperty('error') }
+                else { [ordered]@{ kind = 'Panic'; message = 'The bulk keep-alive gave no answer for this item.' } }
                 $index = [array]::IndexOf($script:StatusNames, [string]$info['kind'])
                 $status = if ($index -gt 0) { [uint32]$index } else { [uint32]12 }
             }
-            Write-MgkaKeepAliveResult -State $State -Status $status -Info $info -DisplayId $Chunk.Display[$i] -Target $Chunk.Target[$i] -ElapsedMs $ElapsedMs
+            Write-MgkaKeepAliveResult -State $State -Status $status -Info $info -DisplayId $display -Target $target -ElapsedMs $ElapsedMs
         }
     } finally {
         if ($document) { $document.Dispose() }
     }
-    $State.Done += $by.Length
     Write-MgkaBulkProgress -State $State
 }
 
 function Write-MgkaBulkProgress {
-    # "Keeping calls alive": after the first $script:BulkProgressAfter items, at most every 250 ms.
+    # "Keeping calls alive": once $script:BulkProgressAfter items are done, at most every 250 ms.
     param([hashtable] $State)
     if ($State.Done -lt $script:BulkProgressAfter -or $null -eq $State.Clock) { return }
     $now = $State.Clock.ElapsedMilliseconds
@@ -1230,6 +1239,9 @@ function Invoke-MgKeepCommunicationCallAlive {
     caller's scope on success and on failure; the error category follows the HTTP status and the
     exception exposes StatusCode, ErrorCode, RequestId, ClientRequestId, Date and ResponseHeaders.
 
+    Piped input is sent concurrently (-ThrottleLimit, default 16 requests in flight), with one
+    ShouldProcess and one result or error record per item, in input order.
+
     .PARAMETER CallId
     The unique identifier of call
 
@@ -1278,6 +1290,23 @@ function Invoke-MgKeepCommunicationCallAlive {
     Accepted for compatibility with Microsoft.Graph. MgKeepAlive has no default (integrated
     Windows) credentials to give a proxy: a warning is written once and the request goes to the
     proxy without credentials. Use -ProxyCredential for a proxy that needs a user name and password.
+
+    .PARAMETER ThrottleLimit
+    How many keep-alives of piped input are in flight at once (1 to 256, default 16). Piped items
+    are collected into chunks (512 items, or 4 x ThrottleLimit when that is more) and each chunk
+    is sent concurrently, at most ThrottleLimit requests at a time; the next chunk is sent while
+    the results of the previous one are written. Everything else stays per item: one ShouldProcess
+    per item, as it arrives (with -WhatIf nothing is sent), and one $true (-PassThru) or one error
+    record per item, in input order, items that cannot be resolved included (their errors are not
+    moved ahead of earlier items' results). Results therefore arrive in bursts, a chunk at a time.
+    -ResponseHeadersVariable holds the headers of the last item written. With -ErrorAction Stop the
+    command stops at the first failing item in input order and writes nothing for later items,
+    but keep-alives of later items in the same or the next chunk may have been sent already (a
+    keep-alive is harmless to repeat): a foreach loop with -CallId sends nothing after a failure.
+    The requests themselves go out in no particular order. Ctrl+C cancels every request still in
+    flight. A single -CallId, or a pipeline of one item, is sent as before. Long runs
+    (more than 500 items) show a progress bar (Write-Progress): items done and keep-alives per
+    second. Not in Microsoft.Graph.
 
     .PARAMETER WhatIf
     Shows what would happen if the cmdlet runs.
@@ -1336,6 +1365,13 @@ function Invoke-MgKeepCommunicationCallAlive {
 
     Keeps a call alive every 15 minutes, as Microsoft recommends, until it ends (a 404 then
     stops the loop).
+
+    .EXAMPLE
+    $callIds | Invoke-MgKeepCommunicationCallAlive -ThrottleLimit 32 -PassThru -ErrorVariable failed -ErrorAction SilentlyContinue
+
+    Keeps thousands of calls alive, 32 requests at a time. The output has one $true per call kept
+    alive and $failed one error record per call that was not (404 for an ended call), both in the
+    order of $callIds; -WhatIf would send nothing.
 
     .INPUTS
     Microsoft.Graph.PowerShell.Models.ICloudCommunicationsIdentity
@@ -1415,12 +1451,12 @@ function Invoke-MgKeepCommunicationCallAlive {
         if (-not $state.Bulk) { Invoke-MgkaKeepAliveItem -State $state -CallId $CallId; return }
         # Piped input, inline for the common case (a function call per item costs more than the
         # rest): a plain call id string. Everything else goes through Add-MgkaBulkItem.
+        $pending = $state.Pending; $chunkSize = $state.ChunkSize
         foreach ($item in $InputObject) {
             if ($item -is [string] -and $item.Length -gt 0 -and ($first = [int]$item[0]) -gt 32 -and $first -lt 127 -and $first -ne 123 -and $first -ne 91) {
                 if ($PSCmdlet.ShouldProcess($item, 'Keep alive')) {
-                    $state.By.Add('Id'); $state.Value.Add([string]$item); $state.Target.Add($item); $state.Display.Add($item)
-                    $state.Requests++
-                    if ($state.By.Count -ge $state.ChunkSize) { Send-MgkaBulkChunk -State $state }
+                    $pending.Add($item)
+                    if ($pending.Count -ge $chunkSize) { Send-MgkaBulkChunk -State $state }
                 }
             } else { Add-MgkaBulkItem -State $state -Item $item }
         }
@@ -1468,6 +1504,9 @@ function Invoke-MgBetaKeepCommunicationCallAlive {
     pipeline goes on; -PassThru:$false writes nothing; -ResponseHeadersVariable is set in the
     caller's scope on success and on failure; the error category follows the HTTP status and the
     exception exposes StatusCode, ErrorCode, RequestId, ClientRequestId, Date and ResponseHeaders.
+
+    Piped input is sent concurrently (-ThrottleLimit, default 16 requests in flight), with one
+    ShouldProcess and one result or error record per item, in input order.
 
     .PARAMETER CallId
     The unique identifier of call
@@ -1517,6 +1556,23 @@ function Invoke-MgBetaKeepCommunicationCallAlive {
     Accepted for compatibility with Microsoft.Graph. MgKeepAlive has no default (integrated
     Windows) credentials to give a proxy: a warning is written once and the request goes to the
     proxy without credentials. Use -ProxyCredential for a proxy that needs a user name and password.
+
+    .PARAMETER ThrottleLimit
+    How many keep-alives of piped input are in flight at once (1 to 256, default 16). Piped items
+    are collected into chunks (512 items, or 4 x ThrottleLimit when that is more) and each chunk
+    is sent concurrently, at most ThrottleLimit requests at a time; the next chunk is sent while
+    the results of the previous one are written. Everything else stays per item: one ShouldProcess
+    per item, as it arrives (with -WhatIf nothing is sent), and one $true (-PassThru) or one error
+    record per item, in input order, items that cannot be resolved included (their errors are not
+    moved ahead of earlier items' results). Results therefore arrive in bursts, a chunk at a time.
+    -ResponseHeadersVariable holds the headers of the last item written. With -ErrorAction Stop the
+    command stops at the first failing item in input order and writes nothing for later items,
+    but keep-alives of later items in the same or the next chunk may have been sent already (a
+    keep-alive is harmless to repeat): a foreach loop with -CallId sends nothing after a failure.
+    The requests themselves go out in no particular order. Ctrl+C cancels every request still in
+    flight. A single -CallId, or a pipeline of one item, is sent as before. Long runs
+    (more than 500 items) show a progress bar (Write-Progress): items done and keep-alives per
+    second. Not in Microsoft.Graph.
 
     .PARAMETER WhatIf
     Shows what would happen if the cmdlet runs.
@@ -1569,6 +1625,13 @@ function Invoke-MgBetaKeepCommunicationCallAlive {
 
     Keeps a call alive every 15 minutes, as Microsoft recommends, until it ends (a 404 then
     stops the loop).
+
+    .EXAMPLE
+    $callIds | Invoke-MgBetaKeepCommunicationCallAlive -ThrottleLimit 32 -PassThru -ErrorVariable failed -ErrorAction SilentlyContinue
+
+    Keeps thousands of calls alive, 32 requests at a time. The output has one $true per call kept
+    alive and $failed one error record per call that was not (404 for an ended call), both in the
+    order of $callIds; -WhatIf would send nothing.
 
     .INPUTS
     Microsoft.Graph.PowerShell.Models.ICloudCommunicationsIdentity
@@ -1648,12 +1711,12 @@ function Invoke-MgBetaKeepCommunicationCallAlive {
         if (-not $state.Bulk) { Invoke-MgkaKeepAliveItem -State $state -CallId $CallId; return }
         # Piped input, inline for the common case (a function call per item costs more than the
         # rest): a plain call id string. Everything else goes through Add-MgkaBulkItem.
+        $pending = $state.Pending; $chunkSize = $state.ChunkSize
         foreach ($item in $InputObject) {
             if ($item -is [string] -and $item.Length -gt 0 -and ($first = [int]$item[0]) -gt 32 -and $first -lt 127 -and $first -ne 123 -and $first -ne 91) {
                 if ($PSCmdlet.ShouldProcess($item, 'Keep alive')) {
-                    $state.By.Add('Id'); $state.Value.Add([string]$item); $state.Target.Add($item); $state.Display.Add($item)
-                    $state.Requests++
-                    if ($state.By.Count -ge $state.ChunkSize) { Send-MgkaBulkChunk -State $state }
+                    $pending.Add($item)
+                    if ($pending.Count -ge $chunkSize) { Send-MgkaBulkChunk -State $state }
                 }
             } else { Add-MgkaBulkItem -State $state -Item $item }
         }

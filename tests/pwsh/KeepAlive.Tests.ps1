@@ -227,7 +227,8 @@ Describe 'Keeping calls alive' {
             $output = @('call-1', @{ CallId = 'call-2' }, [pscustomobject]@{ Id = 'call-3' }, '{"callId":"call-1"}' |
                     Invoke-MgKeepCommunicationCallAlive -PassThru)
             $output.Count | Should -Be 4
-            (Get-EmulatorRequest).callId | Should -Be @('call-1', 'call-2', 'call-3', 'call-1')
+            # Sent concurrently: the requests go out in no particular order.
+            (Get-EmulatorRequest).callId | Sort-Object | Should -Be @('call-1', 'call-1', 'call-2', 'call-3')
         }
 
         It 'writes an InvalidArgument error for an identity without CallId or Id and goes on with the next item' {
@@ -272,7 +273,17 @@ Describe 'Keeping calls alive' {
         }
 
         It 'stops at the first error with -ErrorAction Stop' {
-            { 'ended-or-unknown', 'call-1' | Invoke-MgKeepCommunicationCallAlive -ErrorAction Stop } | Should -Throw -ErrorId 'itemNotFound,Invoke-MgKeepCommunicationCallAlive'
+            # The second item's keep-alive goes out with the first (one chunk); its result is not written.
+            $output = [System.Collections.Generic.List[object]]::new()
+            { 'ended-or-unknown', 'call-1' | Invoke-MgKeepCommunicationCallAlive -PassThru -ErrorAction Stop | ForEach-Object { $output.Add($_) } } |
+                Should -Throw -ErrorId 'itemNotFound,Invoke-MgKeepCommunicationCallAlive'
+            $output.Count | Should -Be 0
+            (Get-EmulatorRequest).callId | Should -Contain 'ended-or-unknown'
+        }
+
+        It 'stops at the first error with -ErrorAction Stop (-CallId: nothing else is sent)' {
+            { Invoke-MgKeepCommunicationCallAlive -CallId 'ended-or-unknown' -ErrorAction Stop; Invoke-MgKeepCommunicationCallAlive -CallId call-1 -ErrorAction Stop } |
+                Should -Throw -ErrorId 'itemNotFound,Invoke-MgKeepCommunicationCallAlive'
             (Get-EmulatorRequest).callId | Should -Be @('ended-or-unknown')
         }
 

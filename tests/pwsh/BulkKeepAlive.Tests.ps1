@@ -1,0 +1,304 @@
+#Requires -Modules @{ ModuleName = 'Pester'; ModuleVersion = '5.5.0' }
+# Piped input to Invoke-MgKeepCommunicationCallAlive is sent concurrently (-ThrottleLimit, chunks
+# through mgka_keep_alive_bulk_start) with per-item semantics: one ShouldProcess, one $true or one
+# error record per item, in input order.
+
+BeforeAll {
+    . $PSScriptRoot/TestHelpers.ps1
+    $Emulator = Start-TestEmulator
+    Import-Module $ManifestPath -Force -ErrorAction Stop
+    Connect-TestGraph
+
+    function New-BulkCall {
+        # $Count fresh calls on the emulator; returns their ids.
+        param([int] $Count)
+        [string[]](Invoke-Emulator POST calls @{ count = $Count }).ids
+    }
+
+    function ConvertTo-Outcome {
+        # Output and error records (2>&1) -> 'ok' or the error's FullyQualifiedErrorId prefix.
+        process {
+            if ($_ -is [System.Management.Automation.ErrorRecord]) { $_.FullyQualifiedErrorId -replace ',.*$' }
+            elseif ($_ -is [bool]) { if ($_) { 'ok' } else { 'false' } }
+            else { "unexpected: $_" }
+        }
+    }
+}
+
+AfterAll {
+    Stop-TestEmulator $Emulator
+}
+
+Describe '-ThrottleLimit' {
+    It '<Command> has -ThrottleLimit <int> in both sets, 1 to 256, not mandatory' -TestCases @(
+        @{ Command = 'Invoke-MgKeepCommunicationCallAlive' }
+        @{ Command = 'Invoke-MgBetaKeepCommunicationCallAlive' }
+    ) {
+        param($Command)
+        $parameter = (Get-Command $Command).Parameters['ThrottleLimit']
+        $parameter.ParameterType | Should -Be ([int])
+        $parameter.ParameterSets.Keys | Should -Contain '__AllParameterSets'
+        $parameter.ParameterSets['__AllParameterSets'].IsMandatory | Should -BeFalse
+        $range = $parameter.Attributes | Where-Object { $_ -is [System.Management.Automation.ValidateRangeAttribute] }
+        $range.MinRange | Should -Be 1
+        $range.MaxRange | Should -Be 256
+    }
+
+    It 'refuses -ThrottleLimit <_> before sending anything' -TestCases @(0, -1, 257) {
+        Clear-EmulatorRequest
+        { 'x', 'y' | Invoke-MgKeepCommunicationCallAlive -ThrottleLimit $_ } | Should -Throw -ErrorId 'ParameterArgumentValidationError,Invoke-MgKeepCommunicationCallAlive'
+        (Get-EmulatorRequest).Count | Should -Be 0
+    }
+
+    It 'accepts -ThrottleLimit <_>' -TestCases @(1, 256) {
+        $ids = New-BulkCall 20
+        $output = @($ids | Invoke-MgKeepCommunicationCallAlive -ThrottleLimit $_ -PassThru)
+        $output.Count | Should -Be 20
+    }
+
+    It 'is accepted (and harmless) with -CallId' {
+        $id = @(New-BulkCall 1)
+        Invoke-MgKeepCommunicationCallAlive -CallId $id[0] -ThrottleLimit 4 -PassThru | Should -BeTrue
+    }
+}
+
+Describe 'Bulk keep-alive: order and per-item results' {
+    BeforeEach {
+        Clear-EmulatorRequest
+        $null = Invoke-Emulator DELETE faults
+    }
+
+    It 'writes exactly N booleans with -PassThru, in order, and sends each id exactly once (<Count> items)' -TestCases @(
+        @{ Count = 2 }, @{ Count = 37 }, @{ Count = 1500 }
+    ) {
+        param($Count)
+        $ids = New-BulkCall $Count
+        $output = @($ids | Invoke-MgKeepCommunicationCallAlive -PassThru -ThrottleLimit 16)
+        $output.Count | Should -Be $Count
+        $output | ForEach-Object { $_ | Should -BeOfType [bool]; $_ | Should -BeTrue }
+        $requests = Get-EmulatorRequest
+        $requests.Count | Should -Be $Count
+        $seen = $requests | Group-Object callId
+        $seen.Count | Should -Be $Count
+        $seen | Where-Object Count -NE 1 | Should -BeNullOrEmpty
+        ($requests.callId | Sort-Object) | Should -Be ($ids | Sort-Object)
+        # Each call got exactly one keep-alive.
+        foreach ($id in $ids[0], $ids[-1]) { (Invoke-Emulator GET "calls/$id").keepAliveCount | Should -Be 1 }
+    }
+
+    It 'writes nothing without -PassThru' {
+        $ids = New-BulkCall 50
+        @($ids | Invoke-MgKeepCommunicationCallAlive).Count | Should -Be 0
+        (Get-EmulatorRequest).Count | Should -Be 50
+    }
+
+    It 'keeps results and errors in input order with good, ended, invalid, id-less and malformed items (<Count> items, -ThrottleLimit <Limit>)' -TestCases @(
+        @{ Count = 40; Limit = 16 }, @{ Count = 1300; Limit = 64 }, @{ Count = 60; Limit = 1 }
+    ) {
+        param($Count, $Limit)
+        $good = New-BulkCall $Count
+        $ended = New-BulkCall 3
+        foreach ($id in $ended) { $null = Invoke-Emulator POST "calls/$id/end" }
+        Clear-EmulatorRequest
+        $items = [System.Collections.Generic.List[object]]::new()
+        $expected = [System.Collections.Generic.List[string]]::new()
+        $bad = @(
+            @{ Item = $ended[0]; Outcome = 'itemNotFound' }
+            @{ Item = '..'; Outcome = 'InvalidCallId' }
+            @{ Item = @{ Foo = 'bar' }; Outcome = 'InputObjectCallIdMissing' }
+            @{ Item = '{"callId": '; Outcome = 'InvalidIdentity' }
+            @{ Item = '{"participantId":"p"}'; Outcome = 'InputObjectCallIdMissing' }
+            @{ Item = "a`tb"; Outcome = 'InvalidCallId' }
+            @{ Item = [pscustomobject]@{ Id = $ended[1] }; Outcome = 'itemNotFound' }
+            @{ Item = '{"callId":"' + $ended[2] + '"}'; Outcome = 'itemNotFound' }
+            @{ Item = 'never-created'; Outcome = 'itemNotFound' }
+            @{ Item = "lone$([char]0xD800)surrogate"; Outcome = 'InvalidCallId' }
+        )
+        for ($i = 0; $i -lt $good.Count; $i++) {
+            # Good items in every form, a bad one every few items (and one first).
+            if ($i % 4 -eq 0) {
+                $case = $bad[($i / 4) % $bad.Count]
+                $items.Add($case.Item); $expected.Add($case.Outcome)
+            }
+            $form = switch ($i % 3) { 0 { $good[$i] } 1 { @{ CallId = $good[$i] } } 2 { '{"id":"' + $good[$i] + '"}' } }
+            $items.Add($form); $expected.Add('ok')
+        }
+        $outcomes = @($items | Invoke-MgKeepCommunicationCallAlive -PassThru -ThrottleLimit $Limit -ErrorAction Continue 2>&1 | ConvertTo-Outcome)
+        $outcomes.Count | Should -Be $expected.Count
+        for ($i = 0; $i -lt $expected.Count; $i++) {
+            $outcomes[$i] | Should -Be $expected[$i] -Because "item $i ($($items[$i]))"
+        }
+        # Only resolvable, valid ids reached the emulator, each once.
+        $goodSet = [System.Collections.Generic.HashSet[string]]::new([string[]]$good)
+        $requests = Get-EmulatorRequest
+        $goodRequests = @($requests | Where-Object { $goodSet.Contains([string]$_.callId) })
+        $goodRequests.Count | Should -Be $good.Count
+        ($goodRequests | Group-Object callId).Count | Should -Be $good.Count
+        $requests.callId | Should -Not -Contain '..'
+    }
+
+    It 'gives every error its fields and the item as TargetObject' {
+        $ids = New-BulkCall 5
+        $identity = [pscustomobject]@{ Id = 'gone-call' }
+        $ids[0], $identity, $ids[1], 'other-gone', $ids[2] | Invoke-MgKeepCommunicationCallAlive -ErrorVariable failure -ErrorAction SilentlyContinue
+        $failure.Count | Should -Be 2
+        $failure[0].TargetObject | Should -Be $identity
+        $failure[0].FullyQualifiedErrorId | Should -Be 'itemNotFound,Invoke-MgKeepCommunicationCallAlive'
+        $failure[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
+        [int]$failure[0].Exception.StatusCode | Should -Be 404
+        $failure[0].Exception.ErrorCode | Should -Be 'itemNotFound'
+        $failure[0].Exception.CallId | Should -Be 'gone-call'
+        $failure[0].Exception.RequestId | Should -Match '^[0-9a-f-]{36}$'
+        $failure[0].ErrorDetails.Message | Should -Match '(?m)^Status: 404 \(NotFound\)$'
+        $failure[1].TargetObject | Should -BeExactly 'other-gone'
+        $failure[1].Exception.CallId | Should -Be 'other-gone'
+    }
+
+    It 'sets -ResponseHeadersVariable to the headers of the last item' {
+        $ids = New-BulkCall 30
+        $ids + 'last-is-gone' | Invoke-MgKeepCommunicationCallAlive -RHV bulkHeaders -ErrorVariable failure -ErrorAction SilentlyContinue
+        $bulkHeaders | Should -BeOfType ([System.Collections.Generic.Dictionary[string, string[]]])
+        $bulkHeaders['request-id'][0] | Should -Be $failure[0].Exception.ResponseHeaders['request-id'][0]
+        'gone-first', $ids[0], $ids[1] | Invoke-MgKeepCommunicationCallAlive -RHV bulkHeaders -ErrorAction SilentlyContinue
+        $bulkHeaders['request-id'][0] | Should -Match '^[0-9a-f-]{36}$'
+        $bulkHeaders['request-id'][0] | Should -Not -Be $failure[0].Exception.ResponseHeaders['request-id'][0]
+    }
+
+    It 'reports NotConnected for every item when there is no session' {
+        $ids = New-BulkCall 3
+        try {
+            Disconnect-MgGraph | Out-Null
+            $outcomes = @($ids[0], @{ Foo = 1 }, $ids[1], $ids[2] | Invoke-MgKeepCommunicationCallAlive -PassThru -ErrorAction Continue 2>&1 | ConvertTo-Outcome)
+            $outcomes | Should -Be @('NotConnected', 'InputObjectCallIdMissing', 'NotConnected', 'NotConnected')
+        } finally {
+            Connect-TestGraph
+        }
+    }
+
+    It 'writes one verbose line per item, in order' {
+        $ids = New-BulkCall 3
+        $verbose = $ids | Invoke-MgKeepCommunicationCallAlive -Verbose 4>&1 |
+            Where-Object { $_ -is [System.Management.Automation.VerboseRecord] -and $_.Message -like 'Keep alive call*' }
+        @($verbose).Count | Should -Be 3
+        for ($i = 0; $i -lt 3; $i++) { $verbose[$i].Message | Should -Match "^Keep alive call '$($ids[$i])': 200 in \d+ ms$" }
+    }
+
+    It 'writes the HTTP traces per item with -Debug' {
+        $ids = New-BulkCall 2
+        $debug = $ids | Invoke-MgKeepCommunicationCallAlive -Debug 5>&1 |
+            Where-Object { $_ -is [System.Management.Automation.DebugRecord] -and $_.Message -like '*HTTP REQUEST*' }
+        @($debug).Count | Should -Be 2
+        $debug[0].Message | Should -Match ([regex]::Escape($ids[0]))
+        $debug[1].Message | Should -Match ([regex]::Escape($ids[1]))
+    }
+
+    It 'sends the beta twin''s items to /beta' {
+        $ids = New-BulkCall 3
+        @($ids | Invoke-MgBetaKeepCommunicationCallAlive -PassThru).Count | Should -Be 3
+        (Get-EmulatorRequest).rawPath | ForEach-Object { $_ | Should -BeLike '/beta/communications/calls/*/keepAlive' }
+    }
+}
+
+Describe 'Bulk keep-alive: -WhatIf, -ErrorAction Stop, concurrency, Ctrl+C, progress' {
+    BeforeEach {
+        Clear-EmulatorRequest
+        $null = Invoke-Emulator DELETE faults
+    }
+    AfterAll {
+        $null = Invoke-Emulator DELETE faults
+    }
+
+    It '-WhatIf on a piped batch sends nothing and writes nothing, and asks once per item' {
+        $ids = New-BulkCall 700
+        $output = @($ids | Invoke-MgKeepCommunicationCallAlive -PassThru -WhatIf)
+        $output.Count | Should -Be 0
+        (Get-EmulatorRequest).Count | Should -Be 0
+        $questions = $ids[0..2] | Invoke-MgKeepCommunicationCallAlive -WhatIf:$false -Verbose 4>&1 |
+            Where-Object { $_ -is [System.Management.Automation.VerboseRecord] -and $_.Message -like 'Performing the operation*' }
+        @($questions).Count | Should -Be 3
+    }
+
+    It '-ErrorAction Stop stops at the first failing item and writes nothing for later items' {
+        $ids = New-BulkCall 40
+        $items = @($ids[0..9]) + 'stop-here-gone' + @($ids[10..39])
+        $output = [System.Collections.Generic.List[object]]::new()
+        { $items | Invoke-MgKeepCommunicationCallAlive -PassThru -ErrorAction Stop | ForEach-Object { $output.Add($_) } } |
+            Should -Throw -ErrorId 'itemNotFound,Invoke-MgKeepCommunicationCallAlive'
+        $output.Count | Should -Be 10
+    }
+
+    It 'really sends concurrently: 32 items delayed 300 ms each, -ThrottleLimit 16, take well under 32 x 300 ms' {
+        $ids = New-BulkCall 32
+        $null = Invoke-Emulator POST faults @{ path = '/keepAlive'; count = 32; responses = @(@{ status = 200; delayMs = 300 }) }
+        $stopwatch = [System.Diagnostics.Stopwatch]::StartNew()
+        $output = @($ids | Invoke-MgKeepCommunicationCallAlive -ThrottleLimit 16 -PassThru)
+        $stopwatch.Stop()
+        $output.Count | Should -Be 32
+        # Two waves of 300 ms; sequential would be 9.6 s.
+        $stopwatch.ElapsedMilliseconds | Should -BeLessThan 2500
+        $stopwatch.ElapsedMilliseconds | Should -BeGreaterOrEqual 550
+    }
+
+    It 'honours -ThrottleLimit as a bound: -ThrottleLimit 4 with 16 items delayed 300 ms takes four waves' {
+        $ids = New-BulkCall 16
+        $null = Invoke-Emulator POST faults @{ path = '/keepAlive'; count = 16; responses = @(@{ status = 200; delayMs = 300 }) }
+        $stopwatch = [System.Diagnostics.Stopwatch]::StartNew()
+        $null = $ids | Invoke-MgKeepCommunicationCallAlive -ThrottleLimit 4
+        $stopwatch.Stop()
+        $stopwatch.ElapsedMilliseconds | Should -BeGreaterOrEqual 1150
+        $stopwatch.ElapsedMilliseconds | Should -BeLessThan 4000
+    }
+
+    It 'stops within 1 s on Ctrl+C during a bulk chunk and sends nothing after' {
+        $ids = New-BulkCall 200
+        $null = Invoke-Emulator POST faults @{ path = '/keepAlive'; count = 1000; responses = @(@{ status = 200; delayMs = 8000 }) }
+        $powershell = [powershell]::Create()
+        try {
+            $null = $powershell.AddScript("Import-Module '$ManifestPath'; `$args[0] | Invoke-MgKeepCommunicationCallAlive -ThrottleLimit 16 -PassThru").AddArgument($ids)
+            $async = $powershell.BeginInvoke()
+            Start-Sleep -Milliseconds 800
+            $async.IsCompleted | Should -BeFalse
+            $stopwatch = [System.Diagnostics.Stopwatch]::StartNew()
+            $powershell.Stop()
+            $stopwatch.Stop()
+            $stopwatch.ElapsedMilliseconds | Should -BeLessThan 1000
+            $powershell.InvocationStateInfo.State | Should -Be 'Stopped'
+            $sent = (Get-EmulatorRequest).Count
+            $sent | Should -BeGreaterThan 0
+            $sent | Should -BeLessOrEqual 16
+            Start-Sleep -Milliseconds 700
+            (Get-EmulatorRequest).Count | Should -Be $sent
+        } finally {
+            $powershell.Dispose()
+            $null = Invoke-Emulator DELETE faults
+        }
+    }
+
+    It 'shows Write-Progress ("Keeping calls alive") for a long run and completes it' {
+        $ids = New-BulkCall 3000
+        $powershell = [powershell]::Create()
+        try {
+            $null = $powershell.AddScript("`$ProgressPreference = 'Continue'; Import-Module '$ManifestPath'; `$args[0] | Invoke-MgKeepCommunicationCallAlive -ThrottleLimit 4 -PassThru").AddArgument($ids)
+            $output = $powershell.Invoke()
+            $output.Count | Should -Be 3000
+            $progress = @($powershell.Streams.Progress | Where-Object Activity -EQ 'Keeping calls alive')
+            $progress.Count | Should -BeGreaterThan 0
+            $progress[-1].RecordType | Should -Be 'Completed'
+            @($progress | Where-Object RecordType -EQ 'Processing')[0].StatusDescription | Should -Match '^[\d,.]+ done, [\d,.]+/s$'
+        } finally {
+            $powershell.Dispose()
+        }
+    }
+
+    It 'shows no progress for a short pipeline' {
+        $ids = New-BulkCall 100
+        $powershell = [powershell]::Create()
+        try {
+            $null = $powershell.AddScript("`$ProgressPreference = 'Continue'; Import-Module '$ManifestPath'; `$args[0] | Invoke-MgKeepCommunicationCallAlive").AddArgument($ids)
+            $null = $powershell.Invoke()
+            @($powershell.Streams.Progress | Where-Object Activity -EQ 'Keeping calls alive').Count | Should -Be 0
+        } finally {
+            $powershell.Dispose()
+        }
+    }
+}
