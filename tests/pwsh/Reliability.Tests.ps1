@@ -343,7 +343,9 @@ Describe 'Retries' {
         $responses = @($debug | Where-Object { $_ -like '============================ HTTP RESPONSE ============================*' })
         $requests.Count | Should -Be 2
         $responses.Count | Should -Be 2
-        $requests[0] | Should -Match '(?s)HTTP Method:\r?\nPOST\r?\n\r?\nAbsolute Uri:\r?\nhttp://127\.0\.0\.1:\d+/v1\.0/communications/calls/r-debug/keepAlive\r?\n\r?\nHeaders:\r?\nAuthorization\s+: \[Filtered\]\r?\nclient-request-id\s+: [0-9a-f-]{36}'
+        $requests[0] | Should -Match '(?s)HTTP Method:\r?\nPOST\r?\n\r?\nAbsolute Uri:\r?\nhttp://127\.0\.0\.1:\d+/v1\.0/communications/calls/r-debug/keepAlive\r?\n\r?\nHeaders:\r?\nAuthorization\s+: \[Filtered\]\r?\n'
+        $requests[0] | Should -Match 'user-agent\s+: MgKeepAlive/\d'
+        $requests[0] | Should -Match 'client-request-id\s+: [0-9a-f-]{36}'
         $requests[1] | Should -Match 'retry-attempt\s+: 1'
         $responses[0] | Should -Match '(?s)Status Code:\r?\nTooManyRequests \(429\).*Headers:.*retry-after\s+: 0.*Body:\r?\n\{"error":\{"code":"TooManyRequests"'
         $responses[1] | Should -Match 'Status Code:\r?\nOK \(200\)'
