@@ -78,6 +78,11 @@ typedef uint32_t MgkaStatus;
 extern "C" {
 #endif // __cplusplus
 
+// The library version, e.g. "0.1.0", as NUL-terminated text in data: the same text as
+// `mgka_version()`, readable by symbol lookup right after loading, without calling into the
+// library (the PowerShell module checks it on import this way). Read-only.
+extern const char mgka_version_string[16];
+
 // The library version, e.g. "0.1.0". A static string: do NOT free it. Thread-safe.
 const char *mgka_version(void);
 

@@ -55,6 +55,46 @@ function Read-MgkaNativeString {
     finally { $script:Native::mgka_string_free($Pointer) }
 }
 
+function Initialize-MgkaNative {
+    # Interop: a static class of P/Invoke methods emitted with System.Reflection.Emit and bound to
+    # the library's absolute path (no C# is compiled). Made on the first native call, not at
+    # import. Cached per path in the AppDomain, so a re-import, or an import in another runspace,
+    # reuses it: a native library is loaded once per process and never unloaded. The key's number
+    # changes whenever the signature list does.
+    $script:Native = [AppDomain]::CurrentDomain.GetData("MgKeepAlive.Native.4|$script:LibraryPath")
+    if ($script:Native -isnot [type]) {
+        $assemblyName = [System.Reflection.AssemblyName]::new('MgKeepAlive.Native.' + [guid]::NewGuid().ToString('N'))
+        $typeBuilder = [System.Reflection.Emit.AssemblyBuilder]::DefineDynamicAssembly($assemblyName, 'Run').
+            DefineDynamicModule($assemblyName.Name).DefineType('MgKeepAlive.Native', 'Public, Sealed, Abstract, Class')
+        $ptr = [IntPtr]; $ptrOut = [IntPtr].MakeByRefType(); $u64Out = [uint64].MakeByRefType(); $bytes = [byte[]]
+        # name, return type, parameter types (see include/mgkeepalive.h)
+        foreach ($signature in @(
+                , @('mgka_version', $ptr, [type[]]@())
+                , @('mgka_string_free', [void], [type[]]@($ptr))
+                , @('mgka_environment_list', [uint32], [type[]]@($ptrOut))
+                , @('mgka_environment_add', [uint32], [type[]]@($bytes, $ptrOut))
+                , @('mgka_environment_remove', [uint32], [type[]]@($bytes, $ptrOut))
+                , @('mgka_connect', [uint32], [type[]]@($bytes, $bytes, [UIntPtr], $ptrOut))
+                , @('mgka_connect_start', [uint32], [type[]]@($bytes, $bytes, [UIntPtr], $u64Out))
+                , @('mgka_disconnect', [uint32], [type[]]@($ptrOut))
+                , @('mgka_context', [uint32], [type[]]@($ptrOut))
+                , @('mgka_keep_alive_by_id_start', [uint32], [type[]]@($bytes, $bytes, $u64Out))
+                , @('mgka_keep_alive_by_identity_start', [uint32], [type[]]@($bytes, $bytes, $u64Out))
+                , @('mgka_keep_alive_bulk_start', [uint32], [type[]]@($bytes, $bytes, $u64Out))
+                , @('mgka_operation_wait', [uint32], [type[]]@([uint64], [uint32], $ptrOut))
+                , @('mgka_operation_cancel', [uint32], [type[]]@([uint64]))
+                , @('mgka_request_context_get', [uint32], [type[]]@($ptrOut))
+                , @('mgka_request_context_set', [uint32], [type[]]@($bytes, $ptrOut))
+            )) {
+            $typeBuilder.DefinePInvokeMethod($signature[0], $script:LibraryPath, 'Public, Static, PinvokeImpl, HideBySig', 'Standard',
+                $signature[1], $signature[2], 'Cdecl', 'Ansi').SetImplementationFlags('PreserveSig')
+        }
+        $script:Native = $typeBuilder.CreateType()
+        [AppDomain]::CurrentDomain.SetData("MgKeepAlive.Native.4|$script:LibraryPath", $script:Native)
+    }
+    $script:Native
+}
+
 function Invoke-MgkaNative {
     <#
     .SYNOPSIS
@@ -87,6 +127,7 @@ function Invoke-MgkaNative {
         [uint32] $TimeoutMs
     )
 
+    if ($null -eq $script:Native) { $null = Initialize-MgkaNative }
     if ($Function -eq 'Version') {
         # A static string owned by the library: copied, never freed.
         return [System.Runtime.InteropServices.Marshal]::PtrToStringUTF8($script:Native::mgka_version())
@@ -3559,11 +3600,9 @@ if ($ExecutionContext.SessionState.Module) {
 # Straight-line code on purpose: import time is a feature (a first call of any PowerShell
 # function or .NET method costs milliseconds of JIT), so this region calls as little as it can.
 
-# The manifest's ModuleVersion. (During Import-Module the module's Version is not set yet, and a
-# regex or Import-PowerShellDataFile would cost more than the rest of the import.)
-$manifestText = [System.IO.File]::ReadAllText("$PSScriptRoot/MgKeepAlive.psd1")
-$versionStart = $manifestText.IndexOf("'", $manifestText.IndexOf('ModuleVersion')) + 1
-$script:ModuleVersion = $manifestText.Substring($versionStart, $manifestText.IndexOf("'", $versionStart) - $versionStart)
+# The module's version: the manifest's ModuleVersion, written here too because reading the
+# manifest at import costs more than the rest of the import (Module.Tests.ps1 checks they agree).
+$script:ModuleVersion = '0.1.0'
 
 # Library resolution: MGKEEPALIVE_LIBRARY (absolute path), else <module>/<rid>/, else the source
 # tree's target/release, then target/debug.
@@ -3591,48 +3630,17 @@ if ($script:LibraryPath) {
     }
 }
 
-# Interop: a static class of P/Invoke methods emitted with System.Reflection.Emit and bound to
-# the library's absolute path (no C# is compiled). Cached per path in the AppDomain, so a
-# re-import, or an import in another runspace, reuses it: a native library is loaded once per
-# process and never unloaded. The key's number changes whenever the signature list does.
-$script:Native = [AppDomain]::CurrentDomain.GetData("MgKeepAlive.Native.4|$script:LibraryPath")
-if ($script:Native -isnot [type]) {
-    $assemblyName = [System.Reflection.AssemblyName]::new('MgKeepAlive.Native.' + [guid]::NewGuid().ToString('N'))
-    $typeBuilder = [System.Reflection.Emit.AssemblyBuilder]::DefineDynamicAssembly($assemblyName, 'Run').
-        DefineDynamicModule($assemblyName.Name).DefineType('MgKeepAlive.Native', 'Public, Sealed, Abstract, Class')
-    $ptr = [IntPtr]; $ptrOut = [IntPtr].MakeByRefType(); $u64Out = [uint64].MakeByRefType(); $bytes = [byte[]]
-    # name, return type, parameter types (see include/mgkeepalive.h)
-    foreach ($signature in @(
-            , @('mgka_version', $ptr, [type[]]@())
-            , @('mgka_string_free', [void], [type[]]@($ptr))
-            , @('mgka_environment_list', [uint32], [type[]]@($ptrOut))
-            , @('mgka_environment_add', [uint32], [type[]]@($bytes, $ptrOut))
-            , @('mgka_environment_remove', [uint32], [type[]]@($bytes, $ptrOut))
-            , @('mgka_connect', [uint32], [type[]]@($bytes, $bytes, [UIntPtr], $ptrOut))
-            , @('mgka_connect_start', [uint32], [type[]]@($bytes, $bytes, [UIntPtr], $u64Out))
-            , @('mgka_disconnect', [uint32], [type[]]@($ptrOut))
-            , @('mgka_context', [uint32], [type[]]@($ptrOut))
-            , @('mgka_keep_alive_by_id_start', [uint32], [type[]]@($bytes, $bytes, $u64Out))
-            , @('mgka_keep_alive_by_identity_start', [uint32], [type[]]@($bytes, $bytes, $u64Out))
-            , @('mgka_keep_alive_bulk_start', [uint32], [type[]]@($bytes, $bytes, $u64Out))
-            , @('mgka_operation_wait', [uint32], [type[]]@([uint64], [uint32], $ptrOut))
-            , @('mgka_operation_cancel', [uint32], [type[]]@([uint64]))
-            , @('mgka_request_context_get', [uint32], [type[]]@($ptrOut))
-            , @('mgka_request_context_set', [uint32], [type[]]@($bytes, $ptrOut))
-        )) {
-        $typeBuilder.DefinePInvokeMethod($signature[0], $script:LibraryPath, 'Public, Static, PinvokeImpl, HideBySig', 'Standard',
-            $signature[1], $signature[2], 'Cdecl', 'Ansi').SetImplementationFlags('PreserveSig')
-    }
-    $script:Native = $typeBuilder.CreateType()
-    [AppDomain]::CurrentDomain.SetData("MgKeepAlive.Native.4|$script:LibraryPath", $script:Native)
-}
-
+# The library's version is read from its data (mgka_version_string) right after loading it:
+# a symbol lookup, no call and no interop type. The P/Invoke type is made on first use.
 try {
-    $libraryVersion = Invoke-MgkaNative Version
+    $libraryHandle = [System.Runtime.InteropServices.NativeLibrary]::Load($script:LibraryPath)
+    $libraryVersion = [System.Runtime.InteropServices.Marshal]::PtrToStringUTF8(
+        [System.Runtime.InteropServices.NativeLibrary]::GetExport($libraryHandle, 'mgka_version_string'))
 } catch {
     $reason = if ($_.Exception.InnerException) { $_.Exception.InnerException.Message } else { $_.Exception.Message }
     throw "MgKeepAlive: cannot load the native library '$script:LibraryPath': $reason"
 }
+$script:Native = $null
 if ($libraryVersion -ne $script:ModuleVersion) {
     throw ("MgKeepAlive $script:ModuleVersion needs libmgkeepalive $script:ModuleVersion, but '$script:LibraryPath' is version '$libraryVersion'." +
         " Rebuild the library ('cargo build --release'), reinstall the module, or point MGKEEPALIVE_LIBRARY at a matching build.")

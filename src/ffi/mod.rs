@@ -37,6 +37,25 @@ pub extern "C" fn mgka_version() -> *const c_char {
     VERSION.as_ptr()
 }
 
+/// The library version, e.g. "0.1.0", as NUL-terminated text in data: the same text as
+/// `mgka_version()`, readable by symbol lookup right after loading, without calling into the
+/// library (the PowerShell module checks it on import this way). Read-only.
+#[no_mangle]
+#[allow(non_upper_case_globals)]
+pub static mgka_version_string: [c_char; 16] = version_bytes(concat!(env!("CARGO_PKG_VERSION"), "\0"));
+
+const fn version_bytes(text: &str) -> [c_char; 16] {
+    let bytes = text.as_bytes();
+    assert!(bytes.len() <= 16, "the version string must fit in 16 bytes");
+    let mut out = [0 as c_char; 16];
+    let mut i = 0;
+    while i < bytes.len() {
+        out[i] = bytes[i] as c_char;
+        i += 1;
+    }
+    out
+}
+
 /// Frees a string returned by this library. NULL is a no-op. Each string must be freed once.
 ///
 /// # Safety

@@ -104,18 +104,25 @@ Describe 'Import' {
     }
 
     It 're-imports with -Force and reuses the emitted interop type' {
+        $null = Get-MgContext    # the interop type is made on the first native call
         $before = & $Module { $script:Native }
+        $before | Should -BeOfType [type]
         Import-Module $ManifestPath -Force -ErrorAction Stop
+        & (Get-Module MgKeepAlive) { $script:Native } | Should -BeNullOrEmpty -Because 'import makes no interop type'
+        $null = Get-MgContext
         $after = & (Get-Module MgKeepAlive) { $script:Native }
         $after | Should -Be $before
         Get-MgEnvironment -Name Global | Should -Not -BeNullOrEmpty
     }
 
     It 'compiles no C# (no Add-Type assembly appears)' {
-        $result = Invoke-TestPwsh -Command "Import-Module '$ManifestPath' -ErrorAction Stop; [AppDomain]::CurrentDomain.GetAssemblies().Where({ `$_.IsDynamic -and `$_.GetName().Name -like 'MgKeepAlive*' }).Count; [AppDomain]::CurrentDomain.GetAssemblies().Where({ -not `$_.IsDynamic -and -not `$_.Location }).Count"
+        # Import makes no interop type at all; the first native call emits one (Reflection.Emit).
+        $count = "[AppDomain]::CurrentDomain.GetAssemblies().Where({ `$_.IsDynamic -and `$_.GetName().Name -like 'MgKeepAlive*' }).Count"
+        $result = Invoke-TestPwsh -Command "Import-Module '$ManifestPath' -ErrorAction Stop; $count; `$null = Get-MgContext; $count; [AppDomain]::CurrentDomain.GetAssemblies().Where({ -not `$_.IsDynamic -and -not `$_.Location }).Count"
         $lines = $result.Output -split "`n"
-        $lines[0] | Should -Be '1'
-        $lines[1] | Should -Be '0'
+        $lines[0] | Should -Be '0'
+        $lines[1] | Should -Be '1'
+        $lines[2] | Should -Be '0'
     }
 
     It 'honours MGKEEPALIVE_LIBRARY (an absolute path)' {
@@ -148,10 +155,20 @@ Describe 'Import' {
         $copy = Join-Path $TestDrive 'MgKeepAlive'
         Copy-Item $ModulePath $copy -Recurse -Force
         $manifest = Join-Path $copy 'MgKeepAlive.psd1'
+        $script = Join-Path $copy 'MgKeepAlive.psm1'
         (Get-Content -Raw $manifest) -replace "ModuleVersion\s*=\s*'0\.1\.0'", "ModuleVersion        = '9.9.9'" | Set-Content $manifest
+        (Get-Content -Raw $script) -replace "\`$script:ModuleVersion = '0\.1\.0'", "`$script:ModuleVersion = '9.9.9'" | Set-Content $script
         $result = Invoke-TestPwsh -Command "Import-Module '$manifest' -ErrorAction Stop" -Environment @{ MGKEEPALIVE_LIBRARY = $Library }
         $result.ExitCode | Should -Not -Be 0
         $result.Output | Should -BeLike "*MgKeepAlive 9.9.9 needs libmgkeepalive 9.9.9, but '$Library' is version '0.1.0'*"
+    }
+
+    It 'states one version in the manifest, the script module and the crate' {
+        $manifestVersion = (Import-PowerShellDataFile $ManifestPath).ModuleVersion
+        $scriptVersion = [regex]::Match((Get-Content -Raw (Join-Path $ModulePath 'MgKeepAlive.psm1')), "\`$script:ModuleVersion = '([^']+)'").Groups[1].Value
+        $crateVersion = [regex]::Match((Get-Content -Raw (Join-Path $PSScriptRoot '..' '..' 'Cargo.toml')), '(?m)^version = "([^"]+)"').Groups[1].Value
+        $scriptVersion | Should -Be $manifestVersion
+        $crateVersion | Should -Be $manifestVersion
     }
 
     It 'imports (measured by run.ps1 users with Measure-Command; no timed assertion here)' {
