@@ -212,3 +212,10 @@ fn a_finished_operation_is_collected_once() {
     }
     assert!(operation::wait(handle, Duration::from_millis(1)).is_none());
 }
+
+#[test]
+fn the_error_body_and_the_header_name_the_same_request() {
+    let emu = emulator();
+    let e = graph_error(run(keep_alive(&session(&emu), "no-such-call", &options())));
+    assert_eq!(e.request_id.as_deref(), e.headers["request-id"].first().map(String::as_str));
+}

@@ -84,7 +84,8 @@ impl Reply {
     pub fn into_response(self, ctx: &Ctx) -> Response<Full<Bytes>> {
         let body: Bytes = match self.body {
             ReplyBody::None => Bytes::new(),
-            ReplyBody::Json(v) => Bytes::from(v),
+            // Graph's error body names the same request-id as the header.
+            ReplyBody::Json(v) => Bytes::from(v.replace(REQUEST_ID_PLACEHOLDER, &ctx.request_id)),
             ReplyBody::Text(t) => Bytes::from(t),
         };
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -127,7 +128,7 @@ impl Reply {
         }
         let body = match self.body {
             ReplyBody::None => "null".to_string(),
-            ReplyBody::Json(v) => v,
+            ReplyBody::Json(v) => v.replace(REQUEST_ID_PLACEHOLDER, &new_guid()),
             ReplyBody::Text(t) => serde_json::to_string(&t).unwrap_or_default(),
         };
         format!(
@@ -166,6 +167,10 @@ struct InnerError<'a> {
     client_request_id: &'a str,
 }
 
+/// Stands for the response's request id in a Graph error body until the response is made, so the
+/// body and the `request-id` header agree, as Graph's do.
+const REQUEST_ID_PLACEHOLDER: &str = "00000000-0000-0000-0000-00request-id";
+
 /// `{"error":{"code","message","innerError":{"date","request-id","client-request-id"}}}` as text.
 pub(crate) fn graph_error_body(code: &str, message: &str, client_request_id: &str) -> String {
     serde_json::to_string(&GraphError {
@@ -174,7 +179,7 @@ pub(crate) fn graph_error_body(code: &str, message: &str, client_request_id: &st
             message,
             inner_error: InnerError {
                 date: timefmt::rfc3339(SystemTime::now()),
-                request_id: new_guid(),
+                request_id: REQUEST_ID_PLACEHOLDER.into(),
                 client_request_id,
             },
         },
