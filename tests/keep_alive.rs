@@ -2,35 +2,22 @@
 
 use std::time::{Duration, Instant};
 
-use graph_emulator::{spawn_blocking_runtime, Config, EmulatorThread, FaultResponse, FaultScript};
-use mgkeepalive::auth::{Credential, Secret, TokenSource};
-use mgkeepalive::environment::{Environment, EnvironmentType};
+use graph_emulator::{EmulatorThread, FaultResponse, FaultScript};
 use mgkeepalive::graph::{keep_alive, ApiVersion, KeepAliveOptions, MAX_RESPONSE_BYTES};
 use mgkeepalive::operation::{self, Wait};
 use mgkeepalive::session::Session;
 use mgkeepalive::CoreError;
 
+mod common;
+
+use common::{block_on as run, emulator, session_at};
+
 const TOKEN: &str = "core-test-token";
 
-fn emulator() -> EmulatorThread {
-    spawn_blocking_runtime(Config::default()).expect("emulator starts")
-}
-
 fn session(emu: &EmulatorThread) -> Session {
-    Session {
-        environment: Environment {
-            name: "Emulator".into(),
-            azure_ad_endpoint: emu.base_url(),
-            graph_endpoint: emu.base_url(),
-            kind: EnvironmentType::UserDefined,
-        },
-        tokens: TokenSource::new(Credential::access_token(Secret::new(TOKEN.into())).unwrap()),
-    }
+    session_at(&emu.base_url(), TOKEN)
 }
 
-fn run<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
-}
 
 fn options() -> KeepAliveOptions {
     KeepAliveOptions::default()

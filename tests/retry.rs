@@ -4,40 +4,26 @@
 
 use std::time::{Duration, Instant};
 
-use graph_emulator::{spawn_blocking_runtime, Config, EmulatorThread, FaultResponse, FaultScript};
-use mgkeepalive::auth::{Credential, Secret, TokenSource};
-use mgkeepalive::environment::{Environment, EnvironmentType};
+use graph_emulator::{EmulatorThread, FaultResponse, FaultScript};
 use mgkeepalive::graph::{keep_alive, KeepAliveOptions, KeepAliveSuccess};
 use mgkeepalive::operation::{self, Wait};
 use mgkeepalive::session::Session;
 use mgkeepalive::CoreError;
 
+mod common;
+
+use common::{block_on, emulator};
+
 const TOKEN: &str = "retry-test-token";
 
-fn emulator() -> EmulatorThread {
-    spawn_blocking_runtime(Config::default()).expect("emulator starts")
+fn session_at(graph: &str) -> Session {
+    common::session_at(graph, TOKEN)
 }
 
-fn session_at(graph: &str) -> Session {
-    Session {
-        environment: Environment {
-            name: "Emulator".into(),
-            azure_ad_endpoint: graph.into(),
-            graph_endpoint: graph.into(),
-            kind: EnvironmentType::UserDefined,
-        },
-        tokens: TokenSource::new(Credential::access_token(Secret::new(TOKEN.into())).unwrap()),
-    }
-}
 
 /// Fast waits so the policy can be tested in milliseconds.
 fn options() -> KeepAliveOptions {
     KeepAliveOptions { retry_delay: Duration::from_millis(100), ..KeepAliveOptions::default() }
-}
-
-/// Runs a future on the library's runtime, as the ABI does.
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    mgkeepalive::runtime::runtime().unwrap().block_on(f)
 }
 
 fn run(emu: &EmulatorThread, id: &str, options: KeepAliveOptions) -> (Result<KeepAliveSuccess, CoreError>, Duration) {

@@ -321,29 +321,9 @@ pub(crate) async fn handle(
             }
             reply
         }
-        Route::Imds => {
-            managed_identity(
-                &state,
-                MiStyle::Imds,
-                &method,
-                &headers,
-                &query,
-                &raw_path,
-                &ctx,
-            )
-            .await
-        }
-        Route::AppServiceMsi => {
-            managed_identity(
-                &state,
-                MiStyle::AppService,
-                &method,
-                &headers,
-                &query,
-                &raw_path,
-                &ctx,
-            )
-            .await
+        Route::Imds | Route::AppServiceMsi => {
+            let style = if matches!(route, Route::Imds) { MiStyle::Imds } else { MiStyle::AppService };
+            managed_identity(&state, style, &method, &headers, &query, &raw_path, &ctx).await
         }
         Route::NotFound { segment } => Some(Reply::graph_error(
             404,

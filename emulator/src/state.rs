@@ -647,39 +647,32 @@ impl State {
         seq
     }
 
-    /// Attaches what a client assertion held to a logged token request.
-    pub fn set_log_assertion(&self, seq: u64, assertion: LoggedAssertion) {
+    /// Changes the logged request `seq`, if it is still in the log.
+    fn update_log_entry(&self, seq: u64, update: impl FnOnce(&mut LoggedRequest)) {
         let mut log = lock(&self.log);
         let Some(front) = log.1.front().map(|e| e.seq) else {
             return;
         };
-        if seq < front {
-            return;
-        }
-        if let Some(e) = log.1.get_mut((seq - front) as usize) {
+        if let Some(e) = seq.checked_sub(front).and_then(|i| log.1.get_mut(i as usize)) {
             if e.seq == seq {
-                e.assertion = Some(assertion);
+                update(e);
             }
         }
     }
 
+    /// Attaches what a client assertion held to a logged token request.
+    pub fn set_log_assertion(&self, seq: u64, assertion: LoggedAssertion) {
+        self.update_log_entry(seq, |e| e.assertion = Some(assertion));
+    }
+
     /// Records the answer to a logged request.
     pub fn complete_log(&self, seq: u64, status: Option<u16>, items: Option<Vec<LoggedBatchItem>>) {
-        let mut log = lock(&self.log);
-        let Some(front) = log.1.front().map(|e| e.seq) else {
-            return;
-        };
-        if seq < front {
-            return;
-        }
-        if let Some(e) = log.1.get_mut((seq - front) as usize) {
-            if e.seq == seq {
-                e.status = status;
-                if items.is_some() {
-                    e.items = items;
-                }
+        self.update_log_entry(seq, |e| {
+            e.status = status;
+            if items.is_some() {
+                e.items = items;
             }
-        }
+        });
     }
 
     pub fn requests(&self, call_id: Option<&str>, kind: Option<&str>) -> Vec<LoggedRequest> {

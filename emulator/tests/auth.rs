@@ -18,6 +18,10 @@ use rsa::RsaPrivateKey;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+mod common;
+
+use common::{client, control, form, keep_alive, send, token_request, Resp};
+
 const TENANT: &str = "contoso.onmicrosoft.com";
 const CLIENT: &str = "11111111-2222-3333-4444-555555555555";
 const SCOPE: &str = "https://graph.microsoft.com/.default";
@@ -185,86 +189,12 @@ fn claims_for(aud: &str, client: &str) -> Value {
 // HTTP helpers
 // ---------------------------------------------------------------------------------------------
 
-struct Resp {
-    status: u16,
-    text: String,
-}
-
-impl Resp {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
-    }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
-
-async fn send(rb: reqwest::RequestBuilder) -> Resp {
-    let r = rb.send().await.expect("request failed");
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    Resp { status, text }
-}
-
-async fn control(method: &str, base: &str, path: &str, body: Option<Value>) -> Resp {
-    let c = client();
-    let url = format!("{base}/_emulator/{path}");
-    let mut rb = match method {
-        "GET" => c.get(url),
-        "POST" => c.post(url),
-        "PUT" => c.put(url),
-        "DELETE" => c.delete(url),
-        m => panic!("method {m}"),
-    };
-    if let Some(b) = body {
-        rb = rb
-            .header("Content-Type", "application/json")
-            .body(b.to_string());
-    }
-    send(rb).await
-}
-
-async fn keep_alive(base: &str, id: &str, token: &str) -> Resp {
-    send(
-        client()
-            .post(format!("{base}/v1.0/communications/calls/{id}/keepAlive"))
-            .header("Content-Length", "0")
-            .header("Authorization", format!("Bearer {token}")),
-    )
-    .await
-}
-
-fn form(pairs: &[(&str, &str)]) -> String {
-    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
-    pairs
-        .iter()
-        .map(|(k, v)| {
-            format!(
-                "{}={}",
-                utf8_percent_encode(k, NON_ALPHANUMERIC),
-                utf8_percent_encode(v, NON_ALPHANUMERIC)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
 fn token_url(base: &str) -> String {
     format!("{base}/{TENANT}/oauth2/v2.0/token")
 }
 
 async fn token_with(base: &str, pairs: &[(&str, &str)]) -> Resp {
-    send(
-        client()
-            .post(token_url(base))
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .body(form(pairs)),
-    )
-    .await
+    token_request(base, TENANT, pairs).await
 }
 
 async fn assert_token(base: &str, client_id: &str, assertion: &str) -> Resp {
@@ -362,7 +292,7 @@ async fn certificate_assertions() {
         assert_eq!(j["expires_in"], 3599);
         assert!(j.get("refresh_in").is_none());
         let token = j["access_token"].as_str().unwrap();
-        assert_eq!(keep_alive(&base, &id, token).await.status, 200);
+        assert_eq!(keep_alive(&base, &id, Some(token)).await.status, 200);
     }
     // The client id is compared case-insensitively; x5c is recorded.
     let mut header = header_for(a, Alg::Ps256);
@@ -706,9 +636,9 @@ async fn token_lifetimes_and_expiry() {
     assert_eq!(j["expires_in"], 0);
     assert_eq!(j["refresh_in"], 1);
     let short = j["access_token"].as_str().unwrap().to_string();
-    assert_eq!(keep_alive(&base, &id, &short).await.status, 200);
+    assert_eq!(keep_alive(&base, &id, Some(&short)).await.status, 200);
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let r = keep_alive(&base, &id, &short).await;
+    let r = keep_alive(&base, &id, Some(&short)).await;
     assert_eq!(r.status, 401);
     assert_eq!(r.json()["error"]["code"], "InvalidAuthenticationToken");
     assert_eq!(
@@ -716,7 +646,7 @@ async fn token_lifetimes_and_expiry() {
         "Lifetime validation failed, the token is expired."
     );
     // Unknown token in strict mode.
-    let r = keep_alive(&base, &id, "emu.unknown").await;
+    let r = keep_alive(&base, &id, Some("emu.unknown")).await;
     assert_eq!(r.status, 401);
     assert_eq!(
         r.json()["error"]["message"],
@@ -806,8 +736,8 @@ async fn managed_identity_endpoints() {
     assert_eq!(j["token_type"], "Bearer");
     assert_eq!(j["client_id"], SYSTEM_ASSIGNED_CLIENT_ID);
     let token = j["access_token"].as_str().unwrap();
-    assert_eq!(keep_alive(&base, &id, token).await.status, 200);
-    assert_eq!(keep_alive(&base, &id, "other").await.status, 401);
+    assert_eq!(keep_alive(&base, &id, Some(token)).await.status, 200);
+    assert_eq!(keep_alive(&base, &id, Some("other")).await.status, 401);
 
     // Missing resource / api-version, unknown and user-assigned identities.
     let r = imds("api-version=2018-02-01", Some("true")).await;
@@ -895,7 +825,7 @@ async fn managed_identity_endpoints() {
     assert!((now() + 3597..=now() + 3600).contains(&expires_on));
     assert_eq!(j["client_id"], SYSTEM_ASSIGNED_CLIENT_ID);
     assert_eq!(
-        keep_alive(&base, &id, j["access_token"].as_str().unwrap())
+        keep_alive(&base, &id, j["access_token"].as_str())
             .await
             .status,
         200
@@ -968,7 +898,7 @@ async fn managed_identity_endpoints() {
 
     // Token expiry applies to managed-identity tokens too.
     tokio::time::sleep(Duration::from_millis(1600)).await;
-    let r = keep_alive(&base, &id, &short).await;
+    let r = keep_alive(&base, &id, Some(&short)).await;
     assert_eq!(r.status, 401);
     assert_eq!(
         r.json()["error"]["message"],

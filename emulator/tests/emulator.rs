@@ -3,72 +3,11 @@
 use std::time::{Duration, Instant};
 
 use graph_emulator::{Config, Emulator, FaultResponse, FaultScript};
-use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
 
-struct Resp {
-    status: u16,
-    headers: HeaderMap,
-    text: String,
-}
+mod common;
 
-impl Resp {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
-    }
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
-
-async fn send(rb: reqwest::RequestBuilder) -> Resp {
-    let r = rb.send().await.expect("request failed");
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    let text = r.text().await.unwrap();
-    Resp {
-        status,
-        headers,
-        text,
-    }
-}
-
-async fn keep_alive(base: &str, raw_id: &str, token: Option<&str>) -> Resp {
-    let mut rb = client()
-        .post(format!(
-            "{base}/v1.0/communications/calls/{raw_id}/keepAlive"
-        ))
-        .header("Content-Length", "0");
-    if let Some(t) = token {
-        rb = rb.header("Authorization", format!("Bearer {t}"));
-    }
-    send(rb).await
-}
-
-async fn control(method: &str, base: &str, path: &str, body: Option<Value>) -> Resp {
-    let c = client();
-    let url = format!("{base}/_emulator/{path}");
-    let mut rb = match method {
-        "GET" => c.get(url),
-        "POST" => c.post(url),
-        "PUT" => c.put(url),
-        "DELETE" => c.delete(url),
-        m => panic!("method {m}"),
-    };
-    if let Some(b) = body {
-        rb = rb
-            .header("Content-Type", "application/json")
-            .body(b.to_string());
-    }
-    send(rb).await
-}
+use common::{client, control, keep_alive, send, token_request, Resp};
 
 async fn start() -> Emulator {
     Emulator::start(Config::default()).await.unwrap()
@@ -488,31 +427,6 @@ async fn batch() {
     assert_eq!(items[0].call_id.as_deref(), Some("a/1"));
     assert_eq!(items[1].status, Some(429));
     assert_eq!(emu.requests_for_call("a/1").len(), 1);
-}
-
-async fn token_request(base: &str, tenant: &str, form: &[(&str, &str)]) -> Resp {
-    let body: String = form_urlencoded_serialize(form);
-    send(
-        client()
-            .post(format!("{base}/{tenant}/oauth2/v2.0/token"))
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .body(body),
-    )
-    .await
-}
-
-fn form_urlencoded_serialize(form: &[(&str, &str)]) -> String {
-    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
-    form.iter()
-        .map(|(k, v)| {
-            format!(
-                "{}={}",
-                utf8_percent_encode(k, NON_ALPHANUMERIC),
-                utf8_percent_encode(v, NON_ALPHANUMERIC)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("&")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
