@@ -322,7 +322,11 @@ pub(crate) async fn handle(
             reply
         }
         Route::Imds | Route::AppServiceMsi => {
-            let style = if matches!(route, Route::Imds) { MiStyle::Imds } else { MiStyle::AppService };
+            let style = if matches!(route, Route::Imds) {
+                MiStyle::Imds
+            } else {
+                MiStyle::AppService
+            };
             managed_identity(&state, style, &method, &headers, &query, &raw_path, &ctx).await
         }
         Route::NotFound { segment } => Some(Reply::graph_error(

@@ -653,7 +653,10 @@ impl State {
         let Some(front) = log.1.front().map(|e| e.seq) else {
             return;
         };
-        if let Some(e) = seq.checked_sub(front).and_then(|i| log.1.get_mut(i as usize)) {
+        if let Some(e) = seq
+            .checked_sub(front)
+            .and_then(|i| log.1.get_mut(i as usize))
+        {
             if e.seq == seq {
                 update(e);
             }

@@ -24,7 +24,10 @@ impl Resp {
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap()
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
 }
 
 pub async fn send(rb: reqwest::RequestBuilder) -> Resp {
@@ -32,13 +35,19 @@ pub async fn send(rb: reqwest::RequestBuilder) -> Resp {
     let status = r.status().as_u16();
     let headers = r.headers().clone();
     let text = r.text().await.unwrap();
-    Resp { status, headers, text }
+    Resp {
+        status,
+        headers,
+        text,
+    }
 }
 
 /// `POST {base}/v1.0/communications/calls/{raw_id}/keepAlive`, the id sent as given (raw).
 pub async fn keep_alive(base: &str, raw_id: &str, token: Option<&str>) -> Resp {
     let mut rb = client()
-        .post(format!("{base}/v1.0/communications/calls/{raw_id}/keepAlive"))
+        .post(format!(
+            "{base}/v1.0/communications/calls/{raw_id}/keepAlive"
+        ))
         .header("Content-Length", "0");
     if let Some(t) = token {
         rb = rb.header("Authorization", format!("Bearer {t}"));
@@ -58,7 +67,9 @@ pub async fn control(method: &str, base: &str, path: &str, body: Option<Value>) 
         m => panic!("method {m}"),
     };
     if let Some(b) = body {
-        rb = rb.header("Content-Type", "application/json").body(b.to_string());
+        rb = rb
+            .header("Content-Type", "application/json")
+            .body(b.to_string());
     }
     send(rb).await
 }
@@ -79,7 +90,13 @@ pub fn form(pairs: &[(&str, &str)]) -> String {
     use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
     pairs
         .iter()
-        .map(|(k, v)| format!("{}={}", utf8_percent_encode(k, NON_ALPHANUMERIC), utf8_percent_encode(v, NON_ALPHANUMERIC)))
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                utf8_percent_encode(k, NON_ALPHANUMERIC),
+                utf8_percent_encode(v, NON_ALPHANUMERIC)
+            )
+        })
         .collect::<Vec<_>>()
         .join("&")
 }
