@@ -684,20 +684,21 @@ function Write-MgkaAttemptLog {
 function Initialize-MgkaKeepAlive {
     # The begin block of Invoke-MgKeepCommunicationCallAlive and
     # Invoke-MgBetaKeepCommunicationCallAlive (they differ only in -ApiVersion). Writes the
-    # warnings and returns the state Invoke-MgkaKeepAliveItem needs for each item.
+    # warnings and returns the state the process block needs. Runs once per command, i.e. once
+    # per keep-alive for a bot's timer: the common case stays in this one function.
     param(
         [System.Management.Automation.PSCmdlet] $Cmdlet,
         [string] $ApiVersion,
         [int] $ThrottleLimit = $script:BulkDefaultThrottleLimit
     )
     $bound = $Cmdlet.MyInvocation.BoundParameters
-    foreach ($ignored in 'HttpPipelineAppend', 'HttpPipelinePrepend') {
-        if ($bound.ContainsKey($ignored)) {
-            Write-Warning "MgKeepAlive does not support -$ignored; the request is sent without it."
-        }
-    }
-    Test-MgkaCoexistence -Cmdlet $Cmdlet
-    Test-MgkaCloudAvailability -ApiVersion $ApiVersion
+    if ($bound.ContainsKey('HttpPipelineAppend')) { Write-Warning 'MgKeepAlive does not support -HttpPipelineAppend; the request is sent without it.' }
+    if ($bound.ContainsKey('HttpPipelinePrepend')) { Write-Warning 'MgKeepAlive does not support -HttpPipelinePrepend; the request is sent without it.' }
+    # Microsoft.Graph.Authentication loaded next to MgKeepAlive is checked at import, by
+    # Connect-MgGraph and Get-MgContext, and when a keep-alive finds no connection, not here: with
+    # a connection made by MgKeepAlive the keep-alive works whatever else is loaded.
+    $cloud = [AppDomain]::CurrentDomain.GetData('MgKeepAlive.Cloud')
+    if ($cloud -and $cloud -ne 'Global' -and $cloud -ne 'Other') { Test-MgkaCloudAvailability -ApiVersion $ApiVersion }
 
     # Timeout and retries come from the process-wide request context (Set-MgRequestContext).
     $options = [ordered]@{ apiVersion = $ApiVersion }
@@ -730,20 +731,26 @@ function Initialize-MgkaKeepAlive {
         Write-Warning ('MgKeepAlive cannot send default (integrated Windows) credentials to a proxy: -ProxyUseDefaultCredentials is ignored ' +
             'and the request goes to the proxy without credentials. Give -ProxyCredential for a proxy that needs a user name and password.')
     }
-    $environmentProxy = Get-MgkaEnvironmentProxy
-    $options['environmentProxy'] = $environmentProxy
+    $environmentProxy = if ([Environment]::GetEnvironmentVariable('HTTPS_PROXY') -or [Environment]::GetEnvironmentVariable('https_proxy') -or
+        [Environment]::GetEnvironmentVariable('HTTP_PROXY') -or [Environment]::GetEnvironmentVariable('http_proxy') -or
+        [Environment]::GetEnvironmentVariable('NO_PROXY') -or [Environment]::GetEnvironmentVariable('no_proxy')) { Get-MgkaEnvironmentProxy }
     $debug = $DebugPreference -ne 'SilentlyContinue' -and $DebugPreference -ne 'Ignore'
-    if ($debug) { $options['debug'] = $true }
-    if ($options.Count -eq 2 -and $environmentProxy.Count -eq 0) {
+    if ($options.Count -eq 1 -and -not $environmentProxy -and -not $debug) {
         # The common case, kept cheap: called every 15 minutes per call, or in bulk.
         $optionsJson = '{"apiVersion":"' + $ApiVersion + '","environmentProxy":{}}'
     } else {
+        $options['environmentProxy'] = if ($environmentProxy) { $environmentProxy } else { [ordered]@{} }
+        if ($debug) { $options['debug'] = $true }
         $optionsJson = ConvertTo-Json -Compress -Depth 4 -InputObject $options
     }
+    # The options as the C string the library takes; $null when they cannot be encoded (a lone
+    # surrogate in -Headers), so that the general path reports it.
+    $optionsBytes = try { $script:Utf8.GetBytes($optionsJson + [char]0) } catch [System.Text.EncoderFallbackException] { $null }
     $variable = [string]$bound['ResponseHeadersVariable']
-    @{
+    $state = @{
         Cmdlet                  = $Cmdlet
         OptionsJson             = $optionsJson
+        OptionsBytes            = $optionsBytes
         PassThru                = [bool]$bound['PassThru']
         ResponseHeadersVariable = $variable
         # Success details are parsed only when someone will see them.
@@ -751,52 +758,65 @@ function Initialize-MgkaKeepAlive {
         Debug                   = $debug
         # Piped input (KeepViaIdentity) is sent in chunks through mgka_keep_alive_bulk_start.
         Bulk                    = $Cmdlet.ParameterSetName -ne 'Keep'
-        ThrottleLimit           = $ThrottleLimit
-        ChunkSize               = [Math]::Max($script:BulkMinChunkSize, $script:BulkChunkFactor * $ThrottleLimit)
-        # The pending chunk, one entry per item in input order (see Send-MgkaBulkChunk).
-        Pending                 = [System.Collections.Generic.List[object]]::new()
-        ResolveErrors           = [System.Collections.Generic.List[object]]::new()
-        InFlight                = $null # @{ Operation; Chunk; Stopwatch }: the chunk being sent
-        Sent                    = 0     # items handed to bulk operations so far
-        Done                    = 0     # items whose results were written
-        Clock                   = $null # started with the first bulk operation (progress)
-        ProgressShown           = $false
-        ProgressAt              = 0L
     }
+    if ($state.Bulk) {
+        $state.ThrottleLimit = $ThrottleLimit
+        $state.ChunkSize = [Math]::Max($script:BulkMinChunkSize, $script:BulkChunkFactor * $ThrottleLimit)
+        # The pending chunk, one entry per item in input order (see Send-MgkaBulkChunk).
+        $state.Pending = [System.Collections.Generic.List[object]]::new()
+        $state.ResolveErrors = [System.Collections.Generic.List[object]]::new()
+        $state.InFlight = $null # @{ Operation; Chunk; Stopwatch }: the chunk being sent
+        $state.Sent = 0         # items handed to bulk operations so far
+        $state.Done = 0         # items whose results were written
+        $state.Clock = $null    # started with the first bulk operation (progress)
+        $state.ProgressShown = $false
+        $state.ProgressAt = 0L
+    }
+    $state
 }
 
-function Invoke-MgkaKeepAliveItem {
-    # The process block of both keep-alive commands: one -CallId, or the -InputObject items.
-    param(
-        [hashtable] $State,
-        [string] $CallId,
-        $InputObject
-    )
-    $cmdlet = $State.Cmdlet
-    $byCallId = $cmdlet.ParameterSetName -eq 'Keep'
-    $items = if ($byCallId) { , $CallId } else { @($InputObject) }
-    foreach ($item in $items) {
-        $target = $item
-        $by = 'Id'
-        if ($byCallId) {
-            $value = $CallId; $displayId = $CallId
-        } else {
-            $resolved = Resolve-MgkaCallIdentity -Cmdlet $cmdlet -Item $item
-            if ($null -eq $resolved) { continue }
-            $by = $resolved.By; $value = $resolved.Value; $displayId = $resolved.CallId
-        }
-
-        if (-not $cmdlet.ShouldProcess($displayId, 'Keep alive')) { continue }
-
-        $stopwatch = [System.Diagnostics.Stopwatch]::StartNew()
-        $result = Invoke-MgkaKeepAliveOperation -By $by -Value $value -OptionsJson $State.OptionsJson
-        $stopwatch.Stop()
-        if ($result.Status -eq $script:MGKA_OK -and -not $State.WantDetails) {
-            if ($State.PassThru) { $true }
-            continue
-        }
-        Write-MgkaKeepAliveResult -State $State -Status $result.Status -Info (ConvertFrom-MgkaJson $result.Json) -DisplayId $displayId -Target $target -ElapsedMs $stopwatch.ElapsedMilliseconds
+function Invoke-MgkaKeepAliveById {
+    # The process block of both keep-alive commands with -CallId: ShouldProcess, one keep-alive,
+    # its result. The common case (a bot's timer: success, no -Verbose) calls the library
+    # directly, in this one function: each PowerShell function call costs more than the native
+    # round trip. Everything else goes the general way (Invoke-MgkaKeepAliveOperation).
+    param([hashtable] $State, [string] $CallId)
+    if (-not $State.Cmdlet.ShouldProcess($CallId, 'Keep alive')) { return }
+    $started = [System.Diagnostics.Stopwatch]::GetTimestamp()
+    $idBytes = $null
+    if ($null -ne $State.OptionsBytes -and $CallId.IndexOf([char]0) -lt 0) {
+        $idBytes = try { $script:Utf8.GetBytes($CallId + [char]0) } catch [System.Text.EncoderFallbackException] { $null }
     }
+    if ($null -eq $idBytes) {
+        # NUL, a lone surrogate: the general path names the parameter in the error.
+        $result = Invoke-MgkaKeepAliveOperation -By Id -Value $CallId -OptionsJson $State.OptionsJson
+        $status = $result.Status; $json = $result.Json
+    } else {
+        if ($null -eq $script:Native) { $null = Initialize-MgkaNative }
+        $native = $script:Native
+        $operation = [uint64]0
+        $out = [IntPtr]::Zero
+        $status = $native::mgka_keep_alive_by_id_start($idBytes, $State.OptionsBytes, [ref]$operation)
+        if ($status -eq $script:MGKA_OK) {
+            # Short waits, so that Ctrl+C (a pipeline stop between two waits) is honoured;
+            # an unfinished operation is cancelled in finally.
+            $finished = $false
+            try {
+                do { $status = $native::mgka_operation_wait($operation, $script:WaitSliceMs, [ref]$out) } while ($status -eq $script:MGKA_PENDING)
+                $finished = $true
+            } finally {
+                if (-not $finished) { [void]$native::mgka_operation_cancel($operation) }
+            }
+        }
+        if ($status -eq $script:MGKA_OK -and -not $State.WantDetails) {
+            if ($out -ne [IntPtr]::Zero) { $native::mgka_string_free($out) }
+            if ($State.PassThru) { $true }
+            return
+        }
+        $json = Read-MgkaNativeString -Pointer $out
+    }
+    $elapsedMs = [long](([System.Diagnostics.Stopwatch]::GetTimestamp() - $started) * 1000 / [System.Diagnostics.Stopwatch]::Frequency)
+    Write-MgkaKeepAliveResult -State $State -Status $status -Info (ConvertFrom-MgkaJson $json) -DisplayId $CallId -Target $CallId -ElapsedMs $elapsedMs
 }
 
 function Write-MgkaKeepAliveResult {
@@ -1491,7 +1511,7 @@ function Invoke-MgKeepCommunicationCallAlive {
 
     begin { $state = $null; $state = Initialize-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion 'v1.0' -ThrottleLimit $ThrottleLimit }
     process {
-        if (-not $state.Bulk) { Invoke-MgkaKeepAliveItem -State $state -CallId $CallId; return }
+        if (-not $state.Bulk) { Invoke-MgkaKeepAliveById -State $state -CallId $CallId; return }
         # Piped input, inline for the common case (a function call per item costs more than the
         # rest): a plain call id string. Everything else goes through Add-MgkaBulkItem.
         $pending = $state.Pending; $chunkSize = $state.ChunkSize
@@ -1751,7 +1771,7 @@ function Invoke-MgBetaKeepCommunicationCallAlive {
 
     begin { $state = $null; $state = Initialize-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion 'beta' -ThrottleLimit $ThrottleLimit }
     process {
-        if (-not $state.Bulk) { Invoke-MgkaKeepAliveItem -State $state -CallId $CallId; return }
+        if (-not $state.Bulk) { Invoke-MgkaKeepAliveById -State $state -CallId $CallId; return }
         # Piped input, inline for the common case (a function call per item costs more than the
         # rest): a plain call id string. Everything else goes through Add-MgkaBulkItem.
         $pending = $state.Pending; $chunkSize = $state.ChunkSize
