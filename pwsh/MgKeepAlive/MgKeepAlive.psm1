@@ -568,27 +568,6 @@ function Wait-MgkaOperation {
     }
 }
 
-function Invoke-MgkaKeepAliveOperation {
-    # Starts one keep-alive and waits for it (Wait-MgkaOperation). Returns @{ Status; Json }.
-    param(
-        [string] $By,           # Id or Identity
-        [string] $Value,        # the call id, or the identity JSON
-        [string] $OptionsJson
-    )
-    $text = [System.Collections.Specialized.OrderedDictionary]::new()
-    if ($By -eq 'Id') {
-        $text['CallId'] = $Value; $text['Headers'] = $OptionsJson
-        $start = Invoke-MgkaNative KeepAliveByIdStart -Text $text
-    } else {
-        $text['InputObject'] = $Value; $text['Headers'] = $OptionsJson
-        $start = Invoke-MgkaNative KeepAliveByIdentityStart -Text $text
-    }
-    if ($start.Status -ne $script:MGKA_OK) {
-        return @{ Status = $start.Status; Json = $start.Json }
-    }
-    Wait-MgkaOperation -Operation $start.Operation
-}
-
 function Get-MgkaEnvironmentProxy {
     # HTTPS_PROXY, HTTP_PROXY and NO_PROXY as PowerShell sees them ($env:, which native code on
     # Linux and macOS does not see), the upper-case name first. Only the variables that are set.
@@ -775,28 +754,35 @@ function Initialize-MgkaKeepAlive {
     $state
 }
 
-function Invoke-MgkaKeepAliveById {
-    # The process block of both keep-alive commands with -CallId: ShouldProcess, one keep-alive,
-    # its result. The common case (a bot's timer: success, no -Verbose) calls the library
-    # directly, in this one function: each PowerShell function call costs more than the native
-    # round trip. Everything else goes the general way (Invoke-MgkaKeepAliveOperation).
-    param([hashtable] $State, [string] $CallId)
-    if (-not $State.Cmdlet.ShouldProcess($CallId, 'Keep alive')) { return }
+function Invoke-MgkaSingleKeepAlive {
+    # One keep-alive (after ShouldProcess) and its result: -CallId, or a single piped item. The
+    # common case (a bot's timer: success, no -Verbose) calls the library directly, in this one
+    # function: each PowerShell function call costs more than the native round trip.
+    param(
+        [hashtable] $State,
+        [string] $By,          # Id or Identity
+        [string] $Value,       # the call id, or the identity JSON
+        [string] $DisplayId,
+        $Target
+    )
     $started = [System.Diagnostics.Stopwatch]::GetTimestamp()
-    $idBytes = $null
-    if ($null -ne $State.OptionsBytes -and $CallId.IndexOf([char]0) -lt 0) {
-        $idBytes = try { $script:Utf8.GetBytes($CallId + [char]0) } catch [System.Text.EncoderFallbackException] { $null }
+    $valueBytes = $null
+    if ($null -ne $State.OptionsBytes -and $Value.IndexOf([char]0) -lt 0) {
+        $valueBytes = try { $script:Utf8.GetBytes($Value + [char]0) } catch [System.Text.EncoderFallbackException] { $null }
     }
-    if ($null -eq $idBytes) {
-        # NUL, a lone surrogate: the general path names the parameter in the error.
-        $result = Invoke-MgkaKeepAliveOperation -By Id -Value $CallId -OptionsJson $State.OptionsJson
+    if ($null -eq $valueBytes) {
+        # NUL, a lone surrogate: Invoke-MgkaNative names the parameter in the error.
+        $text = [System.Collections.Specialized.OrderedDictionary]::new()
+        $text[$(if ($By -eq 'Id') { 'CallId' } else { 'InputObject' })] = $Value; $text['Headers'] = $State.OptionsJson
+        $result = Invoke-MgkaNative $(if ($By -eq 'Id') { 'KeepAliveByIdStart' } else { 'KeepAliveByIdentityStart' }) -Text $text
         $status = $result.Status; $json = $result.Json
     } else {
         if ($null -eq $script:Native) { $null = Initialize-MgkaNative }
         $native = $script:Native
         $operation = [uint64]0
         $out = [IntPtr]::Zero
-        $status = $native::mgka_keep_alive_by_id_start($idBytes, $State.OptionsBytes, [ref]$operation)
+        $status = if ($By -eq 'Id') { $native::mgka_keep_alive_by_id_start($valueBytes, $State.OptionsBytes, [ref]$operation) }
+        else { $native::mgka_keep_alive_by_identity_start($valueBytes, $State.OptionsBytes, [ref]$operation) }
         if ($status -eq $script:MGKA_OK) {
             # Short waits, so that Ctrl+C (a pipeline stop between two waits) is honoured;
             # an unfinished operation is cancelled in finally.
@@ -816,7 +802,7 @@ function Invoke-MgkaKeepAliveById {
         $json = Read-MgkaNativeString -Pointer $out
     }
     $elapsedMs = [long](([System.Diagnostics.Stopwatch]::GetTimestamp() - $started) * 1000 / [System.Diagnostics.Stopwatch]::Frequency)
-    Write-MgkaKeepAliveResult -State $State -Status $status -Info (ConvertFrom-MgkaJson $json) -DisplayId $CallId -Target $CallId -ElapsedMs $elapsedMs
+    Write-MgkaKeepAliveResult -State $State -Status $status -Info (ConvertFrom-MgkaJson $json) -DisplayId $DisplayId -Target $Target -ElapsedMs $elapsedMs
 }
 
 function Write-MgkaKeepAliveResult {
@@ -938,16 +924,8 @@ function Complete-MgkaBulk {
             $pending.Clear()
             foreach ($entry in $entries) {
                 if ($entry -is [System.Management.Automation.ErrorRecord]) { $State.Cmdlet.WriteError($entry); continue }
-                if ($entry -is [string]) { $by = 'Id'; $value = [string]$entry; $display = $value; $target = $entry }
-                else { $by = $entry.By; $value = $entry.Value; $display = $entry.Display; $target = $entry.Target }
-                $stopwatch = [System.Diagnostics.Stopwatch]::StartNew()
-                $result = Invoke-MgkaKeepAliveOperation -By $by -Value $value -OptionsJson $State.OptionsJson
-                $stopwatch.Stop()
-                if ($result.Status -eq $script:MGKA_OK -and -not $State.WantDetails) {
-                    if ($State.PassThru) { $true }
-                    continue
-                }
-                Write-MgkaKeepAliveResult -State $State -Status $result.Status -Info (ConvertFrom-MgkaJson $result.Json) -DisplayId $display -Target $target -ElapsedMs $stopwatch.ElapsedMilliseconds
+                if ($entry -is [string]) { Invoke-MgkaSingleKeepAlive -State $State -By Id -Value $entry -DisplayId $entry -Target $entry }
+                else { Invoke-MgkaSingleKeepAlive -State $State -By $entry.By -Value $entry.Value -DisplayId $entry.Display -Target $entry.Target }
             }
             return
         }
@@ -1511,7 +1489,10 @@ function Invoke-MgKeepCommunicationCallAlive {
 
     begin { $state = $null; $state = Initialize-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion 'v1.0' -ThrottleLimit $ThrottleLimit }
     process {
-        if (-not $state.Bulk) { Invoke-MgkaKeepAliveById -State $state -CallId $CallId; return }
+        if (-not $state.Bulk) {
+            if ($PSCmdlet.ShouldProcess($CallId, 'Keep alive')) { Invoke-MgkaSingleKeepAlive -State $state -By Id -Value $CallId -DisplayId $CallId -Target $CallId }
+            return
+        }
         # Piped input, inline for the common case (a function call per item costs more than the
         # rest): a plain call id string. Everything else goes through Add-MgkaBulkItem.
         $pending = $state.Pending; $chunkSize = $state.ChunkSize
@@ -1771,7 +1752,10 @@ function Invoke-MgBetaKeepCommunicationCallAlive {
 
     begin { $state = $null; $state = Initialize-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion 'beta' -ThrottleLimit $ThrottleLimit }
     process {
-        if (-not $state.Bulk) { Invoke-MgkaKeepAliveById -State $state -CallId $CallId; return }
+        if (-not $state.Bulk) {
+            if ($PSCmdlet.ShouldProcess($CallId, 'Keep alive')) { Invoke-MgkaSingleKeepAlive -State $state -By Id -Value $CallId -DisplayId $CallId -Target $CallId }
+            return
+        }
         # Piped input, inline for the common case (a function call per item costs more than the
         # rest): a plain call id string. Everything else goes through Add-MgkaBulkItem.
         $pending = $state.Pending; $chunkSize = $state.ChunkSize
