@@ -2,8 +2,9 @@
 <#
 .SYNOPSIS
     Where a warm single keep-alive's time goes: binding an empty advanced function with the cmdlet's
-    param block, the begin block (Initialize-MgkaKeepAlive and its parts), a piped item, the whole
-    cmdlet and Invoke-RestMethod. Medians of 2,000.
+    param block, the begin block (Initialize-MgkaKeepAlive), the keep-alive itself
+    (Invoke-MgkaSingleKeepAlive: the native round trip and its result), a piped item, the whole cmdlet and
+    Invoke-RestMethod. Medians of 2,000.
       bash bench/pwsh-bench.sh percall-cost.ps1
 #>
 param([Parameter(Mandatory)][string] $EmulatorUrl)
@@ -36,15 +37,16 @@ $t = [Diagnostics.Stopwatch]::StartNew(); $null = $ids[2000..3999] | Invoke-MgKe
   function Probe { [CmdletBinding()] param() $PSCmdlet }
   $c = Probe
   $tick = 1000.0 / [Diagnostics.Stopwatch]::Frequency
-  foreach ($name in 'Initialize', 'Coexistence', 'Cloud', 'EnvProxy') {
-    $block = switch ($name) {
-      'Initialize' { { $null = Initialize-MgkaKeepAlive -Cmdlet $c -ApiVersion 'v1.0' } }
-      'Coexistence' { { Test-MgkaCoexistence -Cmdlet $c } }
-      'Cloud' { { Test-MgkaCloudAvailability -ApiVersion 'v1.0' } }
-      'EnvProxy' { { $null = Get-MgkaEnvironmentProxy } }
-    }
+  $state = Initialize-MgkaKeepAlive -Cmdlet $c -ApiVersion 'v1.0'
+  $calls = (Invoke-RestMethod -Method Post "$EmulatorUrl/_emulator/calls" -ContentType application/json -Body '{"count":2000}').ids
+  foreach ($name in 'Initialize', 'SingleKeepAlive') {
     $a = [double[]]::new(2000)
-    for ($i=0; $i -lt 2000; $i++) { $t=[Diagnostics.Stopwatch]::GetTimestamp(); & $block; $a[$i]=([Diagnostics.Stopwatch]::GetTimestamp()-$t)*$tick }
-    [array]::Sort($a); '{0,-12} median {1:N3} ms' -f $name, $a[1000]
+    for ($i=0; $i -lt 2000; $i++) {
+      $t=[Diagnostics.Stopwatch]::GetTimestamp()
+      if ($name -eq 'Initialize') { $null = Initialize-MgkaKeepAlive -Cmdlet $c -ApiVersion 'v1.0' }
+      else { Invoke-MgkaSingleKeepAlive -State $state -By Id -Value $calls[$i] -DisplayId $calls[$i] -Target $calls[$i] }
+      $a[$i]=([Diagnostics.Stopwatch]::GetTimestamp()-$t)*$tick
+    }
+    [array]::Sort($a); '{0,-16} median {1:N3} ms' -f $name, $a[1000]
   }
 }
