@@ -248,44 +248,89 @@ pub const MAX_BULK_CONCURRENCY: usize = 256;
 
 /// Keeps many calls alive with at most `concurrency` requests in flight, answering one result per
 /// item in input order: `{"ok":true,"result":{...}}` or `{"ok":false,"error":{...}}`. Cancelling
-/// the returned future aborts every request still under way.
+/// the returned future aborts every request still under way. See [`keep_alive_many_in`].
 pub async fn keep_alive_many(items: Vec<BulkItem>, options: crate::graph::KeepAliveOptions, concurrency: usize) -> crate::operation::Outcome {
-    let session = current()?;
+    keep_alive_many_in(current()?, items, options, concurrency).await
+}
+
+/// `keep_alive_many` in `session`. Items that cannot be resolved (an identity without a call id,
+/// an invalid id) get their error without anything being sent. Two or more items to send go
+/// through Graph JSON batching (up to 20 keep-alives per `$batch`, at most `concurrency` batches
+/// in flight), falling back to single requests whenever a batch or an item's answer calls for it
+/// (see `graph::keep_alive_batch`); each item's answer is the one a single request would give.
+/// With `options.trace` (-Debug wants each request's HTTP exchange) or one item, single requests.
+pub async fn keep_alive_many_in(
+    session: Arc<Session>,
+    items: Vec<BulkItem>,
+    options: crate::graph::KeepAliveOptions,
+    concurrency: usize,
+) -> crate::operation::Outcome {
     let permits = Arc::new(tokio::sync::Semaphore::new(concurrency.clamp(1, MAX_BULK_CONCURRENCY)));
     let options = Arc::new(options);
-    let mut tasks = tokio::task::JoinSet::new();
     let mut answers = vec![serde_json::Value::Null; items.len()];
+    let mut sendable = Vec::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
+        match resolve(item, &session, &options) {
+            Ok((call_id, url)) => sendable.push(crate::graph::BatchItem { index, call_id, url }),
+            Err(error) => answers[index] = answer(Err(error)),
+        }
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    let batching = !options.trace && sendable.len() > 1;
+    let sizes = if batching { crate::graph::batch_sizes(sendable.len()) } else { vec![1; sendable.len()] };
+    let mut sendable = sendable.into_iter();
+    for size in sizes {
         // Spawn only with a permit in hand, so a large request holds few tasks at a time.
         let Ok(permit) = permits.clone().acquire_owned().await else { break };
-        while let Some(Ok((done, answer))) = tasks.try_join_next() {
-            answers[done] = answer;
+        while let Some(Ok(done)) = tasks.try_join_next() {
+            record(&mut answers, done);
         }
-        let (session, options) = (session.clone(), options.clone());
+        let chunk: Vec<_> = sendable.by_ref().take(size).collect();
+        let (session, options, permits) = (session.clone(), options.clone(), permits.clone());
         tasks.spawn(async move {
-            let _permit = permit;
-            let id = match (item.call_id, item.identity) {
-                (Some(id), None) => Ok(id),
-                (None, Some(identity)) => crate::graph::call_id_from_identity_json(&identity),
-                _ => Err(CoreError::invalid("InputObject", "Each item needs exactly one of callId or identity.")),
-            };
-            let outcome = match id {
-                Ok(id) => crate::graph::keep_alive(&session, &id, &options).await.map_err(|e| e.with_call_id(&id)),
-                Err(e) => Err(e),
-            };
-            let answer = match outcome {
-                Ok(success) => serde_json::json!({ "ok": true, "result": success }),
-                Err(error) => serde_json::json!({ "ok": false, "error": error.to_json() }),
-            };
-            (index, answer)
+            if batching {
+                crate::graph::keep_alive_batch(session, chunk, options, permit, permits).await
+            } else {
+                let _permit = permit;
+                let mut done = Vec::with_capacity(1);
+                for item in chunk {
+                    let outcome = crate::graph::keep_alive(&session, &item.call_id, &options).await;
+                    done.push((item.index, outcome.map_err(|e| e.with_call_id(&item.call_id))));
+                }
+                done
+            }
         });
     }
     while let Some(done) = tasks.join_next().await {
-        if let Ok((index, answer)) = done {
-            answers[index] = answer;
+        if let Ok(done) = done {
+            record(&mut answers, done);
         }
     }
     Ok(serde_json::Value::Array(answers))
+}
+
+/// An item's call id and keep-alive URL, or the error it gets without being sent.
+fn resolve(item: BulkItem, session: &Session, options: &crate::graph::KeepAliveOptions) -> Result<(String, reqwest::Url), CoreError> {
+    let id = match (item.call_id, item.identity) {
+        (Some(id), None) => id,
+        (None, Some(identity)) => crate::graph::call_id_from_identity_json(&identity)?,
+        _ => return Err(CoreError::invalid("InputObject", "Each item needs exactly one of callId or identity.")),
+    };
+    let url = crate::graph::keep_alive_url(&session.environment.graph_endpoint, options.api_version, &id).map_err(|e| e.with_call_id(&id))?;
+    Ok((id, url))
+}
+
+fn answer(outcome: Result<crate::graph::KeepAliveSuccess, CoreError>) -> serde_json::Value {
+    match outcome {
+        Ok(success) => serde_json::json!({ "ok": true, "result": success }),
+        Err(error) => serde_json::json!({ "ok": false, "error": error.to_json() }),
+    }
+}
+
+fn record(answers: &mut [serde_json::Value], done: Vec<(usize, Result<crate::graph::KeepAliveSuccess, CoreError>)>) {
+    for (index, outcome) in done {
+        answers[index] = answer(outcome);
+    }
 }
 
 /// One keep-alive in the current session. The session is taken once, at the start, so a

@@ -385,7 +385,61 @@ fn bulk_keep_alive_answers_every_item_in_input_order() {
             _ => assert_eq!(answer["ok"], true, "item {i}: {answer}"),
         }
     }
-    assert_eq!(emu.requests().len(), 52, "refused items send nothing");
+    // 52 keep-alives to send (refused items send nothing): 3 JSON batches, the 404 final.
+    let log = emu.requests();
+    assert_eq!(log.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>(), ["batch"; 3]);
+    assert_eq!(log.iter().map(|r| r.items.as_ref().map_or(0, Vec::len)).sum::<usize>(), 52);
+    let disconnect: Symbol<unsafe extern "C" fn(OutJson) -> u32> = abi.sym("mgka_disconnect");
+    unsafe { disconnect(ptr::null_mut()) };
+}
+
+/// Starts a bulk keep-alive with `request` and waits for its (status, answer).
+fn bulk(abi: &Abi, request: &serde_json::Value) -> (u32, serde_json::Value) {
+    let start: Symbol<unsafe extern "C" fn(*const c_char, *const c_char, *mut u64) -> u32> = abi.sym("mgka_keep_alive_bulk_start");
+    let wait: Symbol<unsafe extern "C" fn(u64, u32, OutJson) -> u32> = abi.sym("mgka_operation_wait");
+    let request = CString::new(request.to_string()).unwrap();
+    let mut handle = 0;
+    assert_eq!(unsafe { start(request.as_ptr(), ptr::null(), &mut handle) }, OK);
+    loop {
+        let mut out = ptr::null_mut();
+        match unsafe { wait(handle, 100, &mut out) } {
+            PENDING => continue,
+            s => break (s, serde_json::from_str::<serde_json::Value>(&abi.take(out)).unwrap()),
+        }
+    }
+}
+
+#[test]
+fn bulk_keep_alive_takes_plain_call_ids_and_refuses_both_forms_at_once() {
+    let _one = SESSION.lock().unwrap_or_else(|p| p.into_inner());
+    let abi = &*ABI;
+    let emu = emulator();
+    abi.connect(&emu, "abi-token");
+    let mut ids: Vec<String> = (0..25).map(|_| emu.create_call(None)).collect();
+    ids.insert(3, "..".into());
+    let (status, answers) = bulk(abi, &serde_json::json!({"callIds": ids, "concurrency": 2}));
+    assert_eq!(status, OK);
+    let answers = answers.as_array().unwrap();
+    assert_eq!(answers.len(), 26);
+    for (i, (answer, id)) in answers.iter().zip(&ids).enumerate() {
+        if i == 3 {
+            assert_eq!((answer["ok"].as_bool(), answer["error"]["parameter"].as_str()), (Some(false), Some("CallId")));
+        } else {
+            assert_eq!((answer["ok"].as_bool(), answer["result"]["callId"].as_str()), (Some(true), Some(id.as_str())), "item {i}");
+        }
+    }
+    assert_eq!(emu.requests().iter().filter(|r| r.kind == "batch").count(), 2);
+
+    emu.clear_requests();
+    for refused in [
+        serde_json::json!({"callIds": [ids[0]], "items": [{"callId": ids[1]}]}),
+        serde_json::json!({"concurrency": 4}),
+        serde_json::json!({"callIds": [1, 2]}),
+    ] {
+        let (status, error) = bulk(abi, &refused);
+        assert_eq!((status, error["kind"].as_str(), error["parameter"].as_str()), (INVALID_ARGUMENT, Some("InvalidArgument"), Some("InputObject")), "{refused}");
+    }
+    assert!(emu.requests().is_empty(), "a refused request sends nothing");
     let disconnect: Symbol<unsafe extern "C" fn(OutJson) -> u32> = abi.sym("mgka_disconnect");
     unsafe { disconnect(ptr::null_mut()) };
 }

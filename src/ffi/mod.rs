@@ -352,9 +352,14 @@ pub unsafe extern "C" fn mgka_keep_alive_by_identity_start(
 }
 
 /// Starts a bulk keep-alive: `request_json` is `{"items":[{"callId":"..."}|{"identity":"{...}"}],
-/// "concurrency":16}` (concurrency 1–256, default 16). Returns at once with a handle; the result of
-/// `mgka_operation_wait` is a JSON array with one answer per item, in input order:
+/// "concurrency":16}` or, for plain ids, `{"callIds":["...","..."],"concurrency":16}` (exactly one
+/// of `items` and `callIds`; concurrency 1–256, default 16). Returns at once with a handle; the
+/// result of `mgka_operation_wait` is a JSON array with one answer per item, in input order:
 /// `{"ok":true,"result":{...success JSON...}}` or `{"ok":false,"error":{...error JSON...}}`.
+/// Two or more keep-alives are sent through Graph JSON batching (`$batch`, up to 20 per batch, at
+/// most `concurrency` batches in flight), falling back to single requests when a batch fails or an
+/// item's answer is retryable; each answer is the one a single request would give. With
+/// `"debug":true` in the options, every keep-alive is a single request (for its HTTP trace).
 /// The wait's status is `MGKA_STATUS_OK` unless the whole request failed (e.g. not connected,
 /// a malformed request). Cancelling aborts every request still under way. Thread-safe.
 ///
@@ -371,8 +376,9 @@ pub unsafe extern "C" fn mgka_keep_alive_bulk_start(
         let options = optional_str_arg(options_json, "options_json")?.map(str::to_owned);
         Ok(operation::start(None, async move {
             let request: BulkRequest = parse_json(&request, "InputObject")?;
+            let (items, concurrency) = request.into_items()?;
             let options = parse_options(options.as_deref())?;
-            session::keep_alive_many(request.items, options, request.concurrency.unwrap_or(16)).await
+            session::keep_alive_many(items, options, concurrency).await
         })?)
     })
 }
@@ -455,9 +461,24 @@ async fn connect(request: String, secret: Zeroizing<Vec<u8>>) -> Outcome {
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct BulkRequest {
-    items: Vec<session::BulkItem>,
+    #[serde(default)]
+    items: Option<Vec<session::BulkItem>>,
+    /// The cheaper form for plain ids: the same as `items` with a `callId` each.
+    #[serde(default)]
+    call_ids: Option<Vec<String>>,
     #[serde(default)]
     concurrency: Option<usize>,
+}
+
+impl BulkRequest {
+    fn into_items(self) -> Result<(Vec<session::BulkItem>, usize), CoreError> {
+        let items = match (self.items, self.call_ids) {
+            (Some(items), None) => items,
+            (None, Some(ids)) => ids.into_iter().map(|id| session::BulkItem { call_id: Some(id), identity: None }).collect(),
+            _ => return Err(CoreError::invalid("InputObject", "The bulk request needs exactly one of items or callIds.")),
+        };
+        Ok((items, self.concurrency.unwrap_or(16)))
+    }
 }
 
 #[derive(Default, serde::Deserialize)]
@@ -499,5 +520,29 @@ where
             MgkaStatus::Ok
         }
         Err(failure) => answer(std::ptr::null_mut(), Err(failure)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn items(json: &str) -> Result<(Vec<session::BulkItem>, usize), CoreError> {
+        parse_json::<BulkRequest>(json, "InputObject")?.into_items()
+    }
+
+    #[test]
+    fn bulk_request_takes_items_or_call_ids() {
+        let (list, concurrency) = items(r#"{"callIds":["a","b/c"],"concurrency":4}"#).unwrap();
+        assert_eq!(list.iter().map(|i| i.call_id.as_deref()).collect::<Vec<_>>(), [Some("a"), Some("b/c")]);
+        assert!(list.iter().all(|i| i.identity.is_none()));
+        assert_eq!(concurrency, 4);
+        let (list, concurrency) = items(r#"{"items":[{"identity":"{\"id\":\"x\"}"}]}"#).unwrap();
+        assert_eq!((list.len(), concurrency), (1, 16));
+        assert_eq!(items(r#"{"callIds":[]}"#).unwrap().0.len(), 0);
+        for refused in [r#"{"items":[],"callIds":[]}"#, r#"{"concurrency":4}"#, r#"{"callIds":"a"}"#, r#"{"callIds":[1]}"#, r#"{"ids":["a"]}"#] {
+            let error = items(refused).unwrap_err();
+            assert!(matches!(error, CoreError::InvalidArgument { parameter: "InputObject", .. }), "{refused}: {error:?}");
+        }
     }
 }

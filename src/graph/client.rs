@@ -40,9 +40,39 @@ pub struct KeepAliveSuccess {
 /// retried under Graph's policy; a 401 renews the token once and retries once, as the SDK does.
 pub async fn keep_alive(session: &Session, call_id: &str, options: &KeepAliveOptions) -> Result<KeepAliveSuccess, CoreError> {
     let url = keep_alive_url(&session.environment.graph_endpoint, options.api_version, call_id)?;
-    let started = Instant::now();
+    keep_alive_from(session, &url, call_id, options, Instant::now(), None).await
+}
+
+/// A first attempt that was answered elsewhere (a `$batch` item): its error, how long it took,
+/// and the token it was sent with (so a 401 renews that token, not a newer one).
+#[derive(Debug)]
+pub(crate) struct Answered {
+    pub error: CoreError,
+    pub elapsed: Duration,
+    pub token: Option<Secret>,
+}
+
+/// The keep-alive of `keep_alive`, with its clock started at `started` (`options.timeout` bounds
+/// it from there) and, when `first` is given, that answer taken as attempt 1: the retry policy
+/// decides what follows (a 404 is final and sends nothing; a 429 waits its `Retry-After`, then
+/// retries with `Retry-Attempt: 1`; a 401 renews the token and retries once).
+pub(crate) async fn keep_alive_from(
+    session: &Session,
+    url: &reqwest::Url,
+    call_id: &str,
+    options: &KeepAliveOptions,
+    started: Instant,
+    first: Option<Answered>,
+) -> Result<KeepAliveSuccess, CoreError> {
     let mut log = Vec::new();
-    let outcome = tokio::time::timeout(options.timeout, attempts(session, &url, call_id, options, started, &mut log)).await;
+    let remaining = options.timeout.saturating_sub(started.elapsed());
+    let outcome = if remaining.is_zero() && first.is_none() {
+        // Nothing may go out once the time is up (the batch before it took it all). An answer
+        // already given is still judged: `timeout` polls `attempts` once before its deadline.
+        Err(())
+    } else {
+        tokio::time::timeout(remaining, attempts(session, url, call_id, options, started, first, &mut log)).await.map_err(|_| ())
+    };
     match outcome {
         Ok(Ok(mut success)) => {
             success.attempts = log.len() as u32;
@@ -73,21 +103,34 @@ async fn attempts(
     call_id: &str,
     options: &KeepAliveOptions,
     started: Instant,
+    mut first: Option<Answered>,
     log: &mut Vec<AttemptRecord>,
 ) -> Result<KeepAliveSuccess, CoreError> {
     let client = http_client_for(&options.proxy)?;
-    let mut token = session.token(options.timeout).await?;
+    // Taken when the first request goes out: an answer given elsewhere may need none (a 404).
+    let mut token = first.as_mut().and_then(|f| f.token.take());
     let mut renewed = false;
     let mut retries = 0u32;
     let mut waited = Duration::ZERO;
     loop {
         let attempt_started = Instant::now();
-        let (result, http) = send(&client, url, call_id, options, &token, retries, started).await;
+        let (result, http, elapsed) = match first.take() {
+            Some(answered) => (Err(answered.error), None, answered.elapsed),
+            None => {
+                let current = match token.take() {
+                    Some(current) => current,
+                    None => session.token(options.timeout).await?,
+                };
+                let (result, http) = send(&client, url, call_id, options, &current, retries, started).await;
+                token = Some(current);
+                (result, http, attempt_started.elapsed())
+            }
+        };
         let mut record = AttemptRecord {
             attempt: log.len() as u32 + 1,
             status: None,
             error: None,
-            elapsed_ms: attempt_started.elapsed().as_millis() as u64,
+            elapsed_ms: elapsed.as_millis() as u64,
             wait_ms: None,
             retry_after: None,
             http,
@@ -116,11 +159,16 @@ async fn attempts(
         // 401: renew the token once and try again at once.
         if matches!(&error, CoreError::Graph(g) if g.http_status == 401) && !renewed {
             renewed = true;
-            if let Some(fresh) = session.tokens.renew_after_rejection(&session.environment, options.timeout, &token).await {
+            let rejected = match token.take() {
+                Some(rejected) => rejected,
+                None => session.token(options.timeout).await?,
+            };
+            if let Some(fresh) = session.tokens.renew_after_rejection(&session.environment, options.timeout, &rejected).await {
                 log.push(record);
-                token = fresh?;
+                token = Some(fresh?);
                 continue;
             }
+            token = Some(rejected);
         }
         let retryable = match &error {
             CoreError::Graph(g) => is_retryable_status(g.http_status),

@@ -1,11 +1,13 @@
 //! The Graph client: keep-alive requests, call-id encoding, identities and Graph's error answers.
 
+mod batch;
 mod call_id;
 mod client;
 mod identity;
 mod options;
 mod retry;
 
+pub use batch::{batch_sizes, keep_alive_batch, BatchItem};
 pub use call_id::{encode_segment, keep_alive_url, validate_call_id, MAX_CALL_ID_BYTES};
 pub use client::{keep_alive, KeepAliveSuccess, MAX_RESPONSE_BYTES};
 pub(crate) use client::read_bounded;
