@@ -3,7 +3,13 @@
 //! for the pipeline, without PowerShell. Each run keeps fresh, distinct calls alive once.
 //!
 //!   target/release/bulk [--calls 10000] [--rounds 3] [--levels 1,2,4,8,16,32,64] [--json FILE]
+//!                       [--mode batch|single]
+//!
+//! `--mode batch` (default) is the product: `keep_alive_many`, which uses Graph JSON batching.
+//! `--mode single` is a bench-only comparison: the same items as one single keep-alive request
+//! each (`graph::keep_alive`), at most `concurrency` in flight — the bulk path before batching.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use mgkeepalive::operation::run_blocking;
@@ -15,6 +21,8 @@ fn main() {
     let rounds: usize = arg("--rounds", 3);
     let levels: String = arg("--levels", "1,2,4,8,16,32,64".to_string());
     let json: String = arg("--json", String::new());
+    let mode: String = arg("--mode", "batch".to_string());
+    assert!(mode == "batch" || mode == "single", "--mode batch|single");
     let levels: Vec<usize> = levels.split(',').map(|s| s.trim().parse().expect("--levels")).collect();
 
     let emu = EmulatorProcess::start(&[]);
@@ -22,7 +30,8 @@ fn main() {
     let warm = emu.create_calls(64);
     let items = |ids: &[String]| ids.iter().map(|id| BulkItem { call_id: Some(id.clone()), identity: None }).collect::<Vec<_>>();
     run_blocking(None, session::keep_alive_many(items(&warm), Default::default(), 64)).expect("warm-up");
-    println!("library bulk keep-alive (session::keep_alive_many), {calls} distinct calls per run, median of {rounds}");
+    let what = if mode == "batch" { "session::keep_alive_many, JSON batching" } else { "single requests, bench-only" };
+    println!("library bulk keep-alive ({what}), {calls} distinct calls per run, median of {rounds}");
     let mut out = Vec::new();
     for &conc in &levels {
         let mut rates = Vec::new();
@@ -31,7 +40,11 @@ fn main() {
             let ids = emu.create_calls(calls);
             let batch = items(&ids);
             let t = Instant::now();
-            let answers = run_blocking(None, session::keep_alive_many(batch, Default::default(), conc)).expect("bulk");
+            let answers = if mode == "batch" {
+                run_blocking(None, session::keep_alive_many(batch, Default::default(), conc)).expect("bulk")
+            } else {
+                run_blocking(None, singles(batch, conc)).expect("bulk")
+            };
             let el = t.elapsed().as_secs_f64();
             let ok = answers.as_array().unwrap().iter().filter(|a| a["ok"] == true).count();
             assert_eq!(ok, calls, "every keep-alive succeeds");
@@ -45,4 +58,26 @@ fn main() {
     if !json.is_empty() {
         std::fs::write(&json, serde_json::to_string_pretty(&out).unwrap()).expect("write --json");
     }
+}
+
+/// Bench-only: every item as its own keep-alive request, at most `concurrency` in flight.
+async fn singles(items: Vec<BulkItem>, concurrency: usize) -> mgkeepalive::operation::Outcome {
+    let session = session::current()?;
+    let permits = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut answers = vec![serde_json::Value::Null; items.len()];
+    for (index, item) in items.into_iter().enumerate() {
+        let permit = permits.clone().acquire_owned().await.expect("open");
+        let session = session.clone();
+        tasks.spawn(async move {
+            let _permit = permit;
+            let id = item.call_id.unwrap_or_default();
+            let ok = mgkeepalive::graph::keep_alive(&session, &id, &Default::default()).await.is_ok();
+            (index, serde_json::json!({ "ok": ok }))
+        });
+    }
+    while let Some(Ok((index, answer))) = tasks.join_next().await {
+        answers[index] = answer;
+    }
+    Ok(serde_json::Value::Array(answers))
 }
