@@ -3,8 +3,8 @@
 //!
 //! Whether Graph accepts keepAlive inside a batch is unconfirmed, so everything falls back to the
 //! single keep-alive path (`client::keep_alive_from`, with the full retry and 401 policy): a batch
-//! that fails as a whole (transport error, timeout, a non-2xx status, a body that is not a batch
-//! answer) sends its items singly; an item without an answer is sent singly; an item's own non-2xx
+//! that fails as a whole (transport error, a non-2xx status, a body that is not a batch answer, no
+//! answer within half the client timeout) sends its items singly; an item without an answer is sent singly; an item's own non-2xx
 //! answer is that item's first attempt, and the retry policy decides what follows (404, 403, 400
 //! are final; 429, 503, 504 wait their `Retry-After` and are retried singly; 401 renews the token).
 
@@ -61,7 +61,10 @@ pub async fn keep_alive_batch(
     // One fresh client-request-id per item, as a single request would have.
     let request_ids: Vec<String> = items.iter().map(|_| uuid::Uuid::new_v4().to_string()).collect();
     let mut token = None;
-    let exchange = tokio::time::timeout(options.timeout, exchange(&session, &items, &request_ids, &options, &mut token)).await;
+    // The batch gets half the client timeout: a batch answers only when its slowest item does, so
+    // a hung item must not cost its batch-mates their keep-alive; they go singly in the other half.
+    let batch_timeout = options.timeout / 2;
+    let exchange = tokio::time::timeout(batch_timeout, exchange(&session, &items, &request_ids, &options, batch_timeout, &mut token)).await;
     let elapsed = started.elapsed();
     drop(permit);
 
@@ -140,10 +143,11 @@ async fn exchange(
     items: &[BatchItem],
     request_ids: &[String],
     options: &KeepAliveOptions,
+    timeout: Duration,
     token_used: &mut Option<Secret>,
 ) -> Result<BatchAnswer, CoreError> {
     let client = http_client_for(&options.proxy)?;
-    let token = session.token(options.timeout).await?;
+    let token = session.token(timeout).await?;
     *token_used = Some(token.clone());
     let extra: Vec<(String, Value)> = options
         .headers
@@ -182,7 +186,7 @@ async fn exchange(
         .header(CONTENT_TYPE, "application/json")
         .header(ACCEPT, "application/json")
         .header("client-request-id", batch_request_id)
-        .timeout(options.timeout)
+        .timeout(timeout)
         .body(body)
         .send()
         .await
