@@ -542,7 +542,7 @@ Describe 'Invoke-MgBetaKeepCommunicationCallAlive' {
     It 'posts to /beta/ and behaves like v1.0 (PassThru, pipeline, errors)' {
         Clear-EmulatorRequest
         'auth-call', @{ Id = 'auth-call' } | Invoke-MgBetaKeepCommunicationCallAlive -PassThru | Should -Be @($true, $true)
-        $log = @(Get-EmulatorRequest | Where-Object kind -EQ keepAlive)
+        $log = @(Get-EmulatorKeepAlive)
         $log.rawPath | Should -Be @('/beta/communications/calls/auth-call/keepAlive', '/beta/communications/calls/auth-call/keepAlive')
         Invoke-MgBetaKeepCommunicationCallAlive -CallId no-such-call -ErrorVariable failure -ErrorAction SilentlyContinue
         $failure[0].FullyQualifiedErrorId | Should -Be 'itemNotFound,Invoke-MgBetaKeepCommunicationCallAlive'

@@ -15,6 +15,14 @@ BeforeAll {
         [string[]](Invoke-Emulator POST calls @{ count = $Count }).ids
     }
 
+    function New-DelayedBatchFault {
+        # A fault script for $Count $batch requests: each answered after 300 ms with 200 for its
+        # requests "1" to "20" (a scripted answer: the calls' state is not touched).
+        param([int] $Count)
+        $responses = foreach ($n in 1..20) { @{ id = "$n"; status = 200; headers = @{}; body = $null } }
+        @{ path = 'batch'; count = $Count; responses = @(@{ status = 200; delayMs = 300; json = @{ responses = @($responses) } }) }
+    }
+
     function ConvertTo-Outcome {
         # Output and error records (2>&1) -> 'ok' or the error's FullyQualifiedErrorId prefix.
         process {
@@ -76,7 +84,7 @@ Describe 'Bulk keep-alive: order and per-item results' {
         $output = @($ids | Invoke-MgKeepCommunicationCallAlive -PassThru -ThrottleLimit 16)
         $output.Count | Should -Be $Count
         $output | ForEach-Object { $_ | Should -BeOfType [bool]; $_ | Should -BeTrue }
-        $requests = Get-EmulatorRequest
+        $requests = @(Get-EmulatorKeepAlive)
         $requests.Count | Should -Be $Count
         $seen = $requests | Group-Object callId
         $seen.Count | Should -Be $Count
@@ -89,7 +97,9 @@ Describe 'Bulk keep-alive: order and per-item results' {
     It 'writes nothing without -PassThru' {
         $ids = New-BulkCall 50
         @($ids | Invoke-MgKeepCommunicationCallAlive).Count | Should -Be 0
-        (Get-EmulatorRequest).Count | Should -Be 50
+        @(Get-EmulatorKeepAlive).Count | Should -Be 50
+        # Sent as JSON batches of at most 20.
+        @(Get-EmulatorRequest).kind | Should -Be @('batch', 'batch', 'batch')
     }
 
     It 'keeps results and errors in input order with good, ended, invalid, id-less and malformed items (<Count> items, -ThrottleLimit <Limit>)' -TestCases @(
@@ -130,7 +140,7 @@ Describe 'Bulk keep-alive: order and per-item results' {
         }
         # Only resolvable, valid ids reached the emulator, each once.
         $goodSet = [System.Collections.Generic.HashSet[string]]::new([string[]]$good)
-        $requests = Get-EmulatorRequest
+        $requests = @(Get-EmulatorKeepAlive)
         $goodRequests = @($requests | Where-Object { $goodSet.Contains([string]$_.callId) })
         $goodRequests.Count | Should -Be $good.Count
         ($goodRequests | Group-Object callId).Count | Should -Be $good.Count
@@ -195,7 +205,8 @@ Describe 'Bulk keep-alive: order and per-item results' {
     It 'sends the beta twin''s items to /beta' {
         $ids = New-BulkCall 3
         @($ids | Invoke-MgBetaKeepCommunicationCallAlive -PassThru).Count | Should -Be 3
-        (Get-EmulatorRequest).rawPath | ForEach-Object { $_ | Should -BeLike '/beta/communications/calls/*/keepAlive' }
+        (Get-EmulatorRequest).rawPath | Should -Be '/beta/$batch'
+        @(Get-EmulatorKeepAlive).rawPath | ForEach-Object { $_ | Should -BeLike '/beta/communications/calls/*/keepAlive' }
     }
 }
 
@@ -227,21 +238,23 @@ Describe 'Bulk keep-alive: -WhatIf, -ErrorAction Stop, concurrency, Ctrl+C, prog
         $output.Count | Should -Be 10
     }
 
-    It 'really sends concurrently: 32 items delayed 300 ms each, -ThrottleLimit 16, take well under 32 x 300 ms' {
-        $ids = New-BulkCall 32
-        $null = Invoke-Emulator POST faults @{ path = '/keepAlive'; count = 32; responses = @(@{ status = 200; delayMs = 300 }) }
+    It 'really sends concurrently: 26 batch requests delayed 300 ms each, -ThrottleLimit 16, take well under 26 x 300 ms' {
+        # 512 items (one chunk) are 26 JSON batches of 19-20; each batch is answered after 300 ms.
+        $ids = New-BulkCall 512
+        $null = Invoke-Emulator POST faults (New-DelayedBatchFault -Count 26)
         $stopwatch = [System.Diagnostics.Stopwatch]::StartNew()
         $output = @($ids | Invoke-MgKeepCommunicationCallAlive -ThrottleLimit 16 -PassThru)
         $stopwatch.Stop()
-        $output.Count | Should -Be 32
-        # Two waves of 300 ms; sequential would be 9.6 s.
+        $output.Count | Should -Be 512
+        @(Get-EmulatorRequest).kind | Sort-Object -Unique | Should -Be 'batch'
+        # Two waves of 300 ms; sequential would be 7.8 s.
         $stopwatch.ElapsedMilliseconds | Should -BeLessThan 2500
         $stopwatch.ElapsedMilliseconds | Should -BeGreaterOrEqual 550
     }
 
-    It 'honours -ThrottleLimit as a bound: -ThrottleLimit 4 with 16 items delayed 300 ms takes four waves' {
-        $ids = New-BulkCall 16
-        $null = Invoke-Emulator POST faults @{ path = '/keepAlive'; count = 16; responses = @(@{ status = 200; delayMs = 300 }) }
+    It 'honours -ThrottleLimit as a bound: -ThrottleLimit 4 with 16 batch requests delayed 300 ms takes four waves' {
+        $ids = New-BulkCall 320
+        $null = Invoke-Emulator POST faults (New-DelayedBatchFault -Count 16)
         $stopwatch = [System.Diagnostics.Stopwatch]::StartNew()
         $null = $ids | Invoke-MgKeepCommunicationCallAlive -ThrottleLimit 4
         $stopwatch.Stop()

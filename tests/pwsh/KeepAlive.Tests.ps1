@@ -228,7 +228,7 @@ Describe 'Keeping calls alive' {
                     Invoke-MgKeepCommunicationCallAlive -PassThru)
             $output.Count | Should -Be 4
             # Sent concurrently: the requests go out in no particular order.
-            (Get-EmulatorRequest).callId | Sort-Object | Should -Be @('call-1', 'call-1', 'call-2', 'call-3')
+            (Get-EmulatorKeepAlive).callId | Sort-Object | Should -Be @('call-1', 'call-1', 'call-2', 'call-3')
         }
 
         It 'writes an InvalidArgument error for an identity without CallId or Id and goes on with the next item' {
@@ -278,7 +278,7 @@ Describe 'Keeping calls alive' {
             { 'ended-or-unknown', 'call-1' | Invoke-MgKeepCommunicationCallAlive -PassThru -ErrorAction Stop | ForEach-Object { $output.Add($_) } } |
                 Should -Throw -ErrorId 'itemNotFound,Invoke-MgKeepCommunicationCallAlive'
             $output.Count | Should -Be 0
-            (Get-EmulatorRequest).callId | Should -Contain 'ended-or-unknown'
+            (Get-EmulatorKeepAlive).callId | Should -Contain 'ended-or-unknown'
         }
 
         It 'stops at the first error with -ErrorAction Stop (-CallId: nothing else is sent)' {

@@ -95,6 +95,19 @@ function Get-EmulatorRequest {
     @(Invoke-Emulator GET requests | ForEach-Object { $_ })
 }
 
+function Get-EmulatorKeepAlive {
+    # Every keep-alive sent, one entry each: single requests as logged, and each item of a JSON
+    # batch ($batch) as @{ callId; rawPath = '/{version}{item url}'; status; kind = 'batchItem' }.
+    foreach ($request in Get-EmulatorRequest) {
+        if ($request.kind -eq 'keepAlive') { $request }
+        elseif ($request.kind -eq 'batch') {
+            foreach ($item in $request.items) {
+                [pscustomobject]@{ callId = $item.callId; rawPath = "/$($request.apiVersion)$($item.url)"; status = $item.status; kind = 'batchItem' }
+            }
+        }
+    }
+}
+
 function Clear-EmulatorRequest { $null = Invoke-Emulator DELETE requests }
 
 function Connect-TestGraph {
