@@ -258,9 +258,10 @@ MgkaStatus mgka_keep_alive_by_identity_start(const char *identity_json,
 
 // Starts a bulk keep-alive: `request_json` is `{"items":[{"callId":"..."}|{"identity":"{...}"}],
 // "concurrency":16}` or, for plain ids, `{"callIds":["...","..."],"concurrency":16}` (exactly one
-// of `items` and `callIds`; concurrency 1–256, default 16). Returns at once with a handle; the
-// result of `mgka_operation_wait` is a JSON array with one answer per item, in input order:
-// `{"ok":true,"result":{...success JSON...}}` or `{"ok":false,"error":{...error JSON...}}`.
+// of `items` and `callIds`; concurrency 1–256, default 16; optional `"details":false`).
+// Returns at once with a handle; the result of `mgka_operation_wait` is a JSON array with one
+// answer per item, in input order: `{"ok":true,"result":{...success JSON...}}` (only
+// `{"ok":true}` with `"details":false`) or `{"ok":false,"error":{...error JSON...}}`.
 // Two or more keep-alives are sent through Graph JSON batching (`$batch`, up to 20 per batch, at
 // most `concurrency` batches in flight), falling back to single requests when a batch fails or an
 // item's answer is retryable; each answer is the one a single request would give. With

@@ -247,10 +247,17 @@ pub struct BulkItem {
 pub const MAX_BULK_CONCURRENCY: usize = 256;
 
 /// Keeps many calls alive with at most `concurrency` requests in flight, answering one result per
-/// item in input order: `{"ok":true,"result":{...}}` or `{"ok":false,"error":{...}}`. Cancelling
-/// the returned future aborts every request still under way. See [`keep_alive_many_in`].
-pub async fn keep_alive_many(items: Vec<BulkItem>, options: crate::graph::KeepAliveOptions, concurrency: usize) -> crate::operation::Outcome {
-    keep_alive_many_in(current()?, items, options, concurrency).await
+/// item in input order: `{"ok":true,"result":{...}}` (with `details`; else `{"ok":true}`: a host
+/// that shows nothing for a success need not be handed, nor copy, thousands of them) or
+/// `{"ok":false,"error":{...}}`. Cancelling the returned future aborts every request still under
+/// way. See [`keep_alive_many_in`].
+pub async fn keep_alive_many(
+    items: Vec<BulkItem>,
+    options: crate::graph::KeepAliveOptions,
+    concurrency: usize,
+    details: bool,
+) -> crate::operation::Outcome {
+    keep_alive_many_in(current()?, items, options, concurrency, details).await
 }
 
 /// `keep_alive_many` in `session`. Items that cannot be resolved (an identity without a call id,
@@ -264,6 +271,7 @@ pub async fn keep_alive_many_in(
     items: Vec<BulkItem>,
     options: crate::graph::KeepAliveOptions,
     concurrency: usize,
+    details: bool,
 ) -> crate::operation::Outcome {
     let permits = Arc::new(tokio::sync::Semaphore::new(concurrency.clamp(1, MAX_BULK_CONCURRENCY)));
     let options = Arc::new(options);
@@ -272,7 +280,7 @@ pub async fn keep_alive_many_in(
     for (index, item) in items.into_iter().enumerate() {
         match resolve(item, &session, &options) {
             Ok((call_id, url)) => sendable.push(crate::graph::BatchItem { index, call_id, url }),
-            Err(error) => answers[index] = answer(Err(error)),
+            Err(error) => answers[index] = answer(Err(error), details),
         }
     }
     let mut tasks = tokio::task::JoinSet::new();
@@ -283,7 +291,7 @@ pub async fn keep_alive_many_in(
         // Spawn only with a permit in hand, so a large request holds few tasks at a time.
         let Ok(permit) = permits.clone().acquire_owned().await else { break };
         while let Some(Ok(done)) = tasks.try_join_next() {
-            record(&mut answers, done);
+            record(&mut answers, done, details);
         }
         let chunk: Vec<_> = sendable.by_ref().take(size).collect();
         let (session, options, permits) = (session.clone(), options.clone(), permits.clone());
@@ -303,7 +311,7 @@ pub async fn keep_alive_many_in(
     }
     while let Some(done) = tasks.join_next().await {
         if let Ok(done) = done {
-            record(&mut answers, done);
+            record(&mut answers, done, details);
         }
     }
     Ok(serde_json::Value::Array(answers))
@@ -320,16 +328,17 @@ fn resolve(item: BulkItem, session: &Session, options: &crate::graph::KeepAliveO
     Ok((id, url))
 }
 
-fn answer(outcome: Result<crate::graph::KeepAliveSuccess, CoreError>) -> serde_json::Value {
+fn answer(outcome: Result<crate::graph::KeepAliveSuccess, CoreError>, details: bool) -> serde_json::Value {
     match outcome {
-        Ok(success) => serde_json::json!({ "ok": true, "result": success }),
+        Ok(success) if details => serde_json::json!({ "ok": true, "result": success }),
+        Ok(_) => serde_json::json!({ "ok": true }),
         Err(error) => serde_json::json!({ "ok": false, "error": error.to_json() }),
     }
 }
 
-fn record(answers: &mut [serde_json::Value], done: Vec<(usize, Result<crate::graph::KeepAliveSuccess, CoreError>)>) {
+fn record(answers: &mut [serde_json::Value], done: Vec<(usize, Result<crate::graph::KeepAliveSuccess, CoreError>)>, details: bool) {
     for (index, outcome) in done {
-        answers[index] = answer(outcome);
+        answers[index] = answer(outcome, details);
     }
 }
 

@@ -410,7 +410,7 @@ fn bulk(abi: &Abi, request: &serde_json::Value) -> (u32, serde_json::Value) {
 }
 
 #[test]
-fn bulk_keep_alive_takes_plain_call_ids_and_refuses_both_forms_at_once() {
+fn bulk_keep_alive_takes_plain_call_ids_answers_without_details_and_refuses_both_forms_at_once() {
     let _one = SESSION.lock().unwrap_or_else(|p| p.into_inner());
     let abi = &*ABI;
     let emu = emulator();
@@ -429,6 +429,15 @@ fn bulk_keep_alive_takes_plain_call_ids_and_refuses_both_forms_at_once() {
         }
     }
     assert_eq!(emu.requests().iter().filter(|r| r.kind == "batch").count(), 2);
+
+    // "details":false: a success is only {"ok":true}; an error keeps its details.
+    let ended = emu.create_call(None);
+    emu.end_call(&ended);
+    let (status, answers) = bulk(abi, &serde_json::json!({"callIds": [ids[0], ended, ids[1]], "details": false}));
+    assert_eq!(status, OK);
+    assert_eq!(answers[0], serde_json::json!({"ok": true}));
+    assert_eq!(answers[2], serde_json::json!({"ok": true}));
+    assert_eq!((answers[1]["ok"].as_bool(), answers[1]["error"]["httpStatus"].as_u64(), answers[1]["error"]["callId"].as_str()), (Some(false), Some(404), Some(ended.as_str())));
 
     emu.clear_requests();
     for refused in [

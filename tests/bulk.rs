@@ -22,7 +22,7 @@ fn items_of<S: AsRef<str>>(ids: &[S]) -> Vec<BulkItem> {
 
 fn bulk(emu: &EmulatorThread, items: Vec<BulkItem>, options: KeepAliveOptions, concurrency: usize) -> Vec<Value> {
     let session = Arc::new(session_at(&emu.base_url(), TOKEN));
-    match run(keep_alive_many_in(session, items, options, concurrency)).expect("the bulk request as a whole succeeds") {
+    match run(keep_alive_many_in(session, items, options, concurrency, true)).expect("the bulk request as a whole succeeds") {
         Value::Array(answers) => answers,
         other => panic!("expected an array, got {other}"),
     }
@@ -321,7 +321,7 @@ fn cancelling_stops_at_once() {
     let session = Arc::new(session_at(&emu.base_url(), TOKEN));
     let items = items_of(&ids);
     let started = Instant::now();
-    let outcome = run(async { tokio::time::timeout(Duration::from_millis(300), keep_alive_many_in(session, items, KeepAliveOptions::default(), 4)).await });
+    let outcome = run(async { tokio::time::timeout(Duration::from_millis(300), keep_alive_many_in(session, items, KeepAliveOptions::default(), 4, true)).await });
     assert!(outcome.is_err() && started.elapsed() < Duration::from_secs(2));
     std::thread::sleep(Duration::from_millis(300));
     assert!(singles(&emu.requests()).is_empty(), "nothing is sent after the cancel");

@@ -750,6 +750,7 @@ function Initialize-MgkaKeepAlive {
         $state.Clock = $null    # started with the first bulk operation (progress)
         $state.ProgressShown = $false
         $state.ProgressAt = 0L
+        $state.PendingMixed = $false # the pending chunk holds more than plain call id strings
     }
     $state
 }
@@ -862,6 +863,7 @@ function Add-MgkaBulkItem {
     # (its error joins the chunk in order), asks ShouldProcess and adds it to the pending chunk.
     param([hashtable] $State, $Item)
     $errors = $State.ResolveErrors
+    $State.PendingMixed = $true
     $resolved = Resolve-MgkaCallIdentity -Cmdlet $State.Cmdlet -Item $Item -ErrorList $errors
     if ($null -eq $resolved) {
         if ($errors.Count -gt 0) {
@@ -879,8 +881,9 @@ function Send-MgkaBulkChunk {
     # writes the finished chunk's results while the new one runs.
     param([hashtable] $State)
     if ($State.Pending.Count -eq 0) { return }
-    $chunk = @{ Entries = $State.Pending.ToArray(); Requests = 0; Errors = 0 }
+    $chunk = @{ Entries = $State.Pending.ToArray(); Requests = 0; Errors = 0; Mixed = $State.PendingMixed }
     $State.Pending.Clear()
+    $State.PendingMixed = $false
     $request = ConvertTo-MgkaBulkRequest -State $State -Chunk $chunk
 
     $finished = $null
@@ -965,6 +968,17 @@ function ConvertTo-MgkaBulkRequest {
     # not valid UTF-16 (a lone surrogate) becomes that item's error, as for a single keep-alive.
     param([hashtable] $State, [hashtable] $Chunk)
     $entries = $Chunk.Entries
+    $tail = ',"concurrency":' + $State.ThrottleLimit + $(if ($State.WantDetails) { '}' } else { ',"details":false}' })
+    if (-not $Chunk.Mixed) {
+        # Only plain call ids (the process block's inline path): one .NET call encodes them all.
+        # It throws on a lone surrogate; then the loop below finds the item.
+        try {
+            $ids = [System.Text.Json.JsonSerializer]::Serialize($entries, [object[]], [System.Text.Json.JsonSerializerOptions]$null)
+            $Chunk.Requests = $entries.Length
+            $Chunk.Errors = 0
+            return '{"callIds":' + $ids + $tail
+        } catch { }
+    }
     $builder = [System.Text.StringBuilder]::new(48 * $entries.Length + 64)
     [void]$builder.Append('{"items":[')
     $count = 0
@@ -992,7 +1006,7 @@ function ConvertTo-MgkaBulkRequest {
     $Chunk.Requests = $count
     $Chunk.Errors = $errors
     if ($count -eq 0) { return $null }
-    [void]$builder.Append('],"concurrency":').Append($State.ThrottleLimit).Append('}')
+    [void]$builder.Append(']').Append($tail)
     $builder.ToString()
 }
 

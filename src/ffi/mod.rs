@@ -353,9 +353,10 @@ pub unsafe extern "C" fn mgka_keep_alive_by_identity_start(
 
 /// Starts a bulk keep-alive: `request_json` is `{"items":[{"callId":"..."}|{"identity":"{...}"}],
 /// "concurrency":16}` or, for plain ids, `{"callIds":["...","..."],"concurrency":16}` (exactly one
-/// of `items` and `callIds`; concurrency 1–256, default 16). Returns at once with a handle; the
-/// result of `mgka_operation_wait` is a JSON array with one answer per item, in input order:
-/// `{"ok":true,"result":{...success JSON...}}` or `{"ok":false,"error":{...error JSON...}}`.
+/// of `items` and `callIds`; concurrency 1–256, default 16; optional `"details":false`).
+/// Returns at once with a handle; the result of `mgka_operation_wait` is a JSON array with one
+/// answer per item, in input order: `{"ok":true,"result":{...success JSON...}}` (only
+/// `{"ok":true}` with `"details":false`) or `{"ok":false,"error":{...error JSON...}}`.
 /// Two or more keep-alives are sent through Graph JSON batching (`$batch`, up to 20 per batch, at
 /// most `concurrency` batches in flight), falling back to single requests when a batch fails or an
 /// item's answer is retryable; each answer is the one a single request would give. With
@@ -376,9 +377,10 @@ pub unsafe extern "C" fn mgka_keep_alive_bulk_start(
         let options = optional_str_arg(options_json, "options_json")?.map(str::to_owned);
         Ok(operation::start(None, async move {
             let request: BulkRequest = parse_json(&request, "InputObject")?;
+            let details = request.details.unwrap_or(true);
             let (items, concurrency) = request.into_items()?;
             let options = parse_options(options.as_deref())?;
-            session::keep_alive_many(items, options, concurrency).await
+            session::keep_alive_many(items, options, concurrency, details).await
         })?)
     })
 }
@@ -468,6 +470,9 @@ struct BulkRequest {
     call_ids: Option<Vec<String>>,
     #[serde(default)]
     concurrency: Option<usize>,
+    /// false: a success answers only `{"ok":true}` (default true: with its result).
+    #[serde(default)]
+    details: Option<bool>,
 }
 
 impl BulkRequest {
