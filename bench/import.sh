@@ -3,31 +3,53 @@
 # start, and against importing an empty module (what any script module costs on this pwsh).
 # Prints the median of N runs of each, interleaved so background noise hits all alike.
 #   bash bench/import.sh [runs]
+#   PWSH=$(bash bench/pwsh-r2r.sh) bash bench/import.sh [runs]
+# PWSH selects the pwsh to measure (default: `pwsh` on PATH, here the .NET global tool, whose
+# PowerShell assemblies are not ReadyToRun-compiled: all of pwsh's start-up code is JIT-compiled, so
+# its figures overstate what users of Microsoft's tar.gz/deb/msi pwsh see; bench/pwsh-r2r.sh builds a
+# ReadyToRun pwsh of the same version to measure that case).
+# Each case gets its own XDG_CACHE_HOME: pwsh records a multicore-JIT start-up profile in
+# $XDG_CACHE_HOME/powershell/ and replays it at the next start, so cases sharing one cache would each
+# run with the previous case's profile. With one cache per case and 2 unmeasured warm-up runs of
+# each, every case is measured in its steady state, as a user re-running the same command sees it.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 runs=${1:-15}
 eval "$(bash .ci/provision)"
 cargo build --release -p mgkeepalive --quiet
+pwsh=${PWSH:-pwsh}
+command -v "$pwsh" >/dev/null || { echo "import.sh: PWSH=$pwsh is not an executable" >&2; exit 1; }
+echo "import.sh: measuring $(command -v "$pwsh") ($("$pwsh" --version))" >&2
 
-empty=$(mktemp -d)
-trap 'rm -rf "$empty"' EXIT
-mkdir -p "$empty/Empty" && echo '' >"$empty/Empty/Empty.psm1"
-printf "@{ RootModule = 'Empty.psm1'; ModuleVersion = '1.0.0'; FunctionsToExport = @() }\n" >"$empty/Empty/Empty.psd1"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/Empty" && echo '' >"$tmp/Empty/Empty.psm1"
+printf "@{ RootModule = 'Empty.psm1'; ModuleVersion = '1.0.0'; FunctionsToExport = @() }\n" >"$tmp/Empty/Empty.psd1"
 
-python3 - "$runs" "$repo/pwsh/MgKeepAlive" "$empty/Empty" <<'PY'
-import statistics, subprocess, sys, time
-runs, module, empty = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+python3 - "$runs" "$repo/pwsh/MgKeepAlive" "$tmp/Empty" "$pwsh" "$tmp/cache" <<'PY'
+import os, statistics, subprocess, sys, time
+runs, module, empty, pwsh, caches = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 cases = {
     "bare pwsh": "$null",
     "empty module": f"Import-Module '{empty}'",
     "MgKeepAlive": f"Import-Module '{module}'",
 }
+# one XDG_CACHE_HOME (so one multicore-JIT start-up profile) per case; see the top of the script
+envs = {}
+for i, name in enumerate(cases):
+    os.makedirs(f"{caches}/{i}")
+    envs[name] = dict(os.environ, XDG_CACHE_HOME=f"{caches}/{i}")
+def run(name):
+    subprocess.run([pwsh, "-NoProfile", "-NonInteractive", "-Command", cases[name]], env=envs[name], check=True)
+for _ in range(2):  # unmeasured warm-up: record each case's profile, then replay it once
+    for name in cases:
+        run(name)
 times = {k: [] for k in cases}
 for _ in range(runs):
-    for name, command in cases.items():
+    for name in cases:
         t = time.perf_counter()
-        subprocess.run(["pwsh", "-NoProfile", "-NonInteractive", "-Command", command], check=True)
+        run(name)
         times[name].append((time.perf_counter() - t) * 1000)
 med = {k: statistics.median(v) for k, v in times.items()}
 for k, v in med.items():

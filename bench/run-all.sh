@@ -2,7 +2,8 @@
 # Runs every benchmark of BENCHMARKS.md and prints the figures; writes bench/pipeline-throughput.svg.
 # Not a test and not run by CI. Run it on a quiet machine: the figures are medians of repeated runs
 # but a compile next door still shows.
-#   bash bench/run-all.sh            (~6 minutes on 2 cores)
+#   bash bench/run-all.sh            (~7 minutes on 2 cores; 1-2 more the first time, to build the
+#                                     ReadyToRun pwsh of part 1b, see bench/pwsh-r2r.sh)
 # Outputs of each part also land in $BENCH_OUT (default: a temporary directory, printed at the end).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -21,6 +22,15 @@ echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 echo; echo "== 1. import (bench/import.sh 15)"
 bash bench/import.sh 15 | tee "$out/import.txt"
+
+# The same on a ReadyToRun-compiled pwsh like Microsoft's packages (the global tool's is not),
+# built from NuGet on first use into ~/.cache; without NuGet it is skipped, with the reason above.
+echo; echo "== 1b. import on a ReadyToRun pwsh (PWSH=\$(bash bench/pwsh-r2r.sh) bash bench/import.sh 15)"
+if r2r=$(bash bench/pwsh-r2r.sh); then
+  PWSH=$r2r bash bench/import.sh 15 | tee "$out/import-r2r.txt"
+else
+  echo "skipped: the ReadyToRun pwsh could not be built (reason above)" | tee "$out/import-r2r.txt"
+fi
 
 echo; echo "== 2. one keep-alive, warm (bench/pwsh-bench.sh warm.ps1 -Count 2000)"
 bash bench/pwsh-bench.sh warm.ps1 -Count 2000 | tee "$out/warm.txt"
