@@ -71,13 +71,14 @@ foreach ($file in 'MgKeepAlive.psd1', 'MgKeepAlive.psm1', 'MgKeepAlive.Auth.ps1'
 }
 Copy-Item -LiteralPath $LibraryPath -Destination (Join-Path $destination $RuntimeIdentifier $libraryName)
 
-# Check the result the way a user would: a fresh pwsh importing the folder by path.
+# Check the result the way a user would: a fresh pwsh importing the folder by path and running
+# a command (the library is found and loaded on the first one).
 $pwsh = (Get-Command pwsh -CommandType Application -ErrorAction Ignore | Select-Object -First 1).Source
 if (-not $pwsh) { $pwsh = [Environment]::ProcessPath }
 $saved = $env:MGKEEPALIVE_LIBRARY
 $env:MGKEEPALIVE_LIBRARY = $null
 try {
-    $check = & $pwsh -NoProfile -NonInteractive -Command "Import-Module '$destination' -ErrorAction Stop; & (Get-Module MgKeepAlive) { `$script:LibraryPath }" 2>&1
+    $check = & $pwsh -NoProfile -NonInteractive -Command "Import-Module '$destination' -ErrorAction Stop; `$null = Get-MgEnvironment -ErrorAction Stop; & (Get-Module MgKeepAlive) { `$script:LibraryPath }" 2>&1
 } finally { $env:MGKEEPALIVE_LIBRARY = $saved }
 if ($LASTEXITCODE -ne 0 -or "$check" -notlike "$destination*") {
     throw "The packaged module does not import cleanly: $check"

@@ -55,12 +55,57 @@ function Read-MgkaNativeString {
     finally { $script:Native::mgka_string_free($Pointer) }
 }
 
+function Find-MgkaLibrary {
+    # The native library's absolute path: MGKEEPALIVE_LIBRARY (absolute path), else
+    # <module>/<rid>/, else the source tree's target/release, then target/debug. Throws a clear
+    # error naming where it looked.
+    $path = [Environment]::GetEnvironmentVariable('MGKEEPALIVE_LIBRARY')
+    if ($path) {
+        if (-not [System.IO.Path]::IsPathFullyQualified($path)) {
+            throw "MgKeepAlive: MGKEEPALIVE_LIBRARY must be an absolute path to the native library; it is '$path'."
+        }
+        if (-not [System.IO.File]::Exists($path)) {
+            throw "MgKeepAlive: MGKEEPALIVE_LIBRARY points to '$path', which does not exist."
+        }
+        return $path
+    }
+    $libraryName = if ($IsWindows) { 'mgkeepalive.dll' } elseif ($IsMacOS) { 'libmgkeepalive.dylib' } else { 'libmgkeepalive.so' }
+    $rid = $(if ($IsWindows) { 'win-' } elseif ($IsMacOS) { 'osx-' } else { 'linux-' }) +
+        [System.Runtime.InteropServices.RuntimeInformation]::ProcessArchitecture.ToString().ToLowerInvariant()
+    $sourceTree = [System.IO.Path]::GetDirectoryName([System.IO.Path]::GetDirectoryName($PSScriptRoot))
+    $candidates = "$PSScriptRoot/$rid/$libraryName", "$sourceTree/target/release/$libraryName", "$sourceTree/target/debug/$libraryName"
+    foreach ($candidate in $candidates) {
+        if ([System.IO.File]::Exists($candidate)) { return $candidate }
+    }
+    throw ("MgKeepAlive: cannot find the native library $libraryName for $rid. Looked in:`n  " + ($candidates -join "`n  ") +
+        "`nBuild it with 'cargo build --release' in the source tree, import a packaged module (pwsh/build-module.ps1)," +
+        " or set MGKEEPALIVE_LIBRARY to the library's absolute path.")
+}
+
 function Initialize-MgkaNative {
-    # Interop: a static class of P/Invoke methods emitted with System.Reflection.Emit and bound to
-    # the library's absolute path (no C# is compiled). Made on the first native call, not at
-    # import. Cached per path in the AppDomain, so a re-import, or an import in another runspace,
-    # reuses it: a native library is loaded once per process and never unloaded. The key's number
-    # changes whenever the signature list does.
+    # Finds the library (Find-MgkaLibrary), loads it and checks that its version (its
+    # mgka_version_string data: a symbol lookup, no call) is the module's, then makes the interop:
+    # a static class of P/Invoke methods emitted with System.Reflection.Emit and bound to the
+    # library's absolute path (no C# is compiled). Runs on the first native call, not at import.
+    # The class is cached per path in the AppDomain, so a re-import, or an import in another
+    # runspace, reuses it: a native library is loaded once per process and never unloaded. The
+    # key's number changes whenever the signature list does.
+    if (-not $script:LibraryPath) {
+        $path = Find-MgkaLibrary
+        try {
+            $libraryHandle = [System.Runtime.InteropServices.NativeLibrary]::Load($path)
+            $libraryVersion = [System.Runtime.InteropServices.Marshal]::PtrToStringUTF8(
+                [System.Runtime.InteropServices.NativeLibrary]::GetExport($libraryHandle, 'mgka_version_string'))
+        } catch {
+            $reason = if ($_.Exception.InnerException) { $_.Exception.InnerException.Message } else { $_.Exception.Message }
+            throw "MgKeepAlive: cannot load the native library '$path': $reason"
+        }
+        if ($libraryVersion -ne $script:ModuleVersion) {
+            throw ("MgKeepAlive $script:ModuleVersion needs libmgkeepalive $script:ModuleVersion, but '$path' is version '$libraryVersion'." +
+                " Rebuild the library ('cargo build --release'), reinstall the module, or point MGKEEPALIVE_LIBRARY at a matching build.")
+        }
+        $script:LibraryPath = $path
+    }
     $script:Native = [AppDomain]::CurrentDomain.GetData("MgKeepAlive.Native.4|$script:LibraryPath")
     if ($script:Native -isnot [type]) {
         $assemblyName = [System.Reflection.AssemblyName]::new('MgKeepAlive.Native.' + [guid]::NewGuid().ToString('N'))
@@ -106,7 +151,7 @@ function Invoke-MgkaNative {
     string (error JSON on failure). Inputs that cannot be encoded produce Status 3
     (InvalidArgument) with an error JSON naming the parameter, without calling the library.
     #>
-    # A simple (not advanced) function on purpose: it is called at import and per request.
+    # A simple (not advanced) function on purpose: it is called per request.
     param(
         # Version, EnvironmentList, EnvironmentAdd, EnvironmentRemove, Connect, ConnectStart,
         # Disconnect, Context, KeepAliveByIdStart, KeepAliveByIdentityStart, KeepAliveBulkStart, OperationWait,
@@ -2778,8 +2823,6 @@ function Remove-MgEnvironment {
 # on first use (Initialize-MgkaKeeper), so the import does no more work than before.
 
 $script:KeeperNative = $null
-# Graph ends a call that had no successful keep-alive for this long.
-$script:KeeperDeadline = [TimeSpan]::FromMinutes(45)
 # Ids per mgka_keeper_start / mgka_keeper_stop request.
 $script:KeeperBatchSize = 1000
 # Longest native wait of Wait-MgCommunicationCallKeepAlive (how soon Ctrl+C is honoured).
@@ -2789,6 +2832,7 @@ function Initialize-MgkaKeeper {
     # Binds mgka_keeper_*: a second emitted P/Invoke class like $script:Native, cached per library
     # path in the AppDomain, so re-imports and other runspaces reuse it.
     if ($null -ne $script:KeeperNative) { return }
+    if ($null -eq $script:Native) { $null = Initialize-MgkaNative }   # finds and checks the library
     $key = "MgKeepAlive.Keeper.1|$script:LibraryPath"
     $type = [AppDomain]::CurrentDomain.GetData($key)
     if ($type -isnot [type]) {
@@ -3100,7 +3144,8 @@ function Start-MgCommunicationCallKeepAlive {
     )
 
     begin {
-        if ($Interval -gt $script:KeeperDeadline) {
+        # Graph ends a call that had no successful keep-alive for 45 minutes.
+        if ($Interval.TotalMinutes -gt 45) {
             Write-Warning ("The interval $Interval is longer than 45 minutes: Graph ends a call that gets no keep-alive for 45 minutes, " +
                 'so calls kept at this interval are likely to end. Microsoft recommends 15 minutes (the default).')
         }
@@ -3601,8 +3646,10 @@ function Wait-MgCommunicationCallKeepAlive {
 # the process, whichever runspace started it. Nothing to do when no runspace has used the keeper.
 if ($ExecutionContext.SessionState.Module) {
     $ExecutionContext.SessionState.Module.OnRemove = {
-        if ($null -eq $script:KeeperNative -and $script:LibraryPath) {
-            $script:KeeperNative = [AppDomain]::CurrentDomain.GetData("MgKeepAlive.Keeper.1|$script:LibraryPath")
+        if ($null -eq $script:KeeperNative) {
+            # Another runspace may have started the keeper in this process: look it up by path.
+            $path = if ($script:LibraryPath) { $script:LibraryPath } else { try { Find-MgkaLibrary } catch { $null } }
+            if ($path) { $script:KeeperNative = [AppDomain]::CurrentDomain.GetData("MgKeepAlive.Keeper.1|$path") }
         }
         if ($script:KeeperNative -is [type]) {
             $text = [System.Collections.Specialized.OrderedDictionary]::new()
@@ -3622,50 +3669,13 @@ if ($ExecutionContext.SessionState.Module) {
 # manifest at import costs more than the rest of the import (Module.Tests.ps1 checks they agree).
 $script:ModuleVersion = '0.1.0'
 
-# Library resolution: MGKEEPALIVE_LIBRARY (absolute path), else <module>/<rid>/, else the source
-# tree's target/release, then target/debug.
-$script:LibraryPath = [Environment]::GetEnvironmentVariable('MGKEEPALIVE_LIBRARY')
-if ($script:LibraryPath) {
-    if (-not [System.IO.Path]::IsPathFullyQualified($script:LibraryPath)) {
-        throw "MgKeepAlive: MGKEEPALIVE_LIBRARY must be an absolute path to the native library; it is '$script:LibraryPath'."
-    }
-    if (-not [System.IO.File]::Exists($script:LibraryPath)) {
-        throw "MgKeepAlive: MGKEEPALIVE_LIBRARY points to '$script:LibraryPath', which does not exist."
-    }
-} else {
-    $libraryName = if ($IsWindows) { 'mgkeepalive.dll' } elseif ($IsMacOS) { 'libmgkeepalive.dylib' } else { 'libmgkeepalive.so' }
-    $rid = $(if ($IsWindows) { 'win-' } elseif ($IsMacOS) { 'osx-' } else { 'linux-' }) +
-        [System.Runtime.InteropServices.RuntimeInformation]::ProcessArchitecture.ToString().ToLowerInvariant()
-    $sourceTree = [System.IO.Path]::GetDirectoryName([System.IO.Path]::GetDirectoryName($PSScriptRoot))
-    $candidates = "$PSScriptRoot/$rid/$libraryName", "$sourceTree/target/release/$libraryName", "$sourceTree/target/debug/$libraryName"
-    foreach ($candidate in $candidates) {
-        if ([System.IO.File]::Exists($candidate)) { $script:LibraryPath = $candidate; break }
-    }
-    if (-not $script:LibraryPath) {
-        throw ("MgKeepAlive: cannot find the native library $libraryName for $rid. Looked in:`n  " + ($candidates -join "`n  ") +
-            "`nBuild it with 'cargo build --release' in the source tree, import a packaged module (pwsh/build-module.ps1)," +
-            " or set MGKEEPALIVE_LIBRARY to the library's absolute path.")
-    }
-}
-
-# The library's version is read from its data (mgka_version_string) right after loading it:
-# a symbol lookup, no call and no interop type. The P/Invoke type is made on first use.
-try {
-    $libraryHandle = [System.Runtime.InteropServices.NativeLibrary]::Load($script:LibraryPath)
-    $libraryVersion = [System.Runtime.InteropServices.Marshal]::PtrToStringUTF8(
-        [System.Runtime.InteropServices.NativeLibrary]::GetExport($libraryHandle, 'mgka_version_string'))
-} catch {
-    $reason = if ($_.Exception.InnerException) { $_.Exception.InnerException.Message } else { $_.Exception.Message }
-    throw "MgKeepAlive: cannot load the native library '$script:LibraryPath': $reason"
-}
+# The native library is found, loaded and its version checked on the first native call
+# (Initialize-MgkaNative), not here: each .NET call at import costs milliseconds of start-up.
+$script:LibraryPath = $null
 $script:Native = $null
-if ($libraryVersion -ne $script:ModuleVersion) {
-    throw ("MgKeepAlive $script:ModuleVersion needs libmgkeepalive $script:ModuleVersion, but '$script:LibraryPath' is version '$libraryVersion'." +
-        " Rebuild the library ('cargo build --release'), reinstall the module, or point MGKEEPALIVE_LIBRARY at a matching build.")
-}
 
-# Microsoft's Graph SDK loaded already? (Connect-MgGraph, Get-MgContext and the keep-alive
-# commands check again, for an import after this one.) A first Get-Module call costs several ms,
+# Microsoft's Graph SDK loaded already? (Connect-MgGraph, Get-MgContext and a keep-alive that
+# finds no connection check again, for an import after this one.) A first Get-Module call costs several ms,
 # so only a Connect-MgGraph cmdlet (Microsoft's is a binary cmdlet) or a global function of that
 # name makes Test-MgkaCoexistence look at the modules.
 if ($ExecutionContext.InvokeCommand.GetCmdlet('Connect-MgGraph') -or ${function:global:Connect-MgGraph}) { Test-MgkaCoexistence }

@@ -11,7 +11,7 @@ BeforeAll {
     Import-Module $ManifestPath -Force -ErrorAction Stop
     $Module = Get-Module MgKeepAlive
     $LibraryName = if ($IsWindows) { 'mgkeepalive.dll' } elseif ($IsMacOS) { 'libmgkeepalive.dylib' } else { 'libmgkeepalive.so' }
-    $Library = & $Module { $script:LibraryPath }
+    $Library = & $Module { Find-MgkaLibrary }
 }
 
 Describe 'Manifest' {
@@ -131,37 +131,39 @@ Describe 'Import' {
         $copy = Join-Path $TestDrive 'lib' $LibraryName
         $null = New-Item -ItemType Directory (Split-Path $copy) -Force
         Copy-Item $Library $copy
-        $result = Invoke-TestPwsh -Command "Import-Module '$ManifestPath' -ErrorAction Stop; & (Get-Module MgKeepAlive) { `$script:LibraryPath }" -Environment @{ MGKEEPALIVE_LIBRARY = $copy }
+        $result = Invoke-TestPwsh -Command "Import-Module '$ManifestPath' -ErrorAction Stop; `$null = Get-MgEnvironment; & (Get-Module MgKeepAlive) { `$script:LibraryPath }" -Environment @{ MGKEEPALIVE_LIBRARY = $copy }
         $result.Output | Should -Be $copy
     }
 
-    It 'fails clearly when MGKEEPALIVE_LIBRARY is <Case>' -TestCases @(
+    # The library is found, loaded and checked on the first command that needs it, not at import
+    # (import time is a feature): the import succeeds, the first command fails clearly, every time.
+    It 'fails clearly at the first command when MGKEEPALIVE_LIBRARY is <Case>' -TestCases @(
         @{ Case = 'relative'; Value = 'libmgkeepalive.so'; Message = '*MGKEEPALIVE_LIBRARY must be an absolute path*' }
         @{ Case = 'missing'; Value = '/nonexistent/libmgkeepalive.so'; Message = "*MGKEEPALIVE_LIBRARY points to '/nonexistent/libmgkeepalive.so', which does not exist*" }
     ) {
         param($Value, $Message)
-        $result = Invoke-TestPwsh -Command "Import-Module '$ManifestPath' -ErrorAction Stop" -Environment @{ MGKEEPALIVE_LIBRARY = $Value }
-        $result.ExitCode | Should -Not -Be 0
-        $result.Output | Should -BeLike $Message
+        $result = Invoke-TestPwsh -Command "Import-Module '$ManifestPath' -ErrorAction Stop; 'imported'; try { Get-MgContext } catch { `$_.Exception.Message }; try { Connect-MgGraph -AccessToken (ConvertTo-SecureString x -AsPlainText -Force) } catch { `$_.Exception.Message }" -Environment @{ MGKEEPALIVE_LIBRARY = $Value }
+        $lines = $result.Output -split "`n"
+        $lines[0] | Should -Be 'imported'
+        $lines[1] | Should -BeLike $Message
+        $lines[2] | Should -BeLike $Message
     }
 
-    It 'fails clearly when the library is not a library' {
+    It 'fails clearly at the first command when the library is not a library' {
         $fake = Join-Path $TestDrive $LibraryName
         Set-Content $fake 'not a library'
-        $result = Invoke-TestPwsh -Command "Import-Module '$ManifestPath' -ErrorAction Stop" -Environment @{ MGKEEPALIVE_LIBRARY = $fake }
-        $result.ExitCode | Should -Not -Be 0
-        $result.Output | Should -BeLike "*MgKeepAlive: cannot load the native library '$fake'*"
+        $result = Invoke-TestPwsh -Command "Import-Module '$ManifestPath' -ErrorAction Stop; try { Invoke-MgKeepCommunicationCallAlive -CallId x } catch { `$_.Exception.Message }" -Environment @{ MGKEEPALIVE_LIBRARY = $fake }
+        $result.Output | Should -BeLike "MgKeepAlive: cannot load the native library '$fake'*"
     }
 
-    It 'fails clearly when the library version differs from the manifest' {
+    It 'fails clearly at the first command when the library version differs from the manifest' {
         $copy = Join-Path $TestDrive 'MgKeepAlive'
         Copy-Item $ModulePath $copy -Recurse -Force
         $manifest = Join-Path $copy 'MgKeepAlive.psd1'
         $script = Join-Path $copy 'MgKeepAlive.psm1'
         (Get-Content -Raw $manifest) -replace "ModuleVersion\s*=\s*'0\.1\.0'", "ModuleVersion        = '9.9.9'" | Set-Content $manifest
         (Get-Content -Raw $script) -replace "\`$script:ModuleVersion = '0\.1\.0'", "`$script:ModuleVersion = '9.9.9'" | Set-Content $script
-        $result = Invoke-TestPwsh -Command "Import-Module '$manifest' -ErrorAction Stop" -Environment @{ MGKEEPALIVE_LIBRARY = $Library }
-        $result.ExitCode | Should -Not -Be 0
+        $result = Invoke-TestPwsh -Command "Import-Module '$manifest' -ErrorAction Stop; try { Get-MgEnvironment } catch { `$_.Exception.Message }" -Environment @{ MGKEEPALIVE_LIBRARY = $Library }
         $result.Output | Should -BeLike "*MgKeepAlive 9.9.9 needs libmgkeepalive 9.9.9, but '$Library' is version '0.1.0'*"
     }
 
@@ -193,7 +195,7 @@ Describe 'Packaging (pwsh/build-module.ps1)' {
         $elsewhere = Join-Path $TestDrive 'elsewhere' 'MgKeepAlive'
         $null = New-Item -ItemType Directory (Split-Path $elsewhere) -Force
         Copy-Item (Join-Path $out 'MgKeepAlive') $elsewhere -Recurse
-        $result = Invoke-TestPwsh -Command "Set-Location '$TestDrive'; Import-Module '$elsewhere' -ErrorAction Stop; & (Get-Module MgKeepAlive) { `$script:LibraryPath }" -Environment @{ MGKEEPALIVE_LIBRARY = $null }
+        $result = Invoke-TestPwsh -Command "Set-Location '$TestDrive'; Import-Module '$elsewhere' -ErrorAction Stop; `$null = Get-MgEnvironment; & (Get-Module MgKeepAlive) { `$script:LibraryPath }" -Environment @{ MGKEEPALIVE_LIBRARY = $null }
         $result.ExitCode | Should -Be 0
         $result.Output | Should -BeLike "$elsewhere*$LibraryName"
     }
