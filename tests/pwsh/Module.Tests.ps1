@@ -11,7 +11,7 @@ BeforeAll {
     Import-Module $ManifestPath -Force -ErrorAction Stop
     $Module = Get-Module MgKeepAlive
     $LibraryName = if ($IsWindows) { 'mgkeepalive.dll' } elseif ($IsMacOS) { 'libmgkeepalive.dylib' } else { 'libmgkeepalive.so' }
-    $Library = & $Module { Find-MgkaLibrary }
+    $Library = & $Module { Import-MgkaPrivate; Find-MgkaLibrary }
 }
 
 Describe 'Manifest' {
@@ -51,11 +51,12 @@ Describe 'Manifest' {
 
 Describe 'Source rules' {
     BeforeAll {
-        $tokens = $null; $errors = $null; $authErrors = $null
-        $ast = [System.Management.Automation.Language.Parser]::ParseFile((Join-Path $ModulePath 'MgKeepAlive.psm1'), [ref]$tokens, [ref]$errors)
+        $tokens = $null; $errors = $null; $authErrors = $null; $privateErrors = $null
+        $moduleAst = [System.Management.Automation.Language.Parser]::ParseFile((Join-Path $ModulePath 'MgKeepAlive.psm1'), [ref]$tokens, [ref]$errors)
+        $privateAst = [System.Management.Automation.Language.Parser]::ParseFile((Join-Path $ModulePath 'MgKeepAlive.Private.ps1'), [ref]$tokens, [ref]$privateErrors)
         $authAst = [System.Management.Automation.Language.Parser]::ParseFile((Join-Path $ModulePath 'MgKeepAlive.Auth.ps1'), [ref]$tokens, [ref]$authErrors)
-        $errors = @($errors) + @($authErrors)
-        $commands = @($ast, $authAst) | ForEach-Object { $_.FindAll({ $args[0] -is [System.Management.Automation.Language.CommandAst] }, $true) } | ForEach-Object { $_.GetCommandName() }
+        $errors = @($errors) + @($privateErrors) + @($authErrors)
+        $commands = @($moduleAst, $privateAst, $authAst) | ForEach-Object { $_.FindAll({ $args[0] -is [System.Management.Automation.Language.CommandAst] }, $true) } | ForEach-Object { $_.GetCommandName() }
     }
 
     It 'parses without errors' {
@@ -74,18 +75,35 @@ Describe 'Source rules' {
         $result.Output | Should -Be "False`nTrue"
     }
 
+    It 'defines only the exported commands (and the private loader) in the .psm1; each loads the private helpers first' {
+        $functions = $moduleAst.FindAll({ $args[0] -is [System.Management.Automation.Language.FunctionDefinitionAst] }, $false)
+        $exported = (Import-PowerShellDataFile $ManifestPath).FunctionsToExport
+        @($functions.Name | Where-Object { $_ -notin $exported }) | Should -Be @('Import-MgkaPrivate')
+        foreach ($function in $functions | Where-Object Name -In $exported) {
+            $function.Body.Extent.Text | Should -Match ([regex]::Escape('if (-not $script:PrivateLoaded) { Import-MgkaPrivate }')) -Because "$($function.Name) runs helpers"
+        }
+        $privateAst.FindAll({ $args[0] -is [System.Management.Automation.Language.FunctionDefinitionAst] }, $false).Name | ForEach-Object { $_ | Should -BeLike 'script:*-Mgka*' }
+    }
+
+    It 'defines the private helpers on the first command, not at import, and once' {
+        $probe = "[bool](& (Get-Module MgKeepAlive) { Get-Command Invoke-MgkaNative -ErrorAction Ignore })"
+        $result = Invoke-TestPwsh -Command "Import-Module '$ManifestPath'; $probe; `$null = Get-MgEnvironment; $probe; `$null = Get-MgContext; (Get-Module MgKeepAlive).OnRemove -ne `$null"
+        $result.Output | Should -Be "False`nTrue`nTrue"
+    }
+
     It 'calls native methods only in Invoke-MgkaNative, its helpers, and the single keep-alive''s direct path' {
-        $native = $ast.FindAll({
+        $native = $privateAst.FindAll({
                 $args[0] -is [System.Management.Automation.Language.InvokeMemberExpressionAst] -and
                 $args[0].Static -and "$($args[0].Member)" -like 'mgka_*' }, $true)
         $owners = $native | ForEach-Object {
             $parent = $_.Parent
             while ($parent -and $parent -isnot [System.Management.Automation.Language.FunctionDefinitionAst]) { $parent = $parent.Parent }
-            $parent.Name
+            $parent.Name -replace '^script:'
         } | Sort-Object -Unique
         # Invoke-MgkaSingleKeepAlive calls the library directly: a bot's every keep-alive, where a
         # PowerShell function call per native call cost more than the request (bench/percall-cost.ps1).
         $owners | Should -Be @('Invoke-MgkaNative', 'Invoke-MgkaSingleKeepAlive', 'Read-MgkaNativeString', 'Wait-MgkaOperation')
+        $moduleAst.FindAll({ $args[0] -is [System.Management.Automation.Language.InvokeMemberExpressionAst] -and "$($args[0].Member)" -like 'mgka_*' }, $true) | Should -BeNullOrEmpty
     }
 }
 
@@ -190,7 +208,7 @@ Describe 'Packaging (pwsh/build-module.ps1)' {
         $os = if ($IsWindows) { 'win' } elseif ($IsMacOS) { 'osx' } else { 'linux' }
         $rid = "$os-" + [System.Runtime.InteropServices.RuntimeInformation]::ProcessArchitecture.ToString().ToLowerInvariant()
         $files = Get-ChildItem (Join-Path $out 'MgKeepAlive') -Recurse -File | ForEach-Object { [IO.Path]::GetRelativePath((Join-Path $out 'MgKeepAlive'), $_.FullName) -replace '\\', '/' }
-        $files | Sort-Object | Should -Be (@('MgKeepAlive.Auth.ps1', 'MgKeepAlive.Format.ps1xml', 'MgKeepAlive.psd1', 'MgKeepAlive.psm1', "$rid/$LibraryName") | Sort-Object)
+        $files | Sort-Object | Should -Be (@('MgKeepAlive.Auth.ps1', 'MgKeepAlive.Format.ps1xml', 'MgKeepAlive.Private.ps1', 'MgKeepAlive.psd1', 'MgKeepAlive.psm1', "$rid/$LibraryName") | Sort-Object)
         # Import from another working directory, with no source tree next to it.
         $elsewhere = Join-Path $TestDrive 'elsewhere' 'MgKeepAlive'
         $null = New-Item -ItemType Directory (Split-Path $elsewhere) -Force

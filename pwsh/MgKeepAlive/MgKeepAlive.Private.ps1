@@ -1,0 +1,1514 @@
+# MgKeepAlive: the module's private helpers: native interop, keep-alive and bulk paths, error
+# records, the keeper's helpers. Dot-sourced by Import-MgkaPrivate on the first command that runs
+# in a session, not at import: import time is a feature, and defining these ~60 functions and the
+# .NET objects below costs more than the rest of the import. The functions are defined in the
+# module's script scope (function script:...), where the module's Set-StrictMode -Version 3.0
+# applies; every native call goes through Invoke-MgkaNative, except the single keep-alive's direct
+# path (Invoke-MgkaSingleKeepAlive).
+
+#region Native interop ---------------------------------------------------------------------------
+
+# MgkaStatus values (stable, never reused), indexed by value.
+$script:StatusNames = @(
+    'Ok', 'GraphError', 'NotConnected', 'InvalidArgument', 'NullPointer', 'InvalidUtf8',
+    'TransportError', 'Timeout', 'Cancelled', 'Pending', 'InvalidHandle', 'AuthError', 'Panic', 'NotFound'
+)
+$script:MGKA_OK = [uint32]0
+$script:MGKA_INVALID_ARGUMENT = [uint32]3
+$script:MGKA_PENDING = [uint32]9
+
+# The sign-in helpers of MgKeepAlive.Auth.ps1 are dot-sourced on first use.
+$script:AuthHelpersLoaded = $false
+
+# Strict UTF-8: a lone surrogate is an error, never silently replaced.
+$script:Utf8 = [System.Text.UTF8Encoding]::new($false, $true)
+
+# Wait slice: how long one native wait may block, i.e. how soon Ctrl+C is honoured.
+$script:WaitSliceMs = [uint32]100
+
+# Bulk keep-alive of piped input: the default -ThrottleLimit (requests in flight; on loopback 32
+# reaches the plateau of 64 while 16 gives 75-90 % of it, and Graph's throttling argues against
+# more; the parameters' default in the two commands is the same number), the chunk size (items
+# per mgka_keep_alive_bulk_start: the larger of BulkMinChunkSize and BulkChunkFactor x
+# -ThrottleLimit; 512 measured best, 128 much worse), and when Write-Progress starts (items done).
+$script:BulkDefaultThrottleLimit = 32
+$script:BulkMinChunkSize = 512
+$script:BulkChunkFactor = 4
+$script:BulkProgressAfter = 500
+$script:BulkProgressId = 0x4D474B41
+$script:JsonObject = [System.Text.Json.JsonValueKind]::Object
+$script:JsonTrue = [System.Text.Json.JsonValueKind]::True
+
+function script:ConvertTo-MgkaUtf8 {
+    # NUL-terminated UTF-8 for a C string; $null stays $null (a NULL pointer).
+    param([AllowNull()][string] $Text)
+    if ($null -eq $Text) { return $null }
+    $count = $script:Utf8.GetByteCount($Text)
+    $buffer = [byte[]]::new($count + 1)
+    [void]$script:Utf8.GetBytes($Text, 0, $Text.Length, $buffer, 0)
+    , $buffer
+}
+
+function script:Read-MgkaNativeString {
+    # Copies a library-owned string and frees it with mgka_string_free.
+    param([IntPtr] $Pointer)
+    if ($Pointer -eq [IntPtr]::Zero) { return $null }
+    try { [System.Runtime.InteropServices.Marshal]::PtrToStringUTF8($Pointer) }
+    finally { $script:Native::mgka_string_free($Pointer) }
+}
+
+function script:Find-MgkaLibrary {
+    # The native library's absolute path: MGKEEPALIVE_LIBRARY (absolute path), else
+    # <module>/<rid>/, else the source tree's target/release, then target/debug. Throws a clear
+    # error naming where it looked.
+    $path = [Environment]::GetEnvironmentVariable('MGKEEPALIVE_LIBRARY')
+    if ($path) {
+        if (-not [System.IO.Path]::IsPathFullyQualified($path)) {
+            throw "MgKeepAlive: MGKEEPALIVE_LIBRARY must be an absolute path to the native library; it is '$path'."
+        }
+        if (-not [System.IO.File]::Exists($path)) {
+            throw "MgKeepAlive: MGKEEPALIVE_LIBRARY points to '$path', which does not exist."
+        }
+        return $path
+    }
+    $libraryName = if ($IsWindows) { 'mgkeepalive.dll' } elseif ($IsMacOS) { 'libmgkeepalive.dylib' } else { 'libmgkeepalive.so' }
+    $rid = $(if ($IsWindows) { 'win-' } elseif ($IsMacOS) { 'osx-' } else { 'linux-' }) +
+        [System.Runtime.InteropServices.RuntimeInformation]::ProcessArchitecture.ToString().ToLowerInvariant()
+    $sourceTree = [System.IO.Path]::GetDirectoryName([System.IO.Path]::GetDirectoryName($PSScriptRoot))
+    $candidates = "$PSScriptRoot/$rid/$libraryName", "$sourceTree/target/release/$libraryName", "$sourceTree/target/debug/$libraryName"
+    foreach ($candidate in $candidates) {
+        if ([System.IO.File]::Exists($candidate)) { return $candidate }
+    }
+    throw ("MgKeepAlive: cannot find the native library $libraryName for $rid. Looked in:`n  " + ($candidates -join "`n  ") +
+        "`nBuild it with 'cargo build --release' in the source tree, import a packaged module (pwsh/build-module.ps1)," +
+        " or set MGKEEPALIVE_LIBRARY to the library's absolute path.")
+}
+
+function script:Initialize-MgkaNative {
+    # Finds the library (Find-MgkaLibrary), loads it and checks that its version (its
+    # mgka_version_string data: a symbol lookup, no call) is the module's, then makes the interop:
+    # a static class of P/Invoke methods emitted with System.Reflection.Emit and bound to the
+    # library's absolute path (no C# is compiled). Runs on the first native call, not at import.
+    # The class is cached per path in the AppDomain, so a re-import, or an import in another
+    # runspace, reuses it: a native library is loaded once per process and never unloaded. The
+    # key's number changes whenever the signature list does.
+    if (-not $script:LibraryPath) {
+        $path = Find-MgkaLibrary
+        try {
+            $libraryHandle = [System.Runtime.InteropServices.NativeLibrary]::Load($path)
+            $libraryVersion = [System.Runtime.InteropServices.Marshal]::PtrToStringUTF8(
+                [System.Runtime.InteropServices.NativeLibrary]::GetExport($libraryHandle, 'mgka_version_string'))
+        } catch {
+            $reason = if ($_.Exception.InnerException) { $_.Exception.InnerException.Message } else { $_.Exception.Message }
+            throw "MgKeepAlive: cannot load the native library '$path': $reason"
+        }
+        if ($libraryVersion -ne $script:ModuleVersion) {
+            throw ("MgKeepAlive $script:ModuleVersion needs libmgkeepalive $script:ModuleVersion, but '$path' is version '$libraryVersion'." +
+                " Rebuild the library ('cargo build --release'), reinstall the module, or point MGKEEPALIVE_LIBRARY at a matching build.")
+        }
+        $script:LibraryPath = $path
+    }
+    $script:Native = [AppDomain]::CurrentDomain.GetData("MgKeepAlive.Native.4|$script:LibraryPath")
+    if ($script:Native -isnot [type]) {
+        $assemblyName = [System.Reflection.AssemblyName]::new('MgKeepAlive.Native.' + [guid]::NewGuid().ToString('N'))
+        $typeBuilder = [System.Reflection.Emit.AssemblyBuilder]::DefineDynamicAssembly($assemblyName, 'Run').
+            DefineDynamicModule($assemblyName.Name).DefineType('MgKeepAlive.Native', 'Public, Sealed, Abstract, Class')
+        $ptr = [IntPtr]; $ptrOut = [IntPtr].MakeByRefType(); $u64Out = [uint64].MakeByRefType(); $bytes = [byte[]]
+        # name, return type, parameter types (see include/mgkeepalive.h)
+        foreach ($signature in @(
+                , @('mgka_version', $ptr, [type[]]@())
+                , @('mgka_string_free', [void], [type[]]@($ptr))
+                , @('mgka_environment_list', [uint32], [type[]]@($ptrOut))
+                , @('mgka_environment_add', [uint32], [type[]]@($bytes, $ptrOut))
+                , @('mgka_environment_remove', [uint32], [type[]]@($bytes, $ptrOut))
+                , @('mgka_connect', [uint32], [type[]]@($bytes, $bytes, [UIntPtr], $ptrOut))
+                , @('mgka_connect_start', [uint32], [type[]]@($bytes, $bytes, [UIntPtr], $u64Out))
+                , @('mgka_disconnect', [uint32], [type[]]@($ptrOut))
+                , @('mgka_context', [uint32], [type[]]@($ptrOut))
+                , @('mgka_keep_alive_by_id_start', [uint32], [type[]]@($bytes, $bytes, $u64Out))
+                , @('mgka_keep_alive_by_identity_start', [uint32], [type[]]@($bytes, $bytes, $u64Out))
+                , @('mgka_keep_alive_bulk_start', [uint32], [type[]]@($bytes, $bytes, $u64Out))
+                , @('mgka_operation_wait', [uint32], [type[]]@([uint64], [uint32], $ptrOut))
+                , @('mgka_operation_cancel', [uint32], [type[]]@([uint64]))
+                , @('mgka_request_context_get', [uint32], [type[]]@($ptrOut))
+                , @('mgka_request_context_set', [uint32], [type[]]@($bytes, $ptrOut))
+            )) {
+            $typeBuilder.DefinePInvokeMethod($signature[0], $script:LibraryPath, 'Public, Static, PinvokeImpl, HideBySig', 'Standard',
+                $signature[1], $signature[2], 'Cdecl', 'Ansi').SetImplementationFlags('PreserveSig')
+        }
+        $script:Native = $typeBuilder.CreateType()
+        [AppDomain]::CurrentDomain.SetData("MgKeepAlive.Native.4|$script:LibraryPath", $script:Native)
+    }
+    $script:Native
+}
+
+function script:Invoke-MgkaNative {
+    <#
+    .SYNOPSIS
+    The one place where PowerShell values cross into the native library (private).
+    .DESCRIPTION
+    Encodes input strings as NUL-terminated UTF-8 (rejecting strings that contain NUL or are not
+    valid UTF-16), calls one export, copies and frees every returned string, and returns
+    [pscustomobject]@{ Status; Json; Operation }. Status is the MgkaStatus value; Json the returned
+    string (error JSON on failure). Inputs that cannot be encoded produce Status 3
+    (InvalidArgument) with an error JSON naming the parameter, without calling the library.
+    #>
+    # A simple (not advanced) function on purpose: it is called per request.
+    param(
+        # Version, EnvironmentList, EnvironmentAdd, EnvironmentRemove, Connect, ConnectStart,
+        # Disconnect, Context, KeepAliveByIdStart, KeepAliveByIdentityStart, KeepAliveBulkStart, OperationWait,
+        # OperationCancel, RequestContextGet or RequestContextSet; KeeperStart, KeeperStop, KeeperList or KeeperEvents (bound on first
+        # use: Initialize-MgkaKeeper).
+        [string] $Function,
+
+        # Input strings in native argument order; each key is the user-facing parameter name
+        # used in error messages. A $null value is passed as a NULL pointer.
+        [System.Collections.Specialized.OrderedDictionary] $Text,
+
+        # Secret bytes (mgka_connect, mgka_connect_start). The caller owns and zeroes them.
+        [byte[]] $Secret,
+
+        # An operation handle; for KeeperEvents, the sequence number to read events after.
+        [uint64] $Operation,
+
+        [uint32] $TimeoutMs
+    )
+
+    if ($null -eq $script:Native) { $null = Initialize-MgkaNative }
+    if ($Function -eq 'Version') {
+        # A static string owned by the library: copied, never freed.
+        return [System.Runtime.InteropServices.Marshal]::PtrToStringUTF8($script:Native::mgka_version())
+    }
+    $encoded = [System.Collections.Generic.List[byte[]]]::new()
+    if ($Text) {
+        foreach ($entry in $Text.GetEnumerator()) {
+            $value = [string]$entry.Value
+            if ($null -ne $entry.Value -and $value.Contains([char]0)) {
+                return [pscustomobject]@{
+                    Status = $script:MGKA_INVALID_ARGUMENT; Operation = [uint64]0
+                    Json = ConvertTo-Json -Compress @{
+                        kind = 'InvalidArgument'; parameter = $entry.Key; callId = $null
+                        message = "The value of $($entry.Key) contains a NUL character, which cannot be passed on."
+                    }
+                }
+            }
+            try {
+                $encoded.Add((ConvertTo-MgkaUtf8 -Text ($entry.Value -as [string])))
+            } catch [System.Text.EncoderFallbackException] {
+                return [pscustomobject]@{
+                    Status = $script:MGKA_INVALID_ARGUMENT; Operation = [uint64]0
+                    Json = ConvertTo-Json -Compress @{
+                        kind = 'InvalidArgument'; parameter = $entry.Key; callId = $null
+                        message = "The value of $($entry.Key) is not valid Unicode text (it contains a lone surrogate)."
+                    }
+                }
+            }
+        }
+    }
+
+    $N = $script:Native
+    $out = [IntPtr]::Zero
+    $op = [uint64]0
+    $status = [uint32]0
+    try {
+        switch ($Function) {
+            'EnvironmentList' { $status = $N::mgka_environment_list([ref]$out) }
+            'EnvironmentAdd' { $status = $N::mgka_environment_add($encoded[0], [ref]$out) }
+            'EnvironmentRemove' { $status = $N::mgka_environment_remove($encoded[0], [ref]$out) }
+            'Connect' {
+                $length = if ($Secret) { [UIntPtr]::new([uint64]$Secret.Length) } else { [UIntPtr]::Zero }
+                $status = $N::mgka_connect($encoded[0], $Secret, $length, [ref]$out)
+            }
+            'ConnectStart' {
+                # The library copies the secret before it returns; the caller zeroes its copy then.
+                $length = if ($Secret) { [UIntPtr]::new([uint64]$Secret.Length) } else { [UIntPtr]::Zero }
+                $status = $N::mgka_connect_start($encoded[0], $Secret, $length, [ref]$op)
+            }
+            'Disconnect' { $status = $N::mgka_disconnect([ref]$out) }
+            'Context' { $status = $N::mgka_context([ref]$out) }
+            'KeepAliveByIdStart' { $status = $N::mgka_keep_alive_by_id_start($encoded[0], $encoded[1], [ref]$op) }
+            'KeepAliveByIdentityStart' { $status = $N::mgka_keep_alive_by_identity_start($encoded[0], $encoded[1], [ref]$op) }
+            'KeepAliveBulkStart' { $status = $N::mgka_keep_alive_bulk_start($encoded[0], $encoded[1], [ref]$op) }
+            'OperationWait' { $status = $N::mgka_operation_wait($Operation, $TimeoutMs, [ref]$out) }
+            'OperationCancel' { $status = $N::mgka_operation_cancel($Operation) }
+            'RequestContextGet' { $status = $N::mgka_request_context_get([ref]$out) }
+            'RequestContextSet' { $status = $N::mgka_request_context_set($encoded[0], [ref]$out) }
+            'KeeperStart' { $status = $script:KeeperNative::mgka_keeper_start($encoded[0], [ref]$out) }
+            'KeeperStop' { $status = $script:KeeperNative::mgka_keeper_stop($encoded[0], [ref]$out) }
+            'KeeperList' { $status = $script:KeeperNative::mgka_keeper_list($encoded[0], [ref]$out) }
+            'KeeperEvents' { $status = $script:KeeperNative::mgka_keeper_events($Operation, $TimeoutMs, [ref]$out) }
+            default { throw "Invoke-MgkaNative: unknown function '$Function'." }
+        }
+    } catch [System.EntryPointNotFoundException] {
+        throw "MgKeepAlive: the native library '$script:LibraryPath' has no export for $Function ($($_.Exception.Message)). Rebuild it ('cargo build --release') so it matches this module."
+    } finally {
+        $json = Read-MgkaNativeString -Pointer $out
+    }
+    [pscustomobject]@{ Status = $status; Json = $json; Operation = $op }
+}
+
+function script:ConvertFrom-MgkaJson {
+    # JSON -> ordered dictionaries (case-insensitive keys), object[] and primitives. Strings stay
+    # strings (ConvertFrom-Json would turn ISO dates into [datetime]).
+    param([AllowNull()][AllowEmptyString()][string] $Json)
+    if ([string]::IsNullOrWhiteSpace($Json)) { return $null }
+    $document = [System.Text.Json.JsonDocument]::Parse($Json)
+    try { , (ConvertFrom-MgkaJsonElement -Element $document.RootElement) }
+    finally { $document.Dispose() }
+}
+
+function script:ConvertFrom-MgkaJsonElement {
+    param([System.Text.Json.JsonElement] $Element)
+    switch ($Element.ValueKind) {
+        'Object' {
+            $map = [System.Collections.Specialized.OrderedDictionary]::new([StringComparer]::OrdinalIgnoreCase)
+            foreach ($property in $Element.EnumerateObject()) {
+                $value = $property.Value
+                $map[$property.Name] = switch ($value.ValueKind) {
+                    'String' { $value.GetString() }
+                    'Null' { $null }
+                    default { , (ConvertFrom-MgkaJsonElement -Element $value) }
+                }
+            }
+            return , $map
+        }
+        'Array' {
+            $list = [System.Collections.Generic.List[object]]::new()
+            foreach ($item in $Element.EnumerateArray()) {
+                if ($item.ValueKind -eq 'String') { $list.Add($item.GetString()) }
+                else { $list.Add((ConvertFrom-MgkaJsonElement -Element $item)) }
+            }
+            return , $list.ToArray()
+        }
+        'String' { return $Element.GetString() }
+        'Number' {
+            $long = 0L
+            if ($Element.TryGetInt64([ref]$long)) { return $long }
+            return $Element.GetDouble()
+        }
+        'True' { return $true }
+        'False' { return $false }
+        default { return $null }
+    }
+}
+
+#endregion
+
+#region Helpers -----------------------------------------------------------------------------------
+
+function script:New-MgkaHeaderDictionary {
+    # Case-insensitive header name -> string[] (like the official -ResponseHeadersVariable).
+    param([AllowNull()] $Headers)
+    $result = [System.Collections.Generic.Dictionary[string, string[]]]::new([StringComparer]::OrdinalIgnoreCase)
+    if ($Headers -is [System.Collections.IDictionary]) {
+        foreach ($entry in $Headers.GetEnumerator()) {
+            $result[[string]$entry.Key] = [string[]]@($entry.Value | ForEach-Object { [string]$_ })
+        }
+    }
+    , $result
+}
+
+function script:Get-MgkaErrorCategory {
+    param([int] $HttpStatus)
+    switch ($HttpStatus) {
+        400 { return [System.Management.Automation.ErrorCategory]::InvalidArgument }
+        401 { return [System.Management.Automation.ErrorCategory]::AuthenticationError }
+        403 { return [System.Management.Automation.ErrorCategory]::PermissionDenied }
+        404 { return [System.Management.Automation.ErrorCategory]::ObjectNotFound }
+        429 { return [System.Management.Automation.ErrorCategory]::ResourceUnavailable }
+        { $_ -ge 500 -and $_ -le 599 } { return [System.Management.Automation.ErrorCategory]::ResourceUnavailable }
+        default { return [System.Management.Automation.ErrorCategory]::InvalidOperation }
+    }
+}
+
+function script:Get-MgkaStatusName {
+    param([uint32] $Status)
+    if ($Status -lt $script:StatusNames.Count) { $script:StatusNames[$Status] } else { "Status$Status" }
+}
+
+function script:Limit-MgkaText {
+    # At most 2,000 characters of an error text.
+    param([string] $Text)
+    if ($Text.Length -le 2000) { return $Text }
+    $Text.Substring(0, 2000) + "... ($($Text.Length - 2000) more characters; the whole answer is in Exception.ResponseBody)"
+}
+
+function script:Format-MgkaErrorDetails {
+    # The text the official cmdlet shows for an HTTP error.
+    param([System.Collections.IDictionary] $Info, [string] $Code)
+    $builder = [System.Text.StringBuilder]::new()
+    $message = if ($Info['graphMessage']) { [string]$Info['graphMessage'] } else { [string]$Info['message'] }
+    [void]$builder.AppendLine((Limit-MgkaText $message)).AppendLine()
+    $reason = if ($Info['reason']) { $Info['reason'] } else { [Enum]::ToObject([System.Net.HttpStatusCode], [int]$Info['httpStatus']).ToString() }
+    [void]$builder.AppendLine("Status: $($Info['httpStatus']) ($reason)")
+    [void]$builder.AppendLine("ErrorCode: $Code")
+    [void]$builder.AppendLine("Date: $($Info['date'])")
+    if ($Info['requestId']) { [void]$builder.AppendLine("RequestId: $($Info['requestId'])") }
+    if ($Info['clientRequestId']) { [void]$builder.AppendLine("ClientRequestId: $($Info['clientRequestId'])") }
+    if ($Info['attempts'] -gt 1) { [void]$builder.AppendLine("Attempts: $($Info['attempts'])") }
+    $headers = $Info['headers']
+    if ($headers -is [System.Collections.IDictionary] -and $headers.Count -gt 0) {
+        [void]$builder.AppendLine().AppendLine('Headers:')
+        foreach ($entry in $headers.GetEnumerator()) {
+            [void]$builder.AppendLine(('{0,-30}: {1}' -f $entry.Key, (@($entry.Value) -join ', ')))
+        }
+    }
+    $builder.ToString().TrimEnd()
+}
+
+function script:New-MgkaErrorRecord {
+    <#
+    Turns a failed native status + error JSON into an ErrorRecord. For Graph errors the exception
+    is an HttpRequestException (its StatusCode property is the HTTP status) carrying the
+    NoteProperties ErrorCode, GraphMessage, RequestId, ClientRequestId, Date, ResponseHeaders,
+    ResponseBody, Attempts, AttemptLog and CallId; Timeout and TransportError exceptions carry
+    Attempts, AttemptLog and CallId.
+    #>
+    param(
+        [uint32] $Status,
+        [AllowNull()] [System.Collections.IDictionary] $Info,
+        [AllowNull()] $TargetObject,
+        [string] $Activity
+    )
+    if ($null -eq $Info) { $Info = [ordered]@{} }
+    $kind = if ($Info['kind']) { [string]$Info['kind'] } else { Get-MgkaStatusName $Status }
+    $message = if ($Info['message']) { [string]$Info['message'] } else { "MgKeepAlive: $Activity failed ($kind)." }
+    # A broken server's body can be the message (up to 1 MiB): the whole text stays in
+    # Exception.ResponseBody, the message shows its start.
+    $message = Limit-MgkaText $message
+    $details = $null
+    $category = [System.Management.Automation.ErrorCategory]::InvalidOperation
+
+    switch ($kind) {
+        'GraphError' {
+            $code = if ($Info['code']) { [string]$Info['code'] } else { 'UnknownError' }
+            $httpStatus = [int]$Info['httpStatus']
+            $exception = [System.Net.Http.HttpRequestException]::new($message, $null, [Enum]::ToObject([System.Net.HttpStatusCode], $httpStatus))
+            $headers = New-MgkaHeaderDictionary $Info['headers']
+            Add-Member -InputObject $exception -NotePropertyMembers ([ordered]@{
+                    ErrorCode       = $code
+                    GraphMessage    = $Info['graphMessage']
+                    RequestId       = $Info['requestId']
+                    ClientRequestId = $Info['clientRequestId']
+                    Date            = $Info['date']
+                    ResponseHeaders = $headers
+                    ResponseBody    = $Info['body']
+                    Attempts        = $Info['attempts']
+                    AttemptLog      = @(ConvertTo-MgkaAttemptLog $Info['attemptLog'])
+                    CallId          = $Info['callId']
+                })
+            $errorId = $code
+            $category = Get-MgkaErrorCategory $httpStatus
+            $details = Format-MgkaErrorDetails -Info $Info -Code $code
+        }
+        'NotConnected' {
+            $message = 'Authentication needed, call Connect-MgGraph.'
+            $exception = [System.Security.Authentication.AuthenticationException]::new($message)
+            $errorId = 'NotConnected'
+            $category = [System.Management.Automation.ErrorCategory]::AuthenticationError
+        }
+        'InvalidArgument' {
+            $parameter = if ($Info['parameter']) { [string]$Info['parameter'] } else { $null }
+            # No ParamName: it would append "(Parameter '...')" to the message; the ErrorId names it.
+            $exception = [System.ArgumentException]::new($message)
+            $errorId = switch ($parameter) {
+                'CallId' { 'InvalidCallId' }
+                'InputObject' { 'InvalidIdentity' }
+                'Headers' { 'InvalidHeaders' }
+                'Environment' { 'InvalidEnvironment' }
+                'AccessToken' { 'InvalidAccessToken' }
+                $null { 'InvalidArgument' }
+                default { "Invalid$_" }
+            }
+            $category = [System.Management.Automation.ErrorCategory]::InvalidArgument
+        }
+        'NotFound' {
+            $exception = [System.Management.Automation.ItemNotFoundException]::new($message)
+            $errorId = 'NotFound'
+            $category = [System.Management.Automation.ErrorCategory]::ObjectNotFound
+        }
+        'Timeout' {
+            $exception = [System.TimeoutException]::new($message)
+            $errorId = 'Timeout'
+            $category = [System.Management.Automation.ErrorCategory]::OperationTimeout
+            Add-Member -InputObject $exception -NotePropertyMembers ([ordered]@{
+                    Attempts = $Info['attempts']; AttemptLog = @(ConvertTo-MgkaAttemptLog $Info['attemptLog']); CallId = $Info['callId'] })
+        }
+        'TransportError' {
+            $exception = [System.Net.Http.HttpRequestException]::new($message)
+            $errorId = 'TransportError'
+            $category = [System.Management.Automation.ErrorCategory]::ConnectionError
+            Add-Member -InputObject $exception -NotePropertyMembers ([ordered]@{
+                    Attempts = $Info['attempts']; AttemptLog = @(ConvertTo-MgkaAttemptLog $Info['attemptLog']); CallId = $Info['callId'] })
+        }
+        'AuthError' {
+            # Token endpoint failures: ErrorId AADSTS<first code>, else the OAuth error, and the
+            # exception carries the fields scripts branch on. The library never puts the secret,
+            # key, assertion or a token into this JSON.
+            $exception = [System.Security.Authentication.AuthenticationException]::new($message)
+            $codes = [long[]]@($Info['errorCodes'] | Where-Object { $null -ne $_ })
+            $errorId = if ($codes.Count -gt 0) { "AADSTS$($codes[0])" } elseif ($Info['error']) { [string]$Info['error'] } else { 'AuthenticationFailed' }
+            Add-Member -InputObject $exception -NotePropertyMembers ([ordered]@{
+                    Error            = $Info['error']
+                    ErrorDescription = $Info['errorDescription']
+                    ErrorCodes       = $codes
+                    TraceId          = $Info['traceId']
+                    CorrelationId    = $Info['correlationId']
+                    HttpStatus       = $Info['httpStatus']
+                    TokenEndpoint    = $Info['tokenEndpoint']
+                })
+            $category = [System.Management.Automation.ErrorCategory]::AuthenticationError
+        }
+        default {
+            # NullPointer, InvalidUtf8, InvalidHandle, Panic: bugs in this module or the library.
+            $exception = [System.InvalidOperationException]::new("MgKeepAlive internal error ($kind): $message Please report it.")
+            $errorId = "Internal$kind"
+            $category = [System.Management.Automation.ErrorCategory]::NotSpecified
+        }
+    }
+    $record = [System.Management.Automation.ErrorRecord]::new($exception, $errorId, $category, $TargetObject)
+    if ($details) { $record.ErrorDetails = [System.Management.Automation.ErrorDetails]::new($details) }
+    $record
+}
+
+function script:Get-MgkaIdentityCallId {
+    # Returns the call id of an identity (CallId first, then Id; names case-insensitive) or $null,
+    # or an ArgumentException (not thrown) when the value is a collection or an object.
+    param($Identity)
+    foreach ($name in 'CallId', 'Id') {
+        $value = $null
+        if ($Identity -is [System.Collections.IDictionary]) {
+            foreach ($key in $Identity.Keys) {
+                if ([string]::Equals([string]$key, $name, [StringComparison]::OrdinalIgnoreCase)) { $value = $Identity[$key]; break }
+            }
+        } else {
+            $property = $Identity.PSObject.Properties[$name]
+            if ($property) { $value = $property.Value }
+        }
+        if ($null -ne $value) {
+            if ($value -is [psobject]) { $value = $value.PSObject.BaseObject }
+            if ($value -isnot [string] -and ($value -is [System.Collections.IEnumerable] -or $value -is [System.Management.Automation.PSCustomObject])) {
+                # Never a silent "System.Collections.Hashtable" call id: the caller reports this.
+                return [System.ArgumentException]::new("InputObject.$name must be a string, not $($value.GetType().Name).")
+            }
+            $text = if ($value -is [System.IFormattable]) { $value.ToString($null, [cultureinfo]::InvariantCulture) } else { [string]$value }
+            if ($text.Length -gt 0) { return $text }
+        }
+    }
+    $null
+}
+
+function script:Get-MgkaJsonIdentityCallId {
+    # For ShouldProcess/verbose text only: the library resolves the identity JSON itself.
+    # Returns @{ Ok; CallId; Error }.
+    param([string] $Json)
+    # Test-Json first: an exception, even one caught here, would land in the caller's
+    # -ErrorVariable. -ErrorAction Ignore records nothing.
+    if (-not (Test-Json -Json $Json -ErrorAction Ignore)) {
+        return @{ Ok = $false; Error = 'InputObject is not a valid JSON identity: the text starts with ''{'' but is not valid JSON.' }
+    }
+    try {
+        $document = [System.Text.Json.JsonDocument]::Parse($Json)
+    } catch {
+        return @{ Ok = $false; Error = "InputObject is not a valid JSON identity: $($_.Exception.InnerException.Message)" }
+    }
+    try {
+        $root = $document.RootElement
+        if ($root.ValueKind -ne 'Object') { return @{ Ok = $false; Error = 'InputObject is not a valid JSON identity: expected a JSON object.' } }
+        foreach ($name in 'CallId', 'Id') {
+            foreach ($property in $root.EnumerateObject()) {
+                if ([string]::Equals($property.Name, $name, [StringComparison]::OrdinalIgnoreCase) -and $property.Value.ValueKind -ne 'Null') {
+                    $text = if ($property.Value.ValueKind -eq 'String') { $property.Value.GetString() } else { $property.Value.GetRawText() }
+                    if ($text.Length -gt 0) { return @{ Ok = $true; CallId = $text } }
+                }
+            }
+        }
+        @{ Ok = $true; CallId = $null }
+    } finally { $document.Dispose() }
+}
+
+function script:New-MgkaMissingCallIdError {
+    param($TargetObject)
+    [System.Management.Automation.ErrorRecord]::new(
+        [System.ArgumentException]::new('InputObject has null value for InputObject.CallId'),
+        'InputObjectCallIdMissing',
+        [System.Management.Automation.ErrorCategory]::InvalidArgument,
+        $TargetObject)
+}
+
+function script:Write-MgkaResolveError {
+    # Resolve-MgkaCallIdentity's errors: written through $Cmdlet, or kept in $ErrorList.
+    param([System.Management.Automation.PSCmdlet] $Cmdlet, [System.Collections.Generic.List[object]] $ErrorList, [System.Management.Automation.ErrorRecord] $Record)
+    if ($null -ne $ErrorList) { $ErrorList.Add($Record) } else { $Cmdlet.WriteError($Record) }
+}
+
+function script:Resolve-MgkaCallIdentity {
+    # One pipeline item of the keep-alive and keeper commands -> @{ By; Value; CallId }, or $null
+    # after writing the item's error through $Cmdlet. By 'Id': Value is the call id (a plain
+    # string, or an object's CallId, else Id); by 'Identity': Value is a JSON identity string
+    # (resolved again by the library) and CallId what it names. Errors: invalid JSON identity
+    # (InvalidIdentity), no CallId/Id (InputObjectCallIdMissing). With -ErrorList the error record
+    # is added to that list instead of written (the bulk keep-alive writes it in input order).
+    param(
+        [System.Management.Automation.PSCmdlet] $Cmdlet,
+        $Item,
+        [System.Collections.Generic.List[object]] $ErrorList
+    )
+    $base = if ($Item -is [psobject]) { $Item.PSObject.BaseObject } else { $Item }
+    if ($base -is [string]) {
+        $trimmed = $base.TrimStart()
+        if ($trimmed.StartsWith('[') -and (Test-Json -Json $base -ErrorAction Ignore)) {
+            Write-MgkaResolveError $Cmdlet $ErrorList ((New-MgkaErrorRecord -Status $script:MGKA_INVALID_ARGUMENT -TargetObject $Item -Info ([ordered]@{
+                            kind = 'InvalidArgument'; parameter = 'InputObject'
+                            message = 'InputObject is a JSON array, not a JSON identity: pipe its items one at a time (ConvertFrom-Json unrolls them).' })))
+            return
+        }
+        if (-not $trimmed.StartsWith('{')) { return @{ By = 'Id'; Value = $base; CallId = $base } }
+        $parsed = Get-MgkaJsonIdentityCallId -Json $base
+        if (-not $parsed.Ok) {
+            Write-MgkaResolveError $Cmdlet $ErrorList ((New-MgkaErrorRecord -Status $script:MGKA_INVALID_ARGUMENT -TargetObject $Item -Info ([ordered]@{
+                            kind = 'InvalidArgument'; parameter = 'InputObject'; message = $parsed.Error })))
+            return
+        }
+        if ($null -eq $parsed.CallId) {
+            Write-MgkaResolveError $Cmdlet $ErrorList ((New-MgkaMissingCallIdError -TargetObject $Item))
+            return
+        }
+        return @{ By = 'Identity'; Value = $base; CallId = $parsed.CallId }
+    }
+    $value = Get-MgkaIdentityCallId -Identity $base
+    if ($null -eq $value -and $base -isnot [System.Collections.IDictionary]) {
+        $value = Get-MgkaIdentityCallId -Identity $Item
+    }
+    if ($value -is [System.ArgumentException]) {
+        Write-MgkaResolveError $Cmdlet $ErrorList ((New-MgkaErrorRecord -Status $script:MGKA_INVALID_ARGUMENT -TargetObject $Item -Info ([ordered]@{
+                        kind = 'InvalidArgument'; parameter = 'InputObject'; message = $value.Message })))
+        return
+    }
+    if ($null -eq $value) {
+        Write-MgkaResolveError $Cmdlet $ErrorList ((New-MgkaMissingCallIdError -TargetObject $Item))
+        return
+    }
+    @{ By = 'Id'; Value = $value; CallId = $value }
+}
+
+function script:Wait-MgkaOperation {
+    # Waits for a started native operation in short slices so that a pipeline stop (Ctrl+C) is
+    # honoured within one slice; an unfinished operation is cancelled in finally.
+    # Returns @{ Status; Json }.
+    param([uint64] $Operation)
+    $finished = $false
+    try {
+        while ($true) {
+            $wait = Invoke-MgkaNative OperationWait -Operation $Operation -TimeoutMs $script:WaitSliceMs
+            if ($wait.Status -ne $script:MGKA_PENDING) {
+                $finished = $true
+                return @{ Status = $wait.Status; Json = $wait.Json }
+            }
+        }
+    } finally {
+        if (-not $finished) {
+            # Runs on pipeline stop too. A direct method call: commands may refuse to run
+            # while the pipeline is stopping, a .NET call always runs.
+            [void]$script:Native::mgka_operation_cancel($Operation)
+        }
+    }
+}
+
+function script:Get-MgkaEnvironmentProxy {
+    # HTTPS_PROXY, HTTP_PROXY and NO_PROXY as PowerShell sees them ($env:, which native code on
+    # Linux and macOS does not see), the upper-case name first. Only the variables that are set.
+    $result = [ordered]@{}
+    foreach ($names in ('httpsProxy', 'HTTPS_PROXY', 'https_proxy'), ('httpProxy', 'HTTP_PROXY', 'http_proxy'), ('noProxy', 'NO_PROXY', 'no_proxy')) {
+        $value = [Environment]::GetEnvironmentVariable($names[1])
+        if (-not $value) { $value = [Environment]::GetEnvironmentVariable($names[2]) }
+        if ($value) { $result[$names[0]] = $value }
+    }
+    $result
+}
+
+function script:ConvertTo-MgkaAttemptLog {
+    # The library's attemptLog as objects (without the -Debug HTTP traces).
+    param($Log)
+    foreach ($entry in @($Log)) {
+        if ($entry -isnot [System.Collections.IDictionary]) { continue }
+        [pscustomobject]@{
+            Attempt    = $entry['attempt']
+            Status     = $entry['status']
+            Error      = $entry['error']
+            ElapsedMs  = $entry['elapsedMs']
+            WaitMs     = $entry['waitMs']
+            RetryAfter = $entry['retryAfter']
+        }
+    }
+}
+
+function script:Format-MgkaHttpHeaders {
+    # "name : value" lines like the official -Debug output; credentials are never shown.
+    param($Headers)
+    $builder = [System.Text.StringBuilder]::new()
+    foreach ($pair in @($Headers)) {
+        if ($null -eq $pair -or @($pair).Count -lt 2) { continue }
+        $name = [string]$pair[0]
+        $value = if ($name -in 'authorization', 'proxy-authorization', 'cookie', 'set-cookie') { '[Filtered]' } else { [string]$pair[1] }
+        [void]$builder.AppendLine(('{0,-30}: {1}' -f $name, $value))
+    }
+    $builder.ToString()
+}
+
+function script:Write-MgkaAttemptLog {
+    # -Verbose: one line per attempt but the last (the caller writes that). -Debug: HTTP REQUEST / HTTP RESPONSE blocks per attempt,
+    # like the official cmdlets (Authorization is sent but never shown).
+    param([System.Collections.IDictionary] $Info, [string] $DisplayId, [bool] $Debug)
+    $log = @($Info['attemptLog'] | Where-Object { $_ -is [System.Collections.IDictionary] })
+    foreach ($entry in $log) {
+        $attempt = $entry['attempt']
+        $outcome = if ($null -ne $entry['status']) {
+            $reason = if ($entry['error']) { " $($entry['error'])" } else { '' }
+            "$($entry['status'])$reason"
+        } elseif ($entry['error']) { "no answer ($($entry['error']))" } else { 'no answer (timed out)' }
+        if ($attempt -lt $log.Count) {
+            # The last attempt is the caller's summary line.
+            $line = "Keep alive call '$DisplayId', attempt $attempt of $($log.Count): $outcome in $($entry['elapsedMs']) ms"
+            if ($null -ne $entry['waitMs']) {
+                $retryAfter = if ($null -ne $entry['retryAfter']) { " (Retry-After: $($entry['retryAfter']))" } else { '' }
+                $line += "; waiting $($entry['waitMs']) ms$retryAfter before attempt $($attempt + 1)"
+            }
+            Write-Verbose $line
+        }
+
+        $http = $entry['http']
+        if (-not $Debug -or $http -isnot [System.Collections.IDictionary]) { continue }
+        $nl = [Environment]::NewLine
+        $request = [System.Text.StringBuilder]::new()
+        [void]$request.Append("============================ HTTP REQUEST ============================$nl$nl")
+        [void]$request.Append("HTTP Method:$nl$($http['method'])$nl$nl")
+        [void]$request.Append("Absolute Uri:$nl$($http['uri'])$nl$nl")
+        [void]$request.Append("Headers:$nl")
+        [void]$request.Append(('{0,-30}: {1}{2}' -f 'Authorization', '[Filtered]', $nl))
+        [void]$request.Append((Format-MgkaHttpHeaders $http['requestHeaders']))
+        [void]$request.Append("${nl}Body:$nl$nl")
+        Write-Debug $request.ToString()
+
+        $response = [System.Text.StringBuilder]::new()
+        [void]$response.Append("============================ HTTP RESPONSE ============================$nl$nl")
+        if ($null -eq $http['status']) {
+            $why = if ($entry['error']) { $entry['error'] } else { 'timed out' }
+            [void]$response.Append("Status Code:$nl(no response: $why)$nl")
+        } else {
+            $code = [int]$http['status']
+            $name = [Enum]::ToObject([System.Net.HttpStatusCode], $code).ToString()
+            [void]$response.Append("Status Code:$nl$name ($code)$nl$nl")
+            [void]$response.Append("Headers:$nl")
+            [void]$response.Append((Format-MgkaHttpHeaders $http['responseHeaders']))
+            [void]$response.Append("${nl}Body:$nl$($http['responseBody'])$nl")
+        }
+        Write-Debug $response.ToString()
+    }
+}
+
+function script:Initialize-MgkaKeepAlive {
+    # The begin block of Invoke-MgKeepCommunicationCallAlive and
+    # Invoke-MgBetaKeepCommunicationCallAlive (they differ only in -ApiVersion). Writes the
+    # warnings and returns the state the process block needs. Runs once per command, i.e. once
+    # per keep-alive for a bot's timer: the common case stays in this one function.
+    param(
+        [System.Management.Automation.PSCmdlet] $Cmdlet,
+        [string] $ApiVersion,
+        [int] $ThrottleLimit = $script:BulkDefaultThrottleLimit
+    )
+    $bound = $Cmdlet.MyInvocation.BoundParameters
+    if ($bound.ContainsKey('HttpPipelineAppend')) { Write-Warning 'MgKeepAlive does not support -HttpPipelineAppend; the request is sent without it.' }
+    if ($bound.ContainsKey('HttpPipelinePrepend')) { Write-Warning 'MgKeepAlive does not support -HttpPipelinePrepend; the request is sent without it.' }
+    # Microsoft.Graph.Authentication loaded next to MgKeepAlive is checked at import, by
+    # Connect-MgGraph and Get-MgContext, and when a keep-alive finds no connection, not here: with
+    # a connection made by MgKeepAlive the keep-alive works whatever else is loaded.
+    $cloud = [AppDomain]::CurrentDomain.GetData('MgKeepAlive.Cloud')
+    if ($cloud -and $cloud -ne 'Global' -and $cloud -ne 'Other') { Test-MgkaCloudAvailability -ApiVersion $ApiVersion }
+
+    # Timeout and retries come from the process-wide request context (Set-MgRequestContext).
+    $options = [ordered]@{ apiVersion = $ApiVersion }
+    $headers = $bound['Headers']
+    if ($headers -and $headers.Count -gt 0) {
+        $extra = [ordered]@{}
+        foreach ($entry in $headers.GetEnumerator()) {
+            $extra[[string]$entry.Key] = (@($entry.Value) | ForEach-Object { [string]$_ }) -join ', '
+        }
+        $options['headers'] = $extra
+    }
+    $proxy = $bound['Proxy']
+    if ($proxy) {
+        if (-not $proxy.IsAbsoluteUri -or $proxy.Scheme -notin 'http', 'https') {
+            $Cmdlet.ThrowTerminatingError([System.Management.Automation.ErrorRecord]::new(
+                    [System.ArgumentException]::new("-Proxy must be an absolute http or https URI such as http://proxy.contoso.com:3128; it is '$proxy'."),
+                    'InvalidProxy', [System.Management.Automation.ErrorCategory]::InvalidArgument, $proxy))
+        }
+        $options['proxy'] = [ordered]@{ url = $proxy.OriginalString }
+        $credential = $bound['ProxyCredential']
+        if ($credential) {
+            $options['proxy']['username'] = $credential.UserName
+            # Only in the options JSON handed to the library; never written to any stream.
+            $options['proxy']['password'] = $credential.GetNetworkCredential().Password
+        }
+    } elseif ($bound['ProxyCredential']) {
+        Write-Warning '-ProxyCredential is used only together with -Proxy; it is ignored.'
+    }
+    if ($bound['ProxyUseDefaultCredentials']) {
+        Write-Warning ('MgKeepAlive cannot send default (integrated Windows) credentials to a proxy: -ProxyUseDefaultCredentials is ignored ' +
+            'and the request goes to the proxy without credentials. Give -ProxyCredential for a proxy that needs a user name and password.')
+    }
+    $environmentProxy = if ([Environment]::GetEnvironmentVariable('HTTPS_PROXY') -or [Environment]::GetEnvironmentVariable('https_proxy') -or
+        [Environment]::GetEnvironmentVariable('HTTP_PROXY') -or [Environment]::GetEnvironmentVariable('http_proxy') -or
+        [Environment]::GetEnvironmentVariable('NO_PROXY') -or [Environment]::GetEnvironmentVariable('no_proxy')) { Get-MgkaEnvironmentProxy }
+    $debug = $DebugPreference -ne 'SilentlyContinue' -and $DebugPreference -ne 'Ignore'
+    if ($options.Count -eq 1 -and -not $environmentProxy -and -not $debug) {
+        # The common case, kept cheap: called every 15 minutes per call, or in bulk.
+        $optionsJson = '{"apiVersion":"' + $ApiVersion + '","environmentProxy":{}}'
+    } else {
+        $options['environmentProxy'] = if ($environmentProxy) { $environmentProxy } else { [ordered]@{} }
+        if ($debug) { $options['debug'] = $true }
+        $optionsJson = ConvertTo-Json -Compress -Depth 4 -InputObject $options
+    }
+    # The options as the C string the library takes; $null when they cannot be encoded (a lone
+    # surrogate in -Headers), so that the general path reports it.
+    $optionsBytes = try { $script:Utf8.GetBytes($optionsJson + [char]0) } catch [System.Text.EncoderFallbackException] { $null }
+    $variable = [string]$bound['ResponseHeadersVariable']
+    $state = @{
+        Cmdlet                  = $Cmdlet
+        OptionsJson             = $optionsJson
+        OptionsBytes            = $optionsBytes
+        PassThru                = [bool]$bound['PassThru']
+        ResponseHeadersVariable = $variable
+        # Success details are parsed only when someone will see them.
+        WantDetails             = [bool]$variable -or $debug -or ($VerbosePreference -ne 'SilentlyContinue' -and $VerbosePreference -ne 'Ignore')
+        Debug                   = $debug
+        # Piped input (KeepViaIdentity) is sent in chunks through mgka_keep_alive_bulk_start.
+        Bulk                    = $Cmdlet.ParameterSetName -ne 'Keep'
+    }
+    if ($state.Bulk) {
+        $state.ThrottleLimit = $ThrottleLimit
+        $state.ChunkSize = [Math]::Max($script:BulkMinChunkSize, $script:BulkChunkFactor * $ThrottleLimit)
+        # The pending chunk, one entry per item in input order (see Send-MgkaBulkChunk).
+        $state.Pending = [System.Collections.Generic.List[object]]::new()
+        $state.ResolveErrors = [System.Collections.Generic.List[object]]::new()
+        $state.InFlight = $null # @{ Operation; Chunk; Stopwatch }: the chunk being sent
+        $state.Sent = 0         # items handed to bulk operations so far
+        $state.Done = 0         # items whose results were written
+        $state.Clock = $null    # started with the first bulk operation (progress)
+        $state.ProgressShown = $false
+        $state.ProgressAt = 0L
+        $state.PendingMixed = $false # the pending chunk holds more than plain call id strings
+    }
+    $state
+}
+
+function script:Invoke-MgkaSingleKeepAlive {
+    # One keep-alive (after ShouldProcess) and its result: -CallId, or a single piped item. The
+    # common case (a bot's timer: success, no -Verbose) calls the library directly, in this one
+    # function: each PowerShell function call costs more than the native round trip.
+    param(
+        [hashtable] $State,
+        [string] $By,          # Id or Identity
+        [string] $Value,       # the call id, or the identity JSON
+        [string] $DisplayId,
+        $Target
+    )
+    $started = [System.Diagnostics.Stopwatch]::GetTimestamp()
+    $valueBytes = $null
+    if ($null -ne $State.OptionsBytes -and $Value.IndexOf([char]0) -lt 0) {
+        $valueBytes = try { $script:Utf8.GetBytes($Value + [char]0) } catch [System.Text.EncoderFallbackException] { $null }
+    }
+    if ($null -eq $valueBytes) {
+        # NUL, a lone surrogate: Invoke-MgkaNative names the parameter in the error.
+        $text = [System.Collections.Specialized.OrderedDictionary]::new()
+        $text[$(if ($By -eq 'Id') { 'CallId' } else { 'InputObject' })] = $Value; $text['Headers'] = $State.OptionsJson
+        $result = Invoke-MgkaNative $(if ($By -eq 'Id') { 'KeepAliveByIdStart' } else { 'KeepAliveByIdentityStart' }) -Text $text
+        $status = $result.Status; $json = $result.Json
+    } else {
+        if ($null -eq $script:Native) { $null = Initialize-MgkaNative }
+        $native = $script:Native
+        $operation = [uint64]0
+        $out = [IntPtr]::Zero
+        $status = if ($By -eq 'Id') { $native::mgka_keep_alive_by_id_start($valueBytes, $State.OptionsBytes, [ref]$operation) }
+        else { $native::mgka_keep_alive_by_identity_start($valueBytes, $State.OptionsBytes, [ref]$operation) }
+        if ($status -eq $script:MGKA_OK) {
+            # Short waits, so that Ctrl+C (a pipeline stop between two waits) is honoured;
+            # an unfinished operation is cancelled in finally.
+            $finished = $false
+            try {
+                do { $status = $native::mgka_operation_wait($operation, $script:WaitSliceMs, [ref]$out) } while ($status -eq $script:MGKA_PENDING)
+                $finished = $true
+            } finally {
+                if (-not $finished) { [void]$native::mgka_operation_cancel($operation) }
+            }
+        }
+        if ($status -eq $script:MGKA_OK -and -not $State.WantDetails) {
+            if ($out -ne [IntPtr]::Zero) { $native::mgka_string_free($out) }
+            if ($State.PassThru) { $true }
+            return
+        }
+        $json = Read-MgkaNativeString -Pointer $out
+    }
+    $elapsedMs = [long](([System.Diagnostics.Stopwatch]::GetTimestamp() - $started) * 1000 / [System.Diagnostics.Stopwatch]::Frequency)
+    Write-MgkaKeepAliveResult -State $State -Status $status -Info (ConvertFrom-MgkaJson $json) -DisplayId $DisplayId -Target $Target -ElapsedMs $elapsedMs
+}
+
+function script:Write-MgkaKeepAliveResult {
+    # One item's result, as the single and the bulk keep-alive write it: -ResponseHeadersVariable,
+    # the verbose and debug lines, then $true (-PassThru) or the error record. $Status is the
+    # item's MgkaStatus (0 for success); $Info its success or error JSON, parsed.
+    param(
+        [hashtable] $State,
+        [uint32] $Status,
+        [AllowNull()] [System.Collections.IDictionary] $Info,
+        [string] $DisplayId,
+        $Target,
+        [long] $ElapsedMs
+    )
+    $cmdlet = $State.Cmdlet
+    if ($null -eq $Info) { $Info = [ordered]@{} }
+    $elapsed = if ($null -ne $Info['elapsedMs']) { $Info['elapsedMs'] } else { $ElapsedMs }
+
+    if ($State.ResponseHeadersVariable) {
+        # The caller's session state: the variable lands in the caller's scope.
+        $cmdlet.SessionState.PSVariable.Set($State.ResponseHeadersVariable, (New-MgkaHeaderDictionary $Info['headers']))
+    }
+
+    if ($Info['attemptLog']) { Write-MgkaAttemptLog -Info $Info -DisplayId $DisplayId -Debug $State.Debug }
+    $attemptsText = if ($Info['attempts'] -gt 1) { " (attempt $($Info['attempts']) of $($Info['attempts']))" } else { '' }
+
+    if ($Status -eq $script:MGKA_OK) {
+        Write-Verbose "Keep alive call '$DisplayId': $($Info['httpStatus']) in $elapsed ms$attemptsText"
+        Write-Debug ("Keep alive response: POST $($Info['uri']) -> $($Info['httpStatus']); request-id: $($Info['requestId'])" +
+            "; client-request-id: $($Info['clientRequestId']); date: $($Info['date']); attempts: $($Info['attempts'])")
+        if ($State.PassThru) { $true }
+        return
+    }
+
+    $kind = if ($Info['kind']) { $Info['kind'] } else { Get-MgkaStatusName $Status }
+    if ($kind -eq 'Cancelled') {
+        throw [System.Management.Automation.PipelineStoppedException]::new()
+    }
+    if ($kind -eq 'NotConnected') { Test-MgkaCoexistence -Cmdlet $cmdlet }
+    $statusText = if ($Info['httpStatus']) { "$($Info['httpStatus']) $($Info['code'])" } else { $kind }
+    Write-Verbose "Keep alive call '$DisplayId': $statusText in $elapsed ms$attemptsText"
+    $record = New-MgkaErrorRecord -Status $Status -Info $Info -TargetObject $Target -Activity 'Keep alive'
+    if ($record.ErrorDetails) { Write-Debug "Keep alive error response:`n$($record.ErrorDetails.Message)" }
+    $cmdlet.WriteError($record)
+}
+
+# Bulk keep-alive (piped input). Items are resolved and asked about (ShouldProcess) one by one,
+# collected into chunks of $State.ChunkSize, and each chunk is sent with one
+# mgka_keep_alive_bulk_start (at most -ThrottleLimit requests in flight). The results are written
+# per item, in input order, while the next chunk is under way: one chunk in flight at a time, so
+# -ThrottleLimit is a strict bound. A pending entry is a plain call id [string] (the commands'
+# inline fast path), an ErrorRecord (an item that could not be resolved; written in its place),
+# or @{ By = 'Id'|'Identity'; Value; Target; Display } for any other item.
+
+function script:Add-MgkaBulkItem {
+    # An item that the inline fast path of the commands' process block did not take: resolves it
+    # (its error joins the chunk in order), asks ShouldProcess and adds it to the pending chunk.
+    param([hashtable] $State, $Item)
+    $errors = $State.ResolveErrors
+    $State.PendingMixed = $true
+    $resolved = Resolve-MgkaCallIdentity -Cmdlet $State.Cmdlet -Item $Item -ErrorList $errors
+    if ($null -eq $resolved) {
+        if ($errors.Count -gt 0) {
+            $State.Pending.Add($errors[0])
+            $errors.Clear()
+        }
+    } elseif ($State.Cmdlet.ShouldProcess($resolved.CallId, 'Keep alive')) {
+        $State.Pending.Add(@{ By = $resolved.By; Value = $resolved.Value; Target = $Item; Display = $resolved.CallId })
+    }
+    if ($State.Pending.Count -ge $State.ChunkSize) { Send-MgkaBulkChunk -State $State }
+}
+
+function script:Send-MgkaBulkChunk {
+    # Starts the pending chunk's bulk operation (after the one in flight has finished), then
+    # writes the finished chunk's results while the new one runs.
+    param([hashtable] $State)
+    if ($State.Pending.Count -eq 0) { return }
+    $chunk = @{ Entries = $State.Pending.ToArray(); Requests = 0; Errors = 0; Mixed = $State.PendingMixed }
+    $State.Pending.Clear()
+    $State.PendingMixed = $false
+    $request = ConvertTo-MgkaBulkRequest -State $State -Chunk $chunk
+
+    $finished = $null
+    if ($State.InFlight) {
+        $previous = $State.InFlight
+        $State.InFlight = $null
+        $result = Wait-MgkaOperation -Operation $previous.Operation
+        $previous.Stopwatch.Stop()
+        $finished = @{ Chunk = $previous.Chunk; Result = $result; ElapsedMs = $previous.Stopwatch.ElapsedMilliseconds }
+    }
+    $result = @{ Status = $script:MGKA_OK; Json = '[]' }   # a chunk without requests
+    if ($null -ne $request) {
+        $text = [System.Collections.Specialized.OrderedDictionary]::new()
+        $text['InputObject'] = $request; $text['Headers'] = $State.OptionsJson
+        if ($null -eq $State.Clock) { $State.Clock = [System.Diagnostics.Stopwatch]::StartNew() }
+        $start = Invoke-MgkaNative KeepAliveBulkStart -Text $text
+        $State.Sent += $chunk.Requests
+        if ($start.Status -eq $script:MGKA_OK) {
+            $State.InFlight = @{ Operation = $start.Operation; Chunk = $chunk; Stopwatch = [System.Diagnostics.Stopwatch]::StartNew() }
+            $chunk = $null
+        } else {
+            $result = @{ Status = $start.Status; Json = $start.Json }
+        }
+    }
+    if ($finished) { Write-MgkaBulkResults -State $State -Chunk $finished.Chunk -Result $finished.Result -ElapsedMs $finished.ElapsedMs }
+    # A chunk that needed no operation (only errors), or that the library refused at once.
+    if ($chunk) { Write-MgkaBulkResults -State $State -Chunk $chunk -Result $result -ElapsedMs 0 }
+}
+
+function script:Complete-MgkaBulk {
+    # The end block: when no chunk was sent and at most one item is a request, the single
+    # keep-alive way (as for -CallId); otherwise the rest is sent and every result written. Then
+    # the progress bar is completed.
+    param([hashtable] $State)
+    $pending = $State.Pending
+    if ($null -eq $State.InFlight -and $State.Sent -eq 0) {
+        $requests = 0
+        foreach ($entry in $pending) { if ($entry -isnot [System.Management.Automation.ErrorRecord]) { $requests++ } }
+        if ($requests -le 1) {
+            $entries = $pending.ToArray()
+            $pending.Clear()
+            foreach ($entry in $entries) {
+                if ($entry -is [System.Management.Automation.ErrorRecord]) { $State.Cmdlet.WriteError($entry); continue }
+                if ($entry -is [string]) { Invoke-MgkaSingleKeepAlive -State $State -By Id -Value $entry -DisplayId $entry -Target $entry }
+                else { Invoke-MgkaSingleKeepAlive -State $State -By $entry.By -Value $entry.Value -DisplayId $entry.Display -Target $entry.Target }
+            }
+            return
+        }
+    }
+    Send-MgkaBulkChunk -State $State
+    if ($State.InFlight) {
+        $last = $State.InFlight
+        $State.InFlight = $null
+        $result = Wait-MgkaOperation -Operation $last.Operation
+        $last.Stopwatch.Stop()
+        Write-MgkaBulkResults -State $State -Chunk $last.Chunk -Result $result -ElapsedMs $last.Stopwatch.ElapsedMilliseconds
+    }
+    if ($State.ProgressShown) {
+        $State.ProgressShown = $false
+        Write-Progress -Id $script:BulkProgressId -Activity 'Keeping calls alive' -Completed
+    }
+}
+
+function script:Stop-MgkaBulk {
+    # The clean block (also after Ctrl+C, -ErrorAction Stop or a downstream Select-Object -First):
+    # cancels the chunk still in flight; its results are not written.
+    param([hashtable] $State)
+    $inFlight = $State.InFlight
+    if ($inFlight) {
+        $State.InFlight = $null
+        $null = Invoke-MgkaNative OperationCancel -Operation $inFlight.Operation
+    }
+    if ($State.ProgressShown) {
+        $State.ProgressShown = $false
+        Write-Progress -Id $script:BulkProgressId -Activity 'Keeping calls alive' -Completed
+    }
+}
+
+function script:ConvertTo-MgkaBulkRequest {
+    # The chunk's request JSON: {"items":[{"callId":"..."}|{"identity":"..."}],"concurrency":n},
+    # or $null when it has no request. Counts the chunk's Requests and Errors. A value that is
+    # not valid UTF-16 (a lone surrogate) becomes that item's error, as for a single keep-alive.
+    param([hashtable] $State, [hashtable] $Chunk)
+    $entries = $Chunk.Entries
+    $tail = ',"concurrency":' + $State.ThrottleLimit + $(if ($State.WantDetails) { '}' } else { ',"details":false}' })
+    if (-not $Chunk.Mixed) {
+        # Only plain call ids (the process block's inline path): one .NET call encodes them all.
+        # It throws on a lone surrogate; then the loop below finds the item.
+        try {
+            $ids = [System.Text.Json.JsonSerializer]::Serialize($entries, [object[]], [System.Text.Json.JsonSerializerOptions]$null)
+            $Chunk.Requests = $entries.Length
+            $Chunk.Errors = 0
+            return '{"callIds":' + $ids + $tail
+        } catch { }
+    }
+    $builder = [System.Text.StringBuilder]::new(48 * $entries.Length + 64)
+    [void]$builder.Append('{"items":[')
+    $count = 0
+    $errors = 0
+    for ($i = 0; $i -lt $entries.Length; $i++) {
+        $entry = $entries[$i]
+        if ($entry -is [string]) { $key = '{"callId":"'; $value = [string]$entry }
+        elseif ($entry -is [System.Management.Automation.ErrorRecord]) { $errors++; continue }
+        else { $key = if ($entry.By -eq 'Id') { '{"callId":"' } else { '{"identity":"' }; $value = $entry.Value }
+        try {
+            $escaped = [System.Text.Json.JsonEncodedText]::Encode($value).ToString()
+        } catch {
+            $parameter = if ($key -eq '{"callId":"') { 'CallId' } else { 'InputObject' }
+            $target = if ($entry -is [string]) { $entry } else { $entry.Target }
+            $entries[$i] = New-MgkaErrorRecord -Status $script:MGKA_INVALID_ARGUMENT -TargetObject $target -Info ([ordered]@{
+                    kind = 'InvalidArgument'; parameter = $parameter; callId = $null
+                    message = "The value of $parameter is not valid Unicode text (it contains a lone surrogate)." })
+            $errors++
+            continue
+        }
+        if ($count -gt 0) { [void]$builder.Append(',') }
+        [void]$builder.Append($key).Append($escaped).Append('"}')
+        $count++
+    }
+    $Chunk.Requests = $count
+    $Chunk.Errors = $errors
+    if ($count -eq 0) { return $null }
+    [void]$builder.Append(']').Append($tail)
+    $builder.ToString()
+}
+
+function script:Write-MgkaBulkResults {
+    # Writes a chunk's results in input order: the resolution errors in their places, one $true
+    # (-PassThru) or one error record per request. $Result: the bulk operation's @{ Status; Json }.
+    param([hashtable] $State, [hashtable] $Chunk, [hashtable] $Result, [long] $ElapsedMs)
+    $entries = $Chunk.Entries
+    $json = $Result.Json
+    $State.Done += $entries.Length
+    if ($Result.Status -eq $script:MGKA_OK -and $Chunk.Errors -eq 0 -and -not $State.WantDetails -and
+        -not $json.Contains('"ok":false') -and -not $json.Contains('[null') -and -not $json.Contains(',null')) {
+        # Every item succeeded (a failed item's answer always holds "ok":false, a lost one null):
+        # nothing to look at per item.
+        if ($State.PassThru) { for ($i = 0; $i -lt $entries.Length; $i++) { $true } }
+        Write-MgkaBulkProgress -State $State
+        return
+    }
+    $cmdlet = $State.Cmdlet
+    $passThru = $State.PassThru
+    $wantDetails = $State.WantDetails
+    $document = $null
+    $answers = $null
+    $failure = $null
+    if ($Result.Status -eq $script:MGKA_OK) {
+        $document = [System.Text.Json.JsonDocument]::Parse($json)
+        $answers = $document.RootElement.EnumerateArray()
+    } else {
+        # The whole request failed (not connected, ...): each item gets that error.
+        $failure = ConvertFrom-MgkaJson $json
+        if ($null -eq $failure) { $failure = [ordered]@{} }
+    }
+    try {
+        foreach ($entry in $entries) {
+            if ($entry -is [System.Management.Automation.ErrorRecord]) { $cmdlet.WriteError($entry); continue }
+            if ($entry -is [string]) { $display = [string]$entry; $target = $entry }
+            else { $display = $entry.Display; $target = $entry.Target }
+            if ($null -ne $failure) {
+                Write-MgkaKeepAliveResult -State $State -Status $Result.Status -Info $failure -DisplayId $display -Target $target -ElapsedMs $ElapsedMs
+                continue
+            }
+            if (-not $answers.MoveNext()) {
+                $cmdlet.WriteError((New-MgkaErrorRecord -Status 12 -TargetObject $target -Activity 'Keep alive' -Info ([ordered]@{
+                                kind = 'Panic'; message = 'The bulk keep-alive answered fewer items than it was given.' })))
+                continue
+            }
+            $answer = $answers.Current
+            # {"ok":true,"result":{...}} or {"ok":false,"error":{...}}; null if the item's task died.
+            $isObject = $answer.ValueKind -eq $script:JsonObject
+            $ok = $isObject -and $answer.GetProperty('ok').ValueKind -eq $script:JsonTrue
+            if ($ok -and -not $wantDetails) {
+                if ($passThru) { $true }
+                continue
+            }
+            $status = $script:MGKA_OK
+            if ($ok) {
+                $info = ConvertFrom-MgkaJsonElement -Element $answer.GetProperty('result')
+            } else {
+                $info = if ($isObject) { ConvertFrom-MgkaJsonElement -Element $answer.GetProperty('error') }
+                else { [ordered]@{ kind = 'Panic'; message = 'The bulk keep-alive gave no answer for this item.' } }
+                $index = [array]::IndexOf($script:StatusNames, [string]$info['kind'])
+                $status = if ($index -gt 0) { [uint32]$index } else { [uint32]12 }
+            }
+            Write-MgkaKeepAliveResult -State $State -Status $status -Info $info -DisplayId $display -Target $target -ElapsedMs $ElapsedMs
+        }
+    } finally {
+        if ($document) { $document.Dispose() }
+    }
+    Write-MgkaBulkProgress -State $State
+}
+
+function script:Write-MgkaBulkProgress {
+    # "Keeping calls alive": once $script:BulkProgressAfter items are done, at most every 250 ms.
+    param([hashtable] $State)
+    if ($State.Done -lt $script:BulkProgressAfter -or $null -eq $State.Clock) { return }
+    $now = $State.Clock.ElapsedMilliseconds
+    if ($State.ProgressShown -and $now - $State.ProgressAt -lt 250) { return }
+    $State.ProgressAt = $now
+    $State.ProgressShown = $true
+    $rate = if ($now -gt 0) { [Math]::Round($State.Done * 1000.0 / $now) } else { 0 }
+    Write-Progress -Id $script:BulkProgressId -Activity 'Keeping calls alive' -Status ('{0:N0} done, {1:N0}/s' -f $State.Done, $rate)
+}
+
+function script:Get-MgkaCloud {
+    # Which Microsoft cloud an environment is: Global, USGov, USGovDoD, China, or Other (a
+    # user-defined endpoint that is none of them, such as an emulator).
+    param([System.Collections.IDictionary] $Environment)
+    if ($Environment['type'] -eq 'Built-in') { return [string]$Environment['name'] }
+    $graphHost = ([uri][string]$Environment['graphEndpoint']).Host
+    switch ($graphHost) {
+        'graph.microsoft.com' { return 'Global' }
+        'graph.microsoft.us' { return 'USGov' }
+        'dod-graph.microsoft.us' { return 'USGovDoD' }
+        'microsoftgraph.chinacloudapi.cn' { return 'China' }
+        default { return 'Other' }
+    }
+}
+
+function script:Test-MgkaCloudAvailability {
+    # Keep-alive is documented for v1.0 in Global, USGov and USGovDoD, and for beta in Global
+    # only. Elsewhere the request is still sent; this warns once per process per cloud and version.
+    param([string] $ApiVersion)
+    $cloud = [AppDomain]::CurrentDomain.GetData('MgKeepAlive.Cloud')
+    if (-not $cloud -or $cloud -eq 'Global' -or $cloud -eq 'Other') { return }
+    if ($ApiVersion -eq 'v1.0' -and $cloud -ne 'China') { return }
+    $key = "MgKeepAlive.CloudWarning|$cloud|$ApiVersion"
+    if ([AppDomain]::CurrentDomain.GetData($key)) { return }
+    [AppDomain]::CurrentDomain.SetData($key, $true)
+    $available = if ($ApiVersion -eq 'beta') { 'only in the Global cloud' } else { 'in the Global, USGov and USGovDoD clouds, not in China' }
+    Write-Warning ("Microsoft documents call keepAlive ($ApiVersion) as available $available; you are connected to the $cloud cloud. " +
+        'MgKeepAlive sends the request anyway; if it fails, check with your cloud''s Graph documentation. (This warning is shown once per process.)')
+}
+
+function script:Test-MgkaCoexistence {
+    # Warns once per process when Microsoft's Microsoft.Graph.Authentication is loaded next to
+    # MgKeepAlive: both define Connect-MgGraph, Get-MgContext and Disconnect-MgGraph, and the
+    # module imported last wins. Cheap enough for every call (Get-Module: tens of microseconds).
+    param([System.Management.Automation.PSCmdlet] $Cmdlet)
+    if ([AppDomain]::CurrentDomain.GetData('MgKeepAlive.CoexistenceWarned')) { return }
+    $official = Get-Module -Name Microsoft.Graph.Authentication
+    if (-not $official) { return }
+    [AppDomain]::CurrentDomain.SetData('MgKeepAlive.CoexistenceWarned', $true)
+    # Which Connect-MgGraph the caller's command lookup finds; during MgKeepAlive's import, its
+    # own (it is being imported last).
+    $inEffect = 'MgKeepAlive'
+    if ($Cmdlet) {
+        # Resolved in the caller's session state ($PSCmdlet.SessionState), not the module's.
+        $lookup = [scriptblock]::Create('Get-Command -Name Connect-MgGraph -CommandType Function, Cmdlet -ErrorAction Ignore | Select-Object -First 1')
+        $resolved = $Cmdlet.SessionState.InvokeCommand.InvokeScript($Cmdlet.SessionState, $lookup, @())
+        if ($resolved -and $resolved[0].ModuleName) { $inEffect = $resolved[0].ModuleName }
+    }
+    $other = if ($inEffect -eq 'MgKeepAlive') { 'Microsoft.Graph.Authentication' } else { 'MgKeepAlive' }
+    Write-Warning ("Microsoft.Graph.Authentication $(@($official)[0].Version) is loaded next to MgKeepAlive. Both define Connect-MgGraph, " +
+        "Get-MgContext and Disconnect-MgGraph; the module imported last wins, so these names now run $inEffect's commands. " +
+        'MgKeepAlive''s keep-alive uses only a connection made with MgKeepAlive\Connect-MgGraph, and Microsoft''s cmdlets only one made ' +
+        "with Microsoft.Graph.Authentication\Connect-MgGraph. Use module-qualified names (e.g. $other\Connect-MgGraph) to reach $other's. " +
+        '(This warning is shown once per process.)')
+}
+
+function script:ConvertFrom-MgkaSecureString {
+    # SecureString -> UTF-8 bytes without a managed string copy: the unmanaged UTF-16 buffer and
+    # the char[] are zeroed here; the caller zeroes the returned bytes.
+    param([System.Management.Automation.PSCmdlet] $Cmdlet, [securestring] $SecureString, [string] $Parameter)
+    $unicode = [IntPtr]::Zero
+    $chars = $null
+    try {
+        $unicode = [System.Runtime.InteropServices.Marshal]::SecureStringToGlobalAllocUnicode($SecureString)
+        $chars = [char[]]::new($SecureString.Length)
+        [System.Runtime.InteropServices.Marshal]::Copy($unicode, $chars, 0, $chars.Length)
+        $bytes = [byte[]]::new($script:Utf8.GetByteCount($chars))
+        [void]$script:Utf8.GetBytes($chars, 0, $chars.Length, $bytes, 0)
+        , $bytes
+    } catch [System.Text.EncoderFallbackException] {
+        $Cmdlet.ThrowTerminatingError((New-MgkaErrorRecord -Status $script:MGKA_INVALID_ARGUMENT -Info ([ordered]@{
+                        kind = 'InvalidArgument'; parameter = $Parameter; message = "$Parameter is not valid Unicode text." })))
+    } finally {
+        if ($null -ne $chars) { [Array]::Clear($chars) }
+        if ($unicode -ne [IntPtr]::Zero) { [System.Runtime.InteropServices.Marshal]::ZeroFreeGlobalAllocUnicode($unicode) }
+    }
+}
+
+function script:Set-MgkaConnectedCloud {
+    # Remembers (per process, like the connection) which cloud keep-alive goes to, for the
+    # availability warnings; $null when disconnected.
+    param([AllowNull()][string] $EnvironmentName)
+    $cloud = $null
+    if ($EnvironmentName) {
+        $list = Invoke-MgkaNative EnvironmentList
+        if ($list.Status -eq $script:MGKA_OK) {
+            foreach ($entry in (ConvertFrom-MgkaJson $list.Json)) {
+                if ([string]::Equals($entry['name'], $EnvironmentName, [StringComparison]::OrdinalIgnoreCase)) { $cloud = Get-MgkaCloud $entry; break }
+            }
+        }
+    }
+    [AppDomain]::CurrentDomain.SetData('MgKeepAlive.Cloud', $cloud)
+}
+
+function script:ConvertTo-MgkaContext {
+    param([AllowNull()][System.Collections.IDictionary] $Info)
+    if ($null -eq $Info) { return }
+    [pscustomobject]@{
+        PSTypeName            = 'MgKeepAlive.Context'
+        ClientId              = $Info['clientId']
+        TenantId              = $Info['tenantId']
+        Scopes                = [string[]]@($Info['scopes'] | Where-Object { $null -ne $_ })
+        AuthType              = $Info['authType']
+        TokenCredentialType   = $Info['tokenCredentialType']
+        CertificateThumbprint = $Info['certificateThumbprint']
+        Environment           = $Info['environment']
+        ContextScope          = $Info['contextScope']
+        AppName               = $Info['appName']
+    }
+}
+
+function script:ConvertTo-MgkaRequestContext {
+    # The library's request context JSON as the official IRequestContext shape.
+    param([System.Collections.IDictionary] $Info)
+    [pscustomobject]@{
+        PSTypeName       = 'MgKeepAlive.RequestContext'
+        RetryDelay       = [int][Math]::Round([double]$Info['RetryDelay'])
+        MaxRetry         = [int]$Info['MaxRetry']
+        RetriesTimeLimit = [timespan]::FromSeconds([double]$Info['RetriesTimeLimit'])
+        ClientTimeout    = [timespan]::FromSeconds([double]$Info['ClientTimeout'])
+    }
+}
+
+function script:Set-MgkaRequestContext {
+    # Changes the process-wide request context (mgka_request_context_set) and returns it; an empty
+    # -Settings only reads it. Errors are written (or thrown with -Terminating) on -Cmdlet.
+    param(
+        [System.Management.Automation.PSCmdlet] $Cmdlet,
+        [System.Collections.IDictionary] $Settings,
+        [switch] $Terminating
+    )
+    if ($Settings -and $Settings.Count -gt 0) {
+        $text = [System.Collections.Specialized.OrderedDictionary]::new()
+        $text['RequestContext'] = ConvertTo-Json -Compress -InputObject $Settings
+        $result = Invoke-MgkaNative RequestContextSet -Text $text
+    } else {
+        $result = Invoke-MgkaNative RequestContextGet
+    }
+    if ($result.Status -ne $script:MGKA_OK) {
+        $record = New-MgkaErrorRecord -Status $result.Status -Info (ConvertFrom-MgkaJson $result.Json) -Activity 'Set-MgRequestContext'
+        if ($Terminating) { $Cmdlet.ThrowTerminatingError($record) }
+        $Cmdlet.WriteError($record)
+        return
+    }
+    ConvertTo-MgkaRequestContext (ConvertFrom-MgkaJson $result.Json)
+}
+
+function script:ConvertTo-MgkaEnvironment {
+    param([System.Collections.IDictionary] $Info)
+    [pscustomobject]@{
+        PSTypeName      = 'MgKeepAlive.Environment'
+        Name            = $Info['name']
+        AzureADEndpoint = $Info['azureADEndpoint']
+        GraphEndpoint   = $Info['graphEndpoint']
+        Type            = $Info['type']
+    }
+}
+
+#endregion
+
+#region Keeper helpers ------------------------------------------------------------------------------------
+# The background keeper (Start/Get/Stop/Wait-MgCommunicationCallKeepAlive) runs in the native
+# library and is process-wide: every runspace sees the same kept calls. Its four exports are bound
+# on first use (Initialize-MgkaKeeper), so the import does no more work than before.
+
+$script:KeeperNative = $null
+# Ids per mgka_keeper_start / mgka_keeper_stop request.
+$script:KeeperBatchSize = 1000
+# Longest native wait of Wait-MgCommunicationCallKeepAlive (how soon Ctrl+C is honoured).
+$script:KeeperWaitSliceMs = 200
+
+function script:Initialize-MgkaKeeper {
+    # Binds mgka_keeper_*: a second emitted P/Invoke class like $script:Native, cached per library
+    # path in the AppDomain, so re-imports and other runspaces reuse it.
+    if ($null -ne $script:KeeperNative) { return }
+    if ($null -eq $script:Native) { $null = Initialize-MgkaNative }   # finds and checks the library
+    $key = "MgKeepAlive.Keeper.1|$script:LibraryPath"
+    $type = [AppDomain]::CurrentDomain.GetData($key)
+    if ($type -isnot [type]) {
+        $assemblyName = [System.Reflection.AssemblyName]::new('MgKeepAlive.Keeper.' + [guid]::NewGuid().ToString('N'))
+        $typeBuilder = [System.Reflection.Emit.AssemblyBuilder]::DefineDynamicAssembly($assemblyName, 'Run').
+            DefineDynamicModule($assemblyName.Name).DefineType('MgKeepAlive.Keeper', 'Public, Sealed, Abstract, Class')
+        $ptrOut = [IntPtr].MakeByRefType(); $bytes = [byte[]]
+        # name, parameter types (see include/mgkeepalive.h); all return MgkaStatus
+        foreach ($signature in @(
+                , @('mgka_keeper_start', [type[]]@($bytes, $ptrOut))
+                , @('mgka_keeper_stop', [type[]]@($bytes, $ptrOut))
+                , @('mgka_keeper_list', [type[]]@($bytes, $ptrOut))
+                , @('mgka_keeper_events', [type[]]@([uint64], [uint32], $ptrOut))
+            )) {
+            $typeBuilder.DefinePInvokeMethod($signature[0], $script:LibraryPath, 'Public, Static, PinvokeImpl, HideBySig', 'Standard',
+                [uint32], $signature[1], 'Cdecl', 'Ansi').SetImplementationFlags('PreserveSig')
+        }
+        $type = $typeBuilder.CreateType()
+        [AppDomain]::CurrentDomain.SetData($key, $type)
+    }
+    $script:KeeperNative = $type
+}
+
+function script:Invoke-MgkaKeeper {
+    # One mgka_keeper_start/stop/list request; returns the answer's JSON. A failure of the whole
+    # request is a terminating error of $Cmdlet.
+    param([System.Management.Automation.PSCmdlet] $Cmdlet, [string] $Function, [string] $RequestJson)
+    $text = [System.Collections.Specialized.OrderedDictionary]::new()
+    $text['Keeper'] = $RequestJson
+    $result = Invoke-MgkaNative $Function -Text $text
+    if ($result.Status -ne $script:MGKA_OK) {
+        $Cmdlet.ThrowTerminatingError((New-MgkaErrorRecord -Status $result.Status -Info (ConvertFrom-MgkaJson $result.Json) -Activity $Function))
+    }
+    $result.Json
+}
+
+function script:ConvertTo-MgkaJsonArray {
+    # string list -> JSON array text (ids were checked for lone surrogates, which the serializer
+    # would replace silently).
+    param([System.Collections.Generic.IEnumerable[string]] $Items)
+    [System.Text.Json.JsonSerializer]::Serialize([string[]]@($Items), [string[]])
+}
+
+function script:ConvertFrom-MgkaKeeperStates {
+    # The keeper's answer (a JSON array) -> one MgKeepAlive.CallKeepAliveState per call state, in
+    # order; an entry {"callId","error"} becomes @{ CallId; Error } (a hashtable). One loop, no
+    # call per item: Start- may see 100,000 of them.
+    param([string] $Json)
+    $document = [System.Text.Json.JsonDocument]::Parse($Json)
+    try {
+        $p = [System.Text.Json.JsonElement]::new()
+        # Unix ms beyond 9999-12-31 (an interval of centuries) show as [datetime]::MaxValue.
+        $maxMs = 253402300799999
+        foreach ($e in $document.RootElement.EnumerateArray()) {
+            if ($e.TryGetProperty('error', [ref]$p)) {
+                # The library 0.1.0 spells this entry's id "call_id" (the header says "callId").
+                $id = [System.Text.Json.JsonElement]::new()
+                $callId = if ($e.TryGetProperty('callId', [ref]$id) -or $e.TryGetProperty('call_id', [ref]$id)) { $id.GetString() }
+                @{ CallId = $callId; Error = (ConvertFrom-MgkaJsonElement -Element $p) }
+                continue
+            }
+            $lastSuccess = $null; $nextDue = $null; $lastError = $null
+            if ($e.TryGetProperty('lastSuccessUnixMs', [ref]$p) -and $p.ValueKind -eq 'Number') {
+                $lastSuccess = [DateTimeOffset]::FromUnixTimeMilliseconds($p.GetInt64()).LocalDateTime
+            }
+            if ($e.TryGetProperty('nextDueUnixMs', [ref]$p) -and $p.ValueKind -eq 'Number') {
+                $ms = $p.GetInt64()
+                $nextDue = if ($ms -gt $maxMs) { [datetime]::MaxValue } else { [DateTimeOffset]::FromUnixTimeMilliseconds($ms).LocalDateTime }
+            }
+            if ($e.TryGetProperty('lastError', [ref]$p) -and $p.ValueKind -eq 'String') { $lastError = $p.GetString() }
+            $ms = $e.GetProperty('intervalMs').GetInt64()
+            $interval = if ($ms -ge [TimeSpan]::MaxValue.TotalMilliseconds) { [TimeSpan]::MaxValue } else { [TimeSpan]::FromMilliseconds($ms) }
+            [pscustomobject]@{
+                PSTypeName          = 'MgKeepAlive.CallKeepAliveState'
+                CallId              = $e.GetProperty('callId').GetString()
+                State               = $e.GetProperty('state').GetString()
+                LastSuccess         = $lastSuccess
+                NextDue             = $nextDue
+                Deadline            = [DateTimeOffset]::FromUnixTimeMilliseconds($e.GetProperty('deadlineUnixMs').GetInt64()).LocalDateTime
+                Interval            = $interval
+                Attempts            = $e.GetProperty('attempts').GetInt32()
+                ConsecutiveFailures = $e.GetProperty('consecutiveFailures').GetInt32()
+                LastError           = $lastError
+            }
+        }
+    } finally { $document.Dispose() }
+}
+
+function script:Get-MgkaKeeperStates {
+    # mgka_keeper_list -> state objects (sorted by call id). $CallId: only those; $State: only
+    # those states.
+    param([System.Management.Automation.PSCmdlet] $Cmdlet, [string[]] $CallId, [string[]] $State)
+    $request = [System.Text.StringBuilder]::new('{')
+    if ($null -ne $CallId) { [void]$request.Append('"callIds":').Append((ConvertTo-MgkaJsonArray $CallId)) }
+    if ($State) {
+        if ($request.Length -gt 1) { [void]$request.Append(',') }
+        [void]$request.Append('"states":').Append((ConvertTo-MgkaJsonArray $State))
+    }
+    ConvertFrom-MgkaKeeperStates (Invoke-MgkaKeeper -Cmdlet $Cmdlet -Function KeeperList -RequestJson $request.Append('}').ToString())
+}
+
+function script:Test-MgkaKeeperCallId {
+    # $null when the id can be sent to the library as JSON text, else the error record (a lone
+    # surrogate cannot be encoded; the library checks everything else and answers per id).
+    param([string] $CallId)
+    for ($i = 0; $i -lt $CallId.Length; $i++) {
+        if ([char]::IsHighSurrogate($CallId[$i]) -and $i + 1 -lt $CallId.Length -and [char]::IsLowSurrogate($CallId[$i + 1])) { $i++; continue }
+        if ([char]::IsSurrogate($CallId[$i])) {
+            return New-MgkaErrorRecord -Status $script:MGKA_INVALID_ARGUMENT -TargetObject $CallId -Info ([ordered]@{
+                    kind = 'InvalidArgument'; parameter = 'CallId'; message = 'The call id is not valid Unicode text (it contains a lone surrogate).' })
+        }
+    }
+}
+
+function script:Resolve-MgkaKeeperItem {
+    # A pipeline item of Start-/Stop-MgCommunicationCallKeepAlive -> its call id, or $null after
+    # writing the item's error. The keep-alive commands' rules (Resolve-MgkaCallIdentity); a JSON
+    # identity is then read as the library reads one (mgka_keep_alive_by_identity): the first
+    # non-null of CallId and Id (any case) names the call and must be a JSON string.
+    # (The callers resolve the common cases inline first: a function call per item costs more
+    # than everything else they do.)
+    param([System.Management.Automation.PSCmdlet] $Cmdlet, $Item)
+    $resolved = Resolve-MgkaCallIdentity -Cmdlet $Cmdlet -Item $Item
+    if ($null -eq $resolved) { return }
+    if ($resolved.By -eq 'Id') { return [string]$resolved.CallId }
+    $document = [System.Text.Json.JsonDocument]::Parse([string]$resolved.Value)
+    try {
+        foreach ($name in 'CallId', 'Id') {
+            foreach ($property in $document.RootElement.EnumerateObject()) {
+                if (-not [string]::Equals($property.Name, $name, [StringComparison]::OrdinalIgnoreCase) -or $property.Value.ValueKind -eq 'Null') { continue }
+                if ($property.Value.ValueKind -eq 'String') { return $property.Value.GetString() }
+                $type = switch ($property.Value.ValueKind) { 'Number' { 'a number' } 'Array' { 'an array' } 'Object' { 'an object' } default { 'a boolean' } }
+                $Cmdlet.WriteError((New-MgkaErrorRecord -Status $script:MGKA_INVALID_ARGUMENT -TargetObject $Item -Info ([ordered]@{
+                                kind = 'InvalidArgument'; parameter = 'InputObject'; message = "InputObject.CallId must be a string, not $type." })))
+                return
+            }
+        }
+    } finally { $document.Dispose() }
+    [string]$resolved.CallId
+}
+
+function script:Send-MgkaKeeperStart {
+    # Registers a batch of ids; writes their states in order, and an InvalidCallId error for each
+    # id the library refuses. Clears the batch.
+    param([System.Management.Automation.PSCmdlet] $Cmdlet, [System.Collections.Generic.List[string]] $Batch, [long] $IntervalMs)
+    if ($Batch.Count -eq 0) { return }
+    $json = Invoke-MgkaKeeper -Cmdlet $Cmdlet -Function KeeperStart -RequestJson ('{"callIds":' + (ConvertTo-MgkaJsonArray $Batch) + ',"intervalMs":' + $IntervalMs + '}')
+    $Batch.Clear()
+    foreach ($entry in ConvertFrom-MgkaKeeperStates $json) {
+        if ($entry -is [hashtable]) {
+            $Cmdlet.WriteError((New-MgkaErrorRecord -Status $script:MGKA_INVALID_ARGUMENT -Info $entry.Error -TargetObject $entry.CallId -Activity 'Start keeping alive'))
+        } else { $entry }
+    }
+}
+
+function script:Send-MgkaKeeperStop {
+    # Stops a batch of ids; with $PassThru writes their Stopped states. Ids that were not kept:
+    # a CallNotKept error each. Clears the batch.
+    param([System.Management.Automation.PSCmdlet] $Cmdlet, [System.Collections.Generic.List[string]] $Batch, [bool] $PassThru)
+    if ($Batch.Count -eq 0) { return }
+    $json = Invoke-MgkaKeeper -Cmdlet $Cmdlet -Function KeeperStop -RequestJson ('{"callIds":' + (ConvertTo-MgkaJsonArray $Batch) + '}')
+    $stopped = [System.Collections.Generic.HashSet[string]]::new([StringComparer]::Ordinal)
+    foreach ($state in ConvertFrom-MgkaKeeperStates $json) {
+        [void]$stopped.Add($state.CallId)
+        if ($PassThru) { $state }
+    }
+    foreach ($id in $Batch) {
+        if ($stopped.Add($id)) { $Cmdlet.WriteError((New-MgkaCallNotKeptError -CallId $id)) }
+    }
+    $Batch.Clear()
+}
+
+function script:New-MgkaCallNotKeptError {
+    param([string] $CallId)
+    [System.Management.Automation.ErrorRecord]::new(
+        [System.Management.Automation.ItemNotFoundException]::new("Call '$CallId' is not kept alive by MgKeepAlive (see Start-MgCommunicationCallKeepAlive)."),
+        'CallNotKept', [System.Management.Automation.ErrorCategory]::ObjectNotFound, $CallId)
+}
+
+# Removing the module (Remove-Module, Import-Module -Force) stops the keeper: every kept call of
+# the process, whichever runspace started it. Nothing to do when no runspace has used the keeper.
+if ($ExecutionContext.SessionState.Module) {
+    $ExecutionContext.SessionState.Module.OnRemove = {
+        if ($null -eq $script:KeeperNative) {
+            # Another runspace may have started the keeper in this process: look it up by path.
+            $path = if ($script:LibraryPath) { $script:LibraryPath } else { try { Find-MgkaLibrary } catch { $null } }
+            if ($path) { $script:KeeperNative = [AppDomain]::CurrentDomain.GetData("MgKeepAlive.Keeper.1|$path") }
+        }
+        if ($script:KeeperNative -is [type]) {
+            $text = [System.Collections.Specialized.OrderedDictionary]::new()
+            $text['Keeper'] = '{"all":true}'
+            $null = Invoke-MgkaNative KeeperStop -Text $text
+        }
+    }
+}
+
+#endregion
+
+$script:PrivateLoaded = $true
