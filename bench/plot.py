@@ -22,7 +22,7 @@ a = ap.parse_args()
 series, lines = [], []
 if a.engine:
     pts = [(p["concurrency"], p["perSecond"]) for p in json.load(open(a.engine))]
-    series.append(("library bulk keep-alive from Rust (engine under the pipeline)", "#1f77b4", pts))
+    series.append(("library bulk keep-alive from Rust (engine under the pipeline, JSON batches of 20)", "#1f77b4", pts))
 if a.pipeline:
     b = json.load(open(a.pipeline))
     if b.get("levels"):
@@ -31,7 +31,7 @@ if a.pipeline:
     lines.append(("ForEach-Object -Parallel -ThrottleLimit 8 + Invoke-RestMethod", "#2ca02c", b["parallel8"]))
     lines.append(("Invoke-RestMethod loop", "#7f7f7f", b["loop"]))
 if a.ceiling:
-    lines.append(("emulator ceiling (Rust load generator)", "#9467bd", a.ceiling))
+    lines.append(("emulator ceiling for single requests (Rust load generator)", "#9467bd", a.ceiling))
 lines.append(("goal", "#ff7f0e", 10000.0))
 
 W, H, L, R, T, B = 760, 500, 80, 20, 40, 200
@@ -56,7 +56,7 @@ while c <= xmax:
     o.append(f'<line x1="{X(c):.1f}" x2="{X(c):.1f}" y1="{T}" y2="{H-B}" stroke="#eee"/>')
     o.append(f'<text x="{X(c):.1f}" y="{H-B+16}" text-anchor="middle">{c}</text>')
     c *= 2
-o.append(f'<text x="{(L+W-R)/2}" y="{H-B+34}" text-anchor="middle">concurrency (requests in flight; -ThrottleLimit for the cmdlet)</text>')
+o.append(f'<text x="{(L+W-R)/2}" y="{H-B+34}" text-anchor="middle">concurrency ($batch requests in flight; -ThrottleLimit for the cmdlet)</text>')
 o.append(f'<text transform="translate(18,{(T+H-B)/2}) rotate(-90)" text-anchor="middle">keep-alives per second</text>')
 o.append(f'<rect x="{L}" y="{T}" width="{W-L-R}" height="{H-T-B}" fill="none" stroke="#333"/>')
 legend = []
