@@ -720,9 +720,9 @@ function script:Initialize-MgkaKeepAlive {
     $bound = $Cmdlet.MyInvocation.BoundParameters
     if ($bound.ContainsKey('HttpPipelineAppend')) { Write-Warning 'MgKeepAlive does not support -HttpPipelineAppend; the request is sent without it.' }
     if ($bound.ContainsKey('HttpPipelinePrepend')) { Write-Warning 'MgKeepAlive does not support -HttpPipelinePrepend; the request is sent without it.' }
-    # Microsoft.Graph.Authentication loaded next to MgKeepAlive is checked at import, by
-    # Connect-MgGraph and Get-MgContext, and when a keep-alive finds no connection, not here: with
-    # a connection made by MgKeepAlive the keep-alive works whatever else is loaded.
+    # Microsoft.Graph.Authentication loaded next to MgKeepAlive is checked by Connect-MgGraph and
+    # Get-MgContext, and when a keep-alive finds no connection, not here: with a connection made
+    # by MgKeepAlive the keep-alive works whatever else is loaded.
     $cloud = [AppDomain]::CurrentDomain.GetData('MgKeepAlive.Cloud')
     if ($cloud -and $cloud -ne 'Global' -and $cloud -ne 'Other') { Test-MgkaCloudAvailability -ApiVersion $ApiVersion }
 
@@ -1170,14 +1170,14 @@ function script:Test-MgkaCloudAvailability {
 function script:Test-MgkaCoexistence {
     # Warns once per process when Microsoft's Microsoft.Graph.Authentication is loaded next to
     # MgKeepAlive: both define Connect-MgGraph, Get-MgContext and Disconnect-MgGraph, and the
-    # module imported last wins. Cheap enough for every call (Get-Module: tens of microseconds).
+    # module imported last wins. Called by Connect-MgGraph, Get-MgContext, Start-MgCommunicationCallKeepAlive
+    # and a keep-alive that found no connection (Get-Module: tens of microseconds).
     param([System.Management.Automation.PSCmdlet] $Cmdlet)
     if ([AppDomain]::CurrentDomain.GetData('MgKeepAlive.CoexistenceWarned')) { return }
     $official = Get-Module -Name Microsoft.Graph.Authentication
     if (-not $official) { return }
     [AppDomain]::CurrentDomain.SetData('MgKeepAlive.CoexistenceWarned', $true)
-    # Which Connect-MgGraph the caller's command lookup finds; during MgKeepAlive's import, its
-    # own (it is being imported last).
+    # Which Connect-MgGraph the caller's command lookup finds.
     $inEffect = 'MgKeepAlive'
     if ($Cmdlet) {
         # Resolved in the caller's session state ($PSCmdlet.SessionState), not the module's.

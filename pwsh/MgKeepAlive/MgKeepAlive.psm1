@@ -2199,10 +2199,9 @@ $script:ModuleVersion = '0.1.0'
 $script:LibraryPath = $null
 $script:Native = $null
 
-# Microsoft's Graph SDK loaded already? (Connect-MgGraph, Get-MgContext and a keep-alive that
-# finds no connection check again, for an import after this one.) A first Get-Module call costs several ms,
-# so only a Connect-MgGraph cmdlet (Microsoft's is a binary cmdlet) or a global function of that
-# name makes Test-MgkaCoexistence look at the modules.
-if ($ExecutionContext.InvokeCommand.GetCmdlet('Connect-MgGraph') -or ${function:global:Connect-MgGraph}) { Import-MgkaPrivate; Test-MgkaCoexistence }
+# Microsoft's Graph SDK loaded next to MgKeepAlive is not probed here: looking up a cmdlet by
+# name at import runs PowerShell's command discovery (~10 ms). Connect-MgGraph and Get-MgContext
+# warn on their first run, and a keep-alive that finds no connection (Microsoft's Connect-MgGraph
+# ran instead of ours) warns then (Test-MgkaCoexistence).
 
 #endregion

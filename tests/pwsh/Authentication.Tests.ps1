@@ -612,21 +612,26 @@ function Get-MgContext { 'fake Get-MgContext' }
         $FakeManifest = Join-Path $fake 'Microsoft.Graph.Authentication.psd1'
     }
 
-    It 'warns once at import when Microsoft''s module is already loaded, naming MgKeepAlive as in effect' {
+    It 'warns once, at the first command, when Microsoft''s module was loaded first, naming MgKeepAlive as in effect' {
+        # Not at import: probing for a Connect-MgGraph cmdlet there runs command discovery (~10 ms).
         $result = Invoke-TestPwsh -Command @"
 Import-Module '$FakeManifest'
 `$w = @(Import-Module '$ManifestPath' 3>&1)
 `$w.Count
-`$w[0].Message
 (Get-Command Connect-MgGraph).ModuleName
+`$null = Get-MgContext -WarningVariable w1 -WarningAction SilentlyContinue
+`$w1.Count
+`$w1[0].Message
 `$null = Get-MgContext -WarningVariable w2 -WarningAction SilentlyContinue
-`$w2.Count
+try { Connect-MgGraph -Scopes x -WarningVariable w3 -WarningAction SilentlyContinue -ErrorAction Stop } catch { }
+`$w2.Count + `$w3.Count
 "@
         $lines = $result.Output -split "`n"
-        $lines[0] | Should -Be '1'
-        $lines[1] | Should -BeLike '*Microsoft.Graph.Authentication 2.99.0 is loaded next to MgKeepAlive*now run MgKeepAlive''s commands*Microsoft.Graph.Authentication\Connect-MgGraph*once per process*'
-        $lines[2] | Should -Be 'MgKeepAlive'
-        $lines[3] | Should -Be '0'
+        $lines[0] | Should -Be '0'
+        $lines[1] | Should -Be 'MgKeepAlive'
+        $lines[2] | Should -Be '1'
+        $lines[3] | Should -BeLike '*Microsoft.Graph.Authentication 2.99.0 is loaded next to MgKeepAlive*now run MgKeepAlive''s commands*Microsoft.Graph.Authentication\Connect-MgGraph*once per process*'
+        $lines[4] | Should -Be '0'
     }
 
     It 'warns once when Microsoft''s module is imported after, telling to use MgKeepAlive\Connect-MgGraph' {
