@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Import overhead: `pwsh -NoProfile -Command 'Import-Module MgKeepAlive'` against a bare `pwsh`
 # start, against importing an empty module (what any script module costs on this pwsh), and
-# against a module holding only MgKeepAlive's exported command definitions (see below).
+# against a module holding only MgKeepAlive's exported command definitions (see below); and the
+# import followed by a first command, which loads what the import leaves for later.
 # Prints the median of N runs of each, interleaved so background noise hits all alike.
 #   bash bench/import.sh [runs]
 #   PWSH=$(bash bench/pwsh-r2r.sh) bash bench/import.sh [runs]
@@ -50,6 +51,8 @@ cases = {
     "empty module": f"Import-Module '{empty}'",
     "commands only": f"Import-Module '{commands}'",
     "MgKeepAlive": f"Import-Module '{module}'",
+    # the import plus a first command: the private helpers, the library and its interop type
+    "first command": f"Import-Module '{module}'; $null = Get-MgEnvironment",
 }
 # one XDG_CACHE_HOME (so one multicore-JIT start-up profile) per case; see the top of the script
 envs = {}
@@ -73,4 +76,5 @@ for k, v in med.items():
 print(f"added by Import-Module MgKeepAlive: {med['MgKeepAlive'] - med['bare pwsh']:.1f} ms "
       f"(an empty module adds {med['empty module'] - med['bare pwsh']:.1f} ms; "
       f"the exported commands' definitions alone {med['commands only'] - med['bare pwsh']:.1f} ms)")
+print(f"import and a first command (Get-MgEnvironment): {med['first command'] - med['bare pwsh']:.1f} ms")
 PY
