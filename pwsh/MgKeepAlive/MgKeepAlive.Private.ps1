@@ -156,8 +156,8 @@ function script:Invoke-MgkaNative {
     # A simple (not advanced) function on purpose: it is called per request.
     param(
         # Version, EnvironmentList, EnvironmentAdd, EnvironmentRemove, Connect, ConnectStart,
-        # Disconnect, Context, KeepAliveByIdStart, KeepAliveByIdentityStart, KeepAliveBulkStart, OperationWait,
-        # OperationCancel, RequestContextGet or RequestContextSet; KeeperStart, KeeperStop, KeeperList or KeeperEvents (bound on first
+        # Disconnect, Context, KeepAliveByIdStart, KeepAliveByIdentityStart, KeepAliveBulkStart,
+        # OperationCancel (waits: Wait-MgkaOperation), RequestContextGet or RequestContextSet; KeeperStart, KeeperStop, KeeperList or KeeperEvents (bound on first
         # use: Initialize-MgkaKeeper).
         [string] $Function,
 
@@ -229,7 +229,6 @@ function script:Invoke-MgkaNative {
             'KeepAliveByIdStart' { $status = $N::mgka_keep_alive_by_id_start($encoded[0], $encoded[1], [ref]$op) }
             'KeepAliveByIdentityStart' { $status = $N::mgka_keep_alive_by_identity_start($encoded[0], $encoded[1], [ref]$op) }
             'KeepAliveBulkStart' { $status = $N::mgka_keep_alive_bulk_start($encoded[0], $encoded[1], [ref]$op) }
-            'OperationWait' { $status = $N::mgka_operation_wait($Operation, $TimeoutMs, [ref]$out) }
             'OperationCancel' { $status = $N::mgka_operation_cancel($Operation) }
             'RequestContextGet' { $status = $N::mgka_request_context_get([ref]$out) }
             'RequestContextSet' { $status = $N::mgka_request_context_set($encoded[0], [ref]$out) }
@@ -594,25 +593,29 @@ function script:Resolve-MgkaCallIdentity {
 
 function script:Wait-MgkaOperation {
     # Waits for a started native operation in short slices so that a pipeline stop (Ctrl+C) is
-    # honoured within one slice; an unfinished operation is cancelled in finally.
-    # Returns @{ Status; Json }.
-    param([uint64] $Operation)
+    # honoured within one slice; an unfinished operation is cancelled in finally. Calls the
+    # library directly (a keep-alive's every wait: a function call per slice would cost more than
+    # the round trip). Returns @{ Status; Json }; with -SuccessJson $false a success's JSON is
+    # freed unread (Json $null), for callers that show nothing for a success.
+    param([uint64] $Operation, [bool] $SuccessJson = $true)
+    $native = $script:Native
+    $out = [IntPtr]::Zero
     $finished = $false
     try {
-        while ($true) {
-            $wait = Invoke-MgkaNative OperationWait -Operation $Operation -TimeoutMs $script:WaitSliceMs
-            if ($wait.Status -ne $script:MGKA_PENDING) {
-                $finished = $true
-                return @{ Status = $wait.Status; Json = $wait.Json }
-            }
-        }
+        do { $status = $native::mgka_operation_wait($Operation, $script:WaitSliceMs, [ref]$out) } while ($status -eq $script:MGKA_PENDING)
+        $finished = $true
     } finally {
         if (-not $finished) {
             # Runs on pipeline stop too. A direct method call: commands may refuse to run
             # while the pipeline is stopping, a .NET call always runs.
-            [void]$script:Native::mgka_operation_cancel($Operation)
+            [void]$native::mgka_operation_cancel($Operation)
         }
     }
+    if ($status -eq $script:MGKA_OK -and -not $SuccessJson) {
+        if ($out -ne [IntPtr]::Zero) { $native::mgka_string_free($out) }
+        return @{ Status = $status; Json = $null }
+    }
+    @{ Status = $status; Json = (Read-MgkaNativeString -Pointer $out) }
 }
 
 function script:Get-MgkaEnvironmentProxy {
@@ -757,15 +760,13 @@ function script:Initialize-MgkaKeepAlive {
         Write-Warning ('MgKeepAlive cannot send default (integrated Windows) credentials to a proxy: -ProxyUseDefaultCredentials is ignored ' +
             'and the request goes to the proxy without credentials. Give -ProxyCredential for a proxy that needs a user name and password.')
     }
-    $environmentProxy = if ([Environment]::GetEnvironmentVariable('HTTPS_PROXY') -or [Environment]::GetEnvironmentVariable('https_proxy') -or
-        [Environment]::GetEnvironmentVariable('HTTP_PROXY') -or [Environment]::GetEnvironmentVariable('http_proxy') -or
-        [Environment]::GetEnvironmentVariable('NO_PROXY') -or [Environment]::GetEnvironmentVariable('no_proxy')) { Get-MgkaEnvironmentProxy }
+    $environmentProxy = Get-MgkaEnvironmentProxy
     $debug = $DebugPreference -ne 'SilentlyContinue' -and $DebugPreference -ne 'Ignore'
-    if ($options.Count -eq 1 -and -not $environmentProxy -and -not $debug) {
+    if ($options.Count -eq 1 -and $environmentProxy.Count -eq 0 -and -not $debug) {
         # The common case, kept cheap: called every 15 minutes per call, or in bulk.
         $optionsJson = '{"apiVersion":"' + $ApiVersion + '","environmentProxy":{}}'
     } else {
-        $options['environmentProxy'] = if ($environmentProxy) { $environmentProxy } else { [ordered]@{} }
+        $options['environmentProxy'] = $environmentProxy
         if ($debug) { $options['debug'] = $true }
         $optionsJson = ConvertTo-Json -Compress -Depth 4 -InputObject $options
     }
@@ -828,26 +829,17 @@ function script:Invoke-MgkaSingleKeepAlive {
         if ($null -eq $script:Native) { $null = Initialize-MgkaNative }
         $native = $script:Native
         $operation = [uint64]0
-        $out = [IntPtr]::Zero
         $status = if ($By -eq 'Id') { $native::mgka_keep_alive_by_id_start($valueBytes, $State.OptionsBytes, [ref]$operation) }
         else { $native::mgka_keep_alive_by_identity_start($valueBytes, $State.OptionsBytes, [ref]$operation) }
+        $json = $null
         if ($status -eq $script:MGKA_OK) {
-            # Short waits, so that Ctrl+C (a pipeline stop between two waits) is honoured;
-            # an unfinished operation is cancelled in finally.
-            $finished = $false
-            try {
-                do { $status = $native::mgka_operation_wait($operation, $script:WaitSliceMs, [ref]$out) } while ($status -eq $script:MGKA_PENDING)
-                $finished = $true
-            } finally {
-                if (-not $finished) { [void]$native::mgka_operation_cancel($operation) }
-            }
+            $result = Wait-MgkaOperation -Operation $operation -SuccessJson $State.WantDetails
+            $status = $result.Status; $json = $result.Json
         }
         if ($status -eq $script:MGKA_OK -and -not $State.WantDetails) {
-            if ($out -ne [IntPtr]::Zero) { $native::mgka_string_free($out) }
             if ($State.PassThru) { $true }
             return
         }
-        $json = Read-MgkaNativeString -Pointer $out
     }
     $elapsedMs = [long](([System.Diagnostics.Stopwatch]::GetTimestamp() - $started) * 1000 / [System.Diagnostics.Stopwatch]::Frequency)
     Write-MgkaKeepAliveResult -State $State -Status $status -Info (ConvertFrom-MgkaJson $json) -DisplayId $DisplayId -Target $Target -ElapsedMs $elapsedMs
