@@ -61,7 +61,8 @@ enum MgkaStatus
   MGKA_STATUS_INVALID_HANDLE = 10,
   // A token could not be acquired.
   MGKA_STATUS_AUTH_ERROR = 11,
-  // An internal error (a bug) was caught at the ABI boundary.
+  // An internal error (a bug) was caught: at the ABI boundary, or in an operation's background
+  // work (then it is the operation's result).
   MGKA_STATUS_PANIC = 12,
   // A named thing (e.g. an environment) does not exist.
   MGKA_STATUS_NOT_FOUND = 13,

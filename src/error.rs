@@ -68,6 +68,19 @@ pub enum CoreError {
     Timeout { call_id: Option<String>, after_ms: u64, attempt_log: Vec<AttemptRecord> },
     Cancelled { call_id: Option<String> },
     Auth(Box<AuthError>),
+    /// A bug: background work panicked. Its operation, bulk item or kept call ends with this
+    /// instead of never ending.
+    Panic { call_id: Option<String>, message: String },
+}
+
+/// What a caught panic says, as every Panic result shows it.
+pub(crate) fn panic_description(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into());
+    format!("Internal error in MgKeepAlive: {text}")
 }
 
 /// The text PowerShell users know from the official cmdlet.
@@ -111,6 +124,14 @@ impl CoreError {
         CoreError::InvalidArgument { parameter, message: message.into() }
     }
 
+    /// A task that did not finish: its panic (with the panic's message), or its cancellation.
+    pub fn from_join(error: tokio::task::JoinError) -> Self {
+        match error.try_into_panic() {
+            Ok(payload) => CoreError::Panic { call_id: None, message: panic_description(&*payload) },
+            Err(_) => CoreError::Cancelled { call_id: None },
+        }
+    }
+
     /// Stable name of the error kind; the same word as the ABI status.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -122,6 +143,7 @@ impl CoreError {
             CoreError::Timeout { .. } => "Timeout",
             CoreError::Cancelled { .. } => "Cancelled",
             CoreError::Auth(_) => "AuthError",
+            CoreError::Panic { .. } => "Panic",
         }
     }
 
@@ -132,6 +154,7 @@ impl CoreError {
             CoreError::Transport { call_id, .. }
             | CoreError::Timeout { call_id, .. }
             | CoreError::Cancelled { call_id }
+            | CoreError::Panic { call_id, .. }
                 if call_id.is_none() =>
             {
                 *call_id = Some(id.to_owned())
@@ -146,7 +169,8 @@ impl CoreError {
             CoreError::Graph(g) => g.call_id.as_deref(),
             CoreError::Transport { call_id, .. }
             | CoreError::Timeout { call_id, .. }
-            | CoreError::Cancelled { call_id } => call_id.as_deref(),
+            | CoreError::Cancelled { call_id }
+            | CoreError::Panic { call_id, .. } => call_id.as_deref(),
             _ => None,
         }
     }
@@ -194,6 +218,7 @@ impl fmt::Display for CoreError {
                 after_attempts(self.attempt_log())
             ),
             CoreError::Cancelled { .. } => f.write_str("The request was cancelled."),
+            CoreError::Panic { message, .. } => f.write_str(message),
         }
     }
 }

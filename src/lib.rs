@@ -6,6 +6,7 @@
 //! converts pointers, strings and results. The PowerShell module `pwsh/MgKeepAlive` drives the ABI.
 
 pub mod auth;
+pub mod clock;
 pub mod environment;
 pub mod error;
 pub mod ffi;

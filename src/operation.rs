@@ -3,6 +3,8 @@
 //! A host starts an operation, waits for it in short slices and cancels it when its user gives up
 //! (PowerShell cannot interrupt a thread inside a native call, so nothing may block for long).
 //! Handles are plain numbers, never pointers: a stale or forged handle is an error, not a crash.
+//! Every operation finishes: with its result, its cancellation, or — if its work panicked (a bug)
+//! — a `Panic` error carrying the panic's message.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -51,12 +53,36 @@ where
         let outcome = tokio::select! {
             biased;
             _ = operation.cancel.cancelled() => Err(CoreError::Cancelled { call_id }),
-            outcome = work => outcome,
+            // A panic in the work ends the operation with it: a host waiting is never left pending.
+            outcome = isolated(work) => outcome.unwrap_or_else(|failed| Err(match &call_id {
+                Some(id) => failed.with_call_id(id),
+                None => failed,
+            })),
         };
         *operation.outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
         operation.finished.notify_all();
     });
     Ok(handle)
+}
+
+/// Runs `work` as a task of its own on the current runtime and returns its output, or
+/// `CoreError::Panic` (with the panic's message) if it panicked: a panic in background work
+/// becomes a result instead of unwinding the task that waits for it, whose own result would then
+/// never be delivered. Dropping the returned future aborts the task.
+pub async fn isolated<F>(work: F) -> Result<F::Output, CoreError>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    struct AbortOnDrop(tokio::task::AbortHandle);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let task = tokio::spawn(work);
+    let _abort = AbortOnDrop(task.abort_handle());
+    task.await.map_err(CoreError::from_join)
 }
 
 /// Waits up to `timeout` for the operation. A finished operation's handle is released.

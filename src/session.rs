@@ -283,19 +283,21 @@ pub async fn keep_alive_many_in(
             Err(error) => answers[index] = answer(Err(error), details),
         }
     }
-    let mut tasks = tokio::task::JoinSet::new();
+    // A task that panics answers its items with the panic: no item is left without an answer.
+    let mut tasks = crate::graph::ItemTasks::default();
     let batching = !options.trace && sendable.len() > 1;
     let sizes = if batching { crate::graph::batch_sizes(sendable.len()) } else { vec![1; sendable.len()] };
     let mut sendable = sendable.into_iter();
     for size in sizes {
         // Spawn only with a permit in hand, so a large request holds few tasks at a time.
         let Ok(permit) = permits.clone().acquire_owned().await else { break };
-        while let Some(Ok(done)) = tasks.try_join_next() {
+        while let Some(done) = tasks.try_join_next() {
             record(&mut answers, done, details);
         }
         let chunk: Vec<_> = sendable.by_ref().take(size).collect();
+        let answered_by_task = chunk.iter().map(|item| (item.index, item.call_id.clone())).collect();
         let (session, options, permits) = (session.clone(), options.clone(), permits.clone());
-        tasks.spawn(async move {
+        tasks.spawn(answered_by_task, async move {
             if batching {
                 crate::graph::keep_alive_batch(session, chunk, options, permit, permits).await
             } else {
@@ -310,9 +312,7 @@ pub async fn keep_alive_many_in(
         });
     }
     while let Some(done) = tasks.join_next().await {
-        if let Ok(done) = done {
-            record(&mut answers, done, details);
-        }
+        record(&mut answers, done, details);
     }
     Ok(serde_json::Value::Array(answers))
 }
@@ -336,7 +336,7 @@ fn answer(outcome: Result<crate::graph::KeepAliveSuccess, CoreError>, details: b
     }
 }
 
-fn record(answers: &mut [serde_json::Value], done: Vec<(usize, Result<crate::graph::KeepAliveSuccess, CoreError>)>, details: bool) {
+fn record(answers: &mut [serde_json::Value], done: Vec<crate::graph::ItemOutcome>, details: bool) {
     for (index, outcome) in done {
         answers[index] = answer(outcome, details);
     }

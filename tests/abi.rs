@@ -20,7 +20,11 @@ const INVALID_UTF8: u32 = 5;
 const TIMEOUT: u32 = 7;
 const PENDING: u32 = 9;
 const INVALID_HANDLE: u32 = 10;
+const PANIC: u32 = 12;
 const NOT_FOUND: u32 = 13;
+
+/// Far longer than anything below needs, short enough that a hang fails the test instead of CI.
+const HANG_BOUND: Duration = Duration::from_secs(30);
 
 type OutJson = *mut *mut c_char;
 
@@ -91,6 +95,30 @@ impl Abi {
 
 fn emulator() -> EmulatorThread {
     spawn_blocking_runtime(Config::default()).unwrap()
+}
+
+/// Runs `f` on its own thread and returns its result, failing the test if it has not returned
+/// within [`HANG_BOUND`] (the thread is then left behind: the test has failed anyway).
+fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(HANG_BOUND).unwrap_or_else(|_| panic!("{what} did not return within {HANG_BOUND:?}"))
+}
+
+/// Waits for an operation in short slices, as hosts do; fails the test if it is still pending
+/// after [`HANG_BOUND`].
+fn collect(abi: &Abi, handle: u64) -> (u32, serde_json::Value) {
+    let wait: Symbol<unsafe extern "C" fn(u64, u32, OutJson) -> u32> = abi.sym("mgka_operation_wait");
+    let started = Instant::now();
+    loop {
+        let mut out = ptr::null_mut();
+        match unsafe { wait(handle, 50, &mut out) } {
+            PENDING => assert!(started.elapsed() < HANG_BOUND, "operation {handle} still pending after {HANG_BOUND:?}"),
+            status => break (status, serde_json::from_str(&abi.take(out)).unwrap()),
+        }
+    }
 }
 
 #[test]
@@ -449,6 +477,217 @@ fn bulk_keep_alive_takes_plain_call_ids_answers_without_details_and_refuses_both
         assert_eq!((status, error["kind"].as_str(), error["parameter"].as_str()), (INVALID_ARGUMENT, Some("InvalidArgument"), Some("InputObject")), "{refused}");
     }
     assert!(emu.requests().is_empty(), "a refused request sends nothing");
+    let disconnect: Symbol<unsafe extern "C" fn(OutJson) -> u32> = abi.sym("mgka_disconnect");
+    unsafe { disconnect(ptr::null_mut()) };
+}
+
+/// A blocking `mgka_connect` through the real symbol, with the JSON answer parsed.
+fn connect_blocking(request: String, secret: &'static [u8]) -> (u32, serde_json::Value) {
+    let connect: Symbol<unsafe extern "C" fn(*const c_char, *const u8, usize, OutJson) -> u32> = ABI.sym("mgka_connect");
+    let request = CString::new(request).unwrap();
+    ABI.json_call(|out| unsafe { connect(request.as_ptr(), secret.as_ptr(), secret.len(), out) })
+}
+
+#[test]
+fn absurd_token_lifetimes_give_a_usable_token_not_a_hang() {
+    let _one = SESSION.lock().unwrap_or_else(|p| p.into_inner());
+    let abi = &*ABI;
+    let emu = emulator();
+    abi.connect(&emu, "abi-token"); // defines the AbiEmulator environment
+    emu.register_app("tenant-l", "app-l", "secret-l");
+    let call = CString::new(emu.create_call(None)).unwrap();
+    let secret_request = r#"{"authType":"ClientSecret","environment":"AbiEmulator","tenantId":"tenant-l","clientId":"app-l","timeoutMs":3000}"#.to_owned();
+    let identity_request = format!(
+        r#"{{"authType":"ManagedIdentity","environment":"AbiEmulator","managedIdentity":{{"imdsEndpoint":"{}"}},"timeoutMs":3000}}"#,
+        emu.base_url()
+    );
+    // What a broken or hostile token endpoint may announce: beyond Duration, beyond Instant,
+    // negative, not a number; the same through refresh_in and a managed identity's expires_on.
+    // A lifetime too long to believe keeps the token (capped); one that gives nothing to go on
+    // makes it due at once, so the keep-alive renews it first.
+    let (keeps, renews) = (true, false);
+    let cases = [
+        (&secret_request, "/oauth2/v2.0/token", r#""expires_in":1e300"#, keeps),
+        (&secret_request, "/oauth2/v2.0/token", r#""expires_in":"inf""#, keeps),
+        (&secret_request, "/oauth2/v2.0/token", r#""expires_in":1e19"#, keeps),
+        (&secret_request, "/oauth2/v2.0/token", r#""expires_in":-5"#, renews),
+        (&secret_request, "/oauth2/v2.0/token", r#""expires_in":"NaN""#, renews),
+        (&secret_request, "/oauth2/v2.0/token", r#""expires_in":3599,"refresh_in":1e300"#, keeps),
+        (&secret_request, "/oauth2/v2.0/token", r#""expires_in":3599,"refresh_in":-1e19"#, renews),
+        (&identity_request, "/metadata/identity/", r#""expires_on":"1e300""#, keeps),
+        (&identity_request, "/metadata/identity/", r#""expires_in":"1e19""#, keeps),
+        (&identity_request, "/metadata/identity/", r#""expires_on":"-1e300""#, renews),
+    ];
+    emu.register_token("abi-lifetime-token", Duration::from_secs(3600));
+    for (request, path, lifetime, kept) in cases {
+        let body = format!(r#"{{"token_type":"Bearer",{lifetime},"access_token":"abi-lifetime-token"}}"#);
+        emu.push_faults(FaultScript::for_path(path, vec![FaultResponse::status(200).body(&body, "application/json")]));
+        // The connect's timeout is 3 s: it must return, whatever the lifetime says.
+        let request = request.clone();
+        let (status, context) = within(&format!("mgka_connect with {lifetime}"), move || connect_blocking(request, b"secret-l"));
+        assert_eq!(status, OK, "{lifetime}: {context}");
+        let (status, answer) = within(&format!("a keep-alive after {lifetime}"), {
+            let call = call.clone();
+            move || ABI.by_id(&call, None)
+        });
+        assert_eq!(status, OK, "{lifetime}: {answer}");
+        let sent = emu.requests_for_call(call.to_str().unwrap()).pop().unwrap();
+        assert_eq!(sent.headers["authorization"] == "Bearer abi-lifetime-token", kept, "{lifetime}: {}", sent.headers["authorization"]);
+    }
+    let disconnect: Symbol<unsafe extern "C" fn(OutJson) -> u32> = abi.sym("mgka_disconnect");
+    assert_eq!(unsafe { disconnect(ptr::null_mut()) }, OK);
+}
+
+#[test]
+fn a_renewal_with_an_absurd_lifetime_does_not_stop_the_keeper() {
+    let _one = SESSION.lock().unwrap_or_else(|p| p.into_inner());
+    let abi = &*ABI;
+    let emu = emulator();
+    abi.connect(&emu, "abi-token"); // defines the AbiEmulator environment
+    emu.register_app("tenant-k", "app-k", "secret-k");
+    // The first token is due for renewal one second after it is issued (5-minute margin) ...
+    emu.set_token_lifetime(Duration::from_secs(301));
+    let (status, context) = connect_blocking(
+        r#"{"authType":"ClientSecret","environment":"AbiEmulator","tenantId":"tenant-k","clientId":"app-k"}"#.into(),
+        b"secret-k",
+    );
+    assert_eq!(status, OK, "{context}");
+    std::thread::sleep(Duration::from_millis(1100));
+    // ... and its renewal, made by the keeper's first keep-alive, announces 1e19 seconds.
+    let body = r#"{"token_type":"Bearer","expires_in":1e19,"access_token":"abi-renewed-token"}"#;
+    emu.register_token("abi-renewed-token", Duration::from_secs(3600));
+    emu.push_faults(FaultScript::for_path("/oauth2/v2.0/token", vec![FaultResponse::status(200).body(body, "application/json")]));
+    let call = emu.create_call(None);
+    let start: Symbol<unsafe extern "C" fn(*const c_char, OutJson) -> u32> = abi.sym("mgka_keeper_start");
+    let request = CString::new(serde_json::json!({"callIds": [call], "intervalMs": 1000}).to_string()).unwrap();
+    assert_eq!(abi.json_call(|out| unsafe { start(request.as_ptr(), out) }).0, OK);
+    // Two keep-alives (the first and one an interval later) prove the call is still being kept.
+    let started = Instant::now();
+    while emu.requests_for_call(&call).len() < 2 {
+        assert!(started.elapsed() < HANG_BOUND, "the keeper stopped keeping {call}: {:?}", keeper_list(abi));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(emu.requests_for_call(&call).iter().all(|r| r.headers["authorization"] == "Bearer abi-renewed-token"));
+    let listed = keeper_list(abi);
+    assert_eq!((listed[0]["state"].as_str(), listed[0]["lastError"].as_str()), (Some("Active"), None), "{listed}");
+    let stop: Symbol<unsafe extern "C" fn(*const c_char, OutJson) -> u32> = abi.sym("mgka_keeper_stop");
+    assert_eq!(unsafe { stop(c"{\"all\":true}".as_ptr(), ptr::null_mut()) }, OK);
+    let disconnect: Symbol<unsafe extern "C" fn(OutJson) -> u32> = abi.sym("mgka_disconnect");
+    assert_eq!(unsafe { disconnect(ptr::null_mut()) }, OK);
+}
+
+fn keeper_list(abi: &Abi) -> serde_json::Value {
+    let list: Symbol<unsafe extern "C" fn(*const c_char, OutJson) -> u32> = abi.sym("mgka_keeper_list");
+    abi.json_call(|out| unsafe { list(ptr::null(), out) }).1
+}
+
+/// With `test-hooks`, a keep-alive for a call id starting with this panics inside the library's
+/// background work (graph::keep_alive_from), wherever that work runs.
+#[cfg(feature = "test-hooks")]
+const PANICKING_CALL: &str = "mgka-test-panic";
+
+#[cfg(feature = "test-hooks")]
+#[test]
+fn a_panic_in_background_work_ends_its_operation_with_the_panic_status() {
+    let _one = SESSION.lock().unwrap_or_else(|p| p.into_inner());
+    let abi = &*ABI;
+    let emu = emulator();
+    abi.connect(&emu, "abi-token");
+    let start: Symbol<unsafe extern "C" fn(*const c_char, *const c_char, *mut u64) -> u32> = abi.sym("mgka_keep_alive_by_id_start");
+    let id = CString::new(PANICKING_CALL).unwrap();
+    let mut handle = 0;
+    assert_eq!(unsafe { start(id.as_ptr(), ptr::null(), &mut handle) }, OK);
+    let (status, err) = collect(abi, handle);
+    assert_eq!((status, err["kind"].as_str(), err["callId"].as_str()), (PANIC, Some("Panic"), Some(PANICKING_CALL)), "{err}");
+    let message = err["message"].as_str().unwrap();
+    assert!(message.starts_with("Internal error in MgKeepAlive: ") && message.contains("forced panic"), "{message}");
+
+    // The blocking form answers the same, and the library stays usable.
+    let (status, err) = within("a blocking keep-alive that panics", move || ABI.by_id(&id, None));
+    assert_eq!((status, err["kind"].as_str()), (PANIC, Some("Panic")), "{err}");
+    let good = CString::new(emu.create_call(None)).unwrap();
+    assert_eq!(abi.by_id(&good, None).0, OK);
+    let disconnect: Symbol<unsafe extern "C" fn(OutJson) -> u32> = abi.sym("mgka_disconnect");
+    unsafe { disconnect(ptr::null_mut()) };
+}
+
+#[cfg(feature = "test-hooks")]
+#[test]
+fn a_bulk_item_whose_worker_panicked_gets_a_panic_error_and_the_others_their_answers() {
+    let _one = SESSION.lock().unwrap_or_else(|p| p.into_inner());
+    let abi = &*ABI;
+    let emu = emulator();
+    abi.connect(&emu, "abi-token");
+    let good: Vec<String> = (0..4).map(|_| emu.create_call(None)).collect();
+    let panicking = format!("{PANICKING_CALL}-in-a-batch");
+    // Answered 503 inside the batch, the item is retried singly, in a task of its own: that task panics.
+    emu.push_faults(FaultScript::for_call(&panicking, vec![FaultResponse::status(503)]));
+    let start: Symbol<unsafe extern "C" fn(*const c_char, *const c_char, *mut u64) -> u32> = abi.sym("mgka_keep_alive_bulk_start");
+    for (ids, options) in [
+        (vec![good[0].clone(), panicking.clone(), good[1].clone()], c"{}"),
+        // Single requests (-Debug): each item is a task of the bulk operation itself.
+        (vec![good[2].clone(), PANICKING_CALL.to_owned(), good[3].clone()], c"{\"debug\":true}"),
+    ] {
+        let request = CString::new(serde_json::json!({"callIds": ids}).to_string()).unwrap();
+        let mut handle = 0;
+        assert_eq!(unsafe { start(request.as_ptr(), options.as_ptr(), &mut handle) }, OK);
+        let (status, answers) = collect(abi, handle);
+        assert_eq!(status, OK, "{answers}");
+        let answers = answers.as_array().unwrap();
+        assert_eq!(answers.len(), 3);
+        for (i, answer) in answers.iter().enumerate() {
+            if i == 1 {
+                let error = &answer["error"];
+                assert_eq!((answer["ok"].as_bool(), error["kind"].as_str(), error["callId"].as_str()), (Some(false), Some("Panic"), Some(ids[1].as_str())), "{answer}");
+                assert!(error["message"].as_str().unwrap().contains("forced panic"), "{answer}");
+            } else {
+                assert_eq!((answer["ok"].as_bool(), answer["result"]["callId"].as_str()), (Some(true), Some(ids[i].as_str())), "item {i}: {answer}");
+            }
+        }
+    }
+    let disconnect: Symbol<unsafe extern "C" fn(OutJson) -> u32> = abi.sym("mgka_disconnect");
+    unsafe { disconnect(ptr::null_mut()) };
+}
+
+#[cfg(feature = "test-hooks")]
+#[test]
+fn the_keeper_records_a_panic_on_its_call_and_keeps_the_others() {
+    let _one = SESSION.lock().unwrap_or_else(|p| p.into_inner());
+    let abi = &*ABI;
+    let emu = emulator();
+    abi.connect(&emu, "abi-token");
+    let events: Symbol<unsafe extern "C" fn(u64, u32, OutJson) -> u32> = abi.sym("mgka_keeper_events");
+    let (_, before) = abi.json_call(|out| unsafe { events(u64::MAX, 0, out) });
+    let kept: Vec<String> = (0..3).map(|_| emu.create_call(None)).collect();
+    let mut ids = kept.clone();
+    ids.insert(1, PANICKING_CALL.to_owned());
+    let start: Symbol<unsafe extern "C" fn(*const c_char, OutJson) -> u32> = abi.sym("mgka_keeper_start");
+    let request = CString::new(serde_json::json!({"callIds": ids, "intervalMs": 1000}).to_string()).unwrap();
+    assert_eq!(abi.json_call(|out| unsafe { start(request.as_ptr(), out) }).0, OK);
+
+    // The panicking call ends in an event that says why ...
+    let (status, answer) = abi.json_call(|out| unsafe { events(before["lastSeq"].as_u64().unwrap(), HANG_BOUND.as_millis() as u32, out) });
+    assert_eq!(status, OK);
+    let event = &answer["events"][0];
+    assert_eq!((event["callId"].as_str(), event["state"].as_str()), (Some(PANICKING_CALL), Some("Failed")), "{answer}");
+    assert!(event["error"].as_str().unwrap().contains("Internal error in MgKeepAlive: forced panic"), "{answer}");
+    // ... and the others are kept: each gets a second keep-alive an interval after the first.
+    let started = Instant::now();
+    while kept.iter().any(|id| emu.requests_for_call(id).len() < 2) {
+        assert!(started.elapsed() < HANG_BOUND, "the keeper stopped keeping the other calls: {}", keeper_list(abi));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let listed = keeper_list(abi);
+    for call in listed.as_array().unwrap() {
+        if call["callId"] == PANICKING_CALL {
+            assert_eq!((call["state"].as_str(), call["attempts"].as_u64(), call["nextDueUnixMs"].as_u64()), (Some("Failed"), Some(1), None), "{call}");
+            assert!(call["lastError"].as_str().unwrap().contains("forced panic"), "{call}");
+        } else {
+            assert_eq!((call["state"].as_str(), call["lastError"].as_str()), (Some("Active"), None), "{call}");
+        }
+    }
+    let stop: Symbol<unsafe extern "C" fn(*const c_char, OutJson) -> u32> = abi.sym("mgka_keeper_stop");
+    assert_eq!(unsafe { stop(c"{\"all\":true}".as_ptr(), ptr::null_mut()) }, OK);
     let disconnect: Symbol<unsafe extern "C" fn(OutJson) -> u32> = abi.sym("mgka_disconnect");
     unsafe { disconnect(ptr::null_mut()) };
 }

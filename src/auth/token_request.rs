@@ -5,6 +5,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 
+use super::token_cache::announced_lifetime;
 use super::{AccessToken, Secret};
 use crate::error::{AuthError, CoreError};
 use crate::graph::read_bounded;
@@ -120,8 +121,9 @@ fn parse_token(status: StatusCode, body: &[u8], endpoint: &str) -> Result<Access
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs_f64();
         Some(on - now)
     });
-    let lifetime = Duration::from_secs_f64(lifetime.unwrap_or(0.0).max(0.0));
-    let refresh_in = number(obj.and_then(|j| j.get("refresh_in"))).map(|s| Duration::from_secs_f64(s.max(0.0)));
+    // Clamped: the numbers come from the network, and an absurd one must not panic the renewal.
+    let lifetime = announced_lifetime(lifetime.unwrap_or(0.0));
+    let refresh_in = number(obj.and_then(|j| j.get("refresh_in"))).map(announced_lifetime);
     Ok(AccessToken::new(Secret::new(token), lifetime, refresh_in))
 }
 
@@ -149,5 +151,22 @@ mod tests {
         let t = parse_token(StatusCode::OK, br#"{"access_token":"a","expires_in":3599,"refresh_in":100}"#, "x").unwrap();
         assert_eq!(t.renew_at - t.acquired_at, Duration::from_secs(100));
         assert!(parse_token(StatusCode::OK, br#"{"expires_in":1}"#, "x").is_err());
+    }
+
+    proptest::proptest! {
+        /// Whatever an endpoint announces, parsing gives a token and never panics.
+        #[test]
+        fn any_announced_lifetime_gives_a_token(seconds in proptest::num::f64::ANY, field in 0..3usize, quoted: bool) {
+            let value = if quoted || !seconds.is_finite() { format!("\"{seconds}\"") } else { format!("{seconds:e}") };
+            let lifetime = match field {
+                0 => format!(r#""expires_in":{value}"#),
+                1 => format!(r#""expires_in":3599,"refresh_in":{value}"#),
+                _ => format!(r#""expires_on":{value}"#),
+            };
+            let body = format!(r#"{{"access_token":"a",{lifetime}}}"#);
+            let token = parse_token(StatusCode::OK, body.as_bytes(), "x").unwrap();
+            proptest::prop_assert!(token.renew_at <= token.expires_at);
+            proptest::prop_assert!(token.expires_at - token.acquired_at <= super::super::token_cache::MAX_ANNOUNCED_LIFETIME);
+        }
     }
 }

@@ -4,7 +4,7 @@ use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, UnwindSafe};
 
 use super::MgkaStatus;
-use crate::error::CoreError;
+use crate::error::{panic_description, CoreError};
 
 /// Why an export failed: a core error, or a problem with the arguments at the ABI itself.
 pub(crate) enum Failure {
@@ -43,7 +43,7 @@ where
     F: FnOnce() -> Result<T, Failure> + UnwindSafe,
 {
     catch_unwind(body).unwrap_or_else(|panic| {
-        Err(Failure::Abi(MgkaStatus::Panic, format!("Internal error in MgKeepAlive: {}", panic_message(&*panic))))
+        Err(Failure::Abi(MgkaStatus::Panic, panic_description(&*panic)))
     })
 }
 
@@ -71,14 +71,6 @@ where
     F: FnOnce() -> MgkaStatus + UnwindSafe,
 {
     catch_unwind(body).unwrap_or(MgkaStatus::Panic)
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "panic".into())
 }
 
 /// Borrows a NUL-terminated UTF-8 argument. NULL and invalid UTF-8 are errors, never decoded lossily.

@@ -28,7 +28,8 @@ pub enum MgkaStatus {
     InvalidHandle = 10,
     /// A token could not be acquired.
     AuthError = 11,
-    /// An internal error (a bug) was caught at the ABI boundary.
+    /// An internal error (a bug) was caught: at the ABI boundary, or in an operation's background
+    /// work (then it is the operation's result).
     Panic = 12,
     /// A named thing (e.g. an environment) does not exist.
     NotFound = 13,
@@ -66,6 +67,7 @@ impl From<&CoreError> for MgkaStatus {
             CoreError::Timeout { .. } => MgkaStatus::Timeout,
             CoreError::Cancelled { .. } => MgkaStatus::Cancelled,
             CoreError::Auth(_) => MgkaStatus::AuthError,
+            CoreError::Panic { .. } => MgkaStatus::Panic,
         }
     }
 }

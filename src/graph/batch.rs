@@ -56,7 +56,7 @@ pub async fn keep_alive_batch(
     options: Arc<KeepAliveOptions>,
     permit: OwnedSemaphorePermit,
     permits: Arc<Semaphore>,
-) -> Vec<(usize, Result<KeepAliveSuccess, CoreError>)> {
+) -> Vec<super::ItemOutcome> {
     let started = Instant::now();
     // One fresh client-request-id per item, as a single request would have.
     let request_ids: Vec<String> = items.iter().map(|_| uuid::Uuid::new_v4().to_string()).collect();
@@ -94,7 +94,7 @@ pub async fn keep_alive_batch(
         Ok(Err(_)) | Err(_) => singles.extend(items.into_iter().map(|item| (item, None))),
     }
 
-    let mut tasks = tokio::task::JoinSet::new();
+    let mut tasks = super::ItemTasks::default();
     for (item, first) in singles {
         let needs_request = match &first {
             None => true,
@@ -108,16 +108,14 @@ pub async fn keep_alive_batch(
         }
         let Ok(permit) = permits.clone().acquire_owned().await else { break };
         let (session, options) = (session.clone(), options.clone());
-        tasks.spawn(async move {
+        tasks.spawn(vec![(item.index, item.call_id.clone())], async move {
             let _permit = permit;
             let outcome = keep_alive_from(&session, &item.url, &item.call_id, &options, started, first).await;
-            (item.index, outcome.map_err(|e| e.with_call_id(&item.call_id)))
+            vec![(item.index, outcome.map_err(|e| e.with_call_id(&item.call_id)))]
         });
     }
     while let Some(done) = tasks.join_next().await {
-        if let Ok(answer) = done {
-            answers.push(answer);
-        }
+        answers.extend(done);
     }
     answers
 }

@@ -64,6 +64,12 @@ pub(crate) async fn keep_alive_from(
     started: Instant,
     first: Option<Answered>,
 ) -> Result<KeepAliveSuccess, CoreError> {
+    // Lets the ABI tests prove that a panic in background work (an operation, a bulk item, the
+    // keeper) ends that work with a Panic result instead of a hang.
+    #[cfg(feature = "test-hooks")]
+    if call_id.starts_with("mgka-test-panic") {
+        panic!("forced panic for a test (call {call_id})");
+    }
     let mut log = Vec::new();
     let remaining = options.timeout.saturating_sub(started.elapsed());
     let outcome = if remaining.is_zero() && first.is_none() {

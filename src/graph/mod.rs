@@ -4,6 +4,7 @@ mod batch;
 mod call_id;
 mod client;
 mod identity;
+mod item_tasks;
 mod options;
 mod retry;
 
@@ -12,5 +13,6 @@ pub use call_id::{encode_segment, keep_alive_url, validate_call_id, MAX_CALL_ID_
 pub use client::{keep_alive, KeepAliveSuccess, MAX_RESPONSE_BYTES};
 pub(crate) use client::read_bounded;
 pub use identity::call_id_from_identity_json;
+pub use item_tasks::{ItemOutcome, ItemTasks};
 pub use options::{ApiVersion, KeepAliveOptions};
 pub use retry::{backoff, is_retryable_status, parse_retry_after, AttemptRecord, HttpTrace};

@@ -9,7 +9,9 @@
 //!   (Graph throttles per app);
 //! - 404 → `Ended`, 403 and other permanent refusals → `Failed`: no more requests, an event for
 //!   scripts (polled: a native callback has no runspace to run in), and the call stays listed
-//!   until it is stopped.
+//!   until it is stopped;
+//! - a keep-alive whose work panicked (a bug) → `Failed` with the panic's message and an event;
+//!   the other calls are kept as before.
 
 mod state;
 
@@ -26,6 +28,7 @@ use tokio::sync::{Notify, Semaphore};
 pub use state::{CallSnapshot, KeeperState};
 use state::Entry;
 
+use crate::clock::after;
 use crate::error::CoreError;
 use crate::graph::{backoff, parse_retry_after, validate_call_id, KeepAliveOptions};
 use crate::runtime::runtime;
@@ -39,6 +42,8 @@ const CONCURRENCY: usize = 64;
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Graph's retry delay, the base of the keeper's back-off.
 const RETRY_DELAY: Duration = Duration::from_secs(3);
+/// How long a panicked scheduler waits before it starts again (no busy loop on a repeated bug).
+const SCHEDULER_RESTART_PAUSE: Duration = Duration::from_secs(1);
 /// Events kept for scripts that poll; older ones are dropped.
 const MAX_EVENTS: usize = 10_000;
 
@@ -203,8 +208,30 @@ fn push_event(call_id: &str, state: KeeperState, error: Option<String>) {
 
 fn ensure_scheduler(rt: &tokio::runtime::Runtime) {
     if !KEEPER.scheduler_started.swap(true, Ordering::AcqRel) {
-        rt.spawn(schedule_loop());
+        rt.spawn(async {
+            // Should the scheduler ever panic (a bug), it starts again after a pause, and calls
+            // whose keep-alive it had taken from the schedule are due at once.
+            while crate::operation::isolated(schedule_loop()).await.is_err() {
+                tokio::time::sleep(SCHEDULER_RESTART_PAUSE).await;
+                reschedule_unscheduled();
+            }
+        });
     }
+}
+
+/// Schedules at once every kept call that has no due time (a keep-alive in flight, or one lost
+/// with a panicked scheduler). At worst a call gets one keep-alive more, which is harmless.
+fn reschedule_unscheduled() {
+    let now = Instant::now();
+    let mut due = Vec::new();
+    for (id, entry) in lock(&KEEPER.calls).iter_mut() {
+        if entry.state.is_kept() && entry.due.is_none() {
+            entry.due = Some(now);
+            due.push(Reverse((now, entry.generation, id.clone())));
+        }
+    }
+    lock(&KEEPER.schedule).extend(due);
+    KEEPER.wake.notify_one();
 }
 
 /// Sleeps until the earliest due time, then starts every due keep-alive.
@@ -250,7 +277,7 @@ async fn schedule_loop() {
         // memory, not 100,000.
         for (id, generation) in ready {
             let Ok(permit) = KEEPER.permits.clone().acquire_owned().await else { return };
-            tokio::spawn(keep_one(id, generation, permit));
+            tokio::spawn(keep_isolated(id, generation, permit));
         }
     }
 }
@@ -258,6 +285,20 @@ async fn schedule_loop() {
 fn schedule_at(id: Arc<str>, generation: u32, at: Instant) {
     lock(&KEEPER.schedule).push(Reverse((at, generation, id)));
     KEEPER.wake.notify_one();
+}
+
+/// [`keep_one`] as a task of its own: if it panics (a bug), its call becomes `Failed` with the
+/// panic's message and an event, and the keeper goes on keeping the others.
+async fn keep_isolated(id: Arc<str>, generation: u32, permit: tokio::sync::OwnedSemaphorePermit) {
+    let Err(failure) = crate::operation::isolated(keep_one(id.clone(), generation, permit)).await else { return };
+    let message = failure.to_string();
+    {
+        let mut calls = lock(&KEEPER.calls);
+        let Some(entry) = calls.get_mut(&id).filter(|e| e.generation == generation) else { return };
+        entry.attempts += 1;
+        entry.finished(KeeperState::Failed, message.clone());
+    }
+    push_event(&id, KeeperState::Failed, Some(message));
 }
 
 /// Sends one keep-alive for a kept call and applies the policy to its outcome.
@@ -269,7 +310,7 @@ async fn keep_one(id: Arc<str>, generation: u32, _permit: tokio::sync::OwnedSema
         let latest = lock(&KEEPER.calls)
             .get(&id)
             .filter(|e| e.state != KeeperState::Retrying)
-            .map(|e| Instant::now() + e.retry_budget(SystemTime::now()));
+            .map(|e| after(Instant::now(), e.retry_budget(SystemTime::now())));
         if let Some(latest) = latest {
             tokio::time::sleep_until(until.min(latest).into()).await;
         }
@@ -293,7 +334,7 @@ async fn keep_one(id: Arc<str>, generation: u32, _permit: tokio::sync::OwnedSema
     match outcome {
         Ok(()) => {
             entry.succeeded(wall);
-            let next = now + jittered(entry.interval);
+            let next = after(now, jittered(entry.interval));
             entry.due = Some(next);
             drop(calls);
             schedule_at(id, generation, next);
@@ -321,7 +362,7 @@ async fn keep_one(id: Arc<str>, generation: u32, _permit: tokio::sync::OwnedSema
                 _ => None,
             };
             if let Some(wait) = retry_after {
-                let until = now + wait;
+                let until = after(now, wait);
                 let mut paused = lock(&KEEPER.paused_until);
                 if paused.is_none_or(|p| p < until) {
                     *paused = Some(until);
@@ -333,7 +374,7 @@ async fn keep_one(id: Arc<str>, generation: u32, _permit: tokio::sync::OwnedSema
             // cannot carry a call past the point where Graph would end it.
             let base = RETRY_DELAY.min(entry.interval / 4);
             let wait = retry_after.unwrap_or_else(|| backoff(base, entry.consecutive_failures));
-            let next = now + wait.min(entry.retry_budget(wall));
+            let next = after(now, wait.min(entry.retry_budget(wall)));
             entry.due = Some(next);
             drop(calls);
             schedule_at(id, generation, next);

@@ -14,7 +14,8 @@ pub enum KeeperState {
     Retrying,
     /// Graph answered 404: the call is over. No more requests.
     Ended,
-    /// Graph refused for good (403, 400, an invalid id). No more requests.
+    /// Graph refused for good (403, 400, an invalid id), or the keep-alive hit an internal error
+    /// (a panic, named in `lastError`). No more requests.
     Failed,
     /// Stopped by the user.
     Stopped,
