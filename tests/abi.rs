@@ -553,8 +553,8 @@ fn a_renewal_with_an_absurd_lifetime_does_not_stop_the_keeper() {
     );
     assert_eq!(status, OK, "{context}");
     std::thread::sleep(Duration::from_millis(1100));
-    // ... and its renewal, made by the keeper's first keep-alive, announces 1e19 seconds.
-    let body = r#"{"token_type":"Bearer","expires_in":1e19,"access_token":"abi-renewed-token"}"#;
+    // ... and its renewal, made by the keeper's first keep-alive, announces 1e300 seconds.
+    let body = r#"{"token_type":"Bearer","expires_in":1e300,"access_token":"abi-renewed-token"}"#;
     emu.register_token("abi-renewed-token", Duration::from_secs(3600));
     emu.push_faults(FaultScript::for_path("/oauth2/v2.0/token", vec![FaultResponse::status(200).body(body, "application/json")]));
     let call = emu.create_call(None);
