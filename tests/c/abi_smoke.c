@@ -3,6 +3,13 @@
  * proves the header is usable from C and the library behaves as documented.
  *
  *   abi_smoke <emulator-base-url> <active-call-id> <ended-call-id>
+ *
+ * The emulator must have the app c-tenant/c-app (secret c-secret) registered and its next token
+ * answer scripted to announce `"expires_in":1e300` (tests/run-all.sh does both): the sign-in must
+ * still end, with a usable token.
+ *
+ * Every wait is bounded: blocking calls by a 20 s ClientTimeout, operations by WAIT_LIMIT_MS, so
+ * a hang in the library fails this host instead of stalling it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +22,22 @@
 #endif
 
 static int passed, failed;
+
+/* The longest an operation may stay pending here; the library's own timeouts are far shorter. */
+#define WAIT_LIMIT_MS 30000
+#define WAIT_SLICE_MS 50
+
+/* Waits for an operation in slices, as interruptible hosts do, but never longer than
+ * WAIT_LIMIT_MS: then it cancels the operation and answers MGKA_STATUS_PENDING. */
+static MgkaStatus wait_bounded(uint64_t op, char **json) {
+    for (int waited = 0; waited < WAIT_LIMIT_MS; waited += WAIT_SLICE_MS) {
+        MgkaStatus status = mgka_operation_wait(op, WAIT_SLICE_MS, json);
+        if (status != MGKA_STATUS_PENDING) return status;
+    }
+    fprintf(stderr, "  operation %llu still pending after %d ms\n", (unsigned long long)op, WAIT_LIMIT_MS);
+    mgka_operation_cancel(op);
+    return MGKA_STATUS_PENDING;
+}
 
 #define CHECK(cond, what)                                                   \
     do {                                                                    \
@@ -54,6 +77,8 @@ int main(int argc, char **argv) {
 
     CHECK(strcmp(mgka_version(), MGKA_EXPECTED_VERSION) == 0, "mgka_version is the crate version");
     mgka_string_free(NULL);
+    /* Bounds every blocking call below (token requests, keep-alives, their retries). */
+    EXPECT(mgka_request_context_set("{\"ClientTimeout\":20}", &json), MGKA_STATUS_OK, "\"ClientTimeout\":20", "client timeout");
 
     EXPECT(mgka_keep_alive_by_id(active, NULL, &json), MGKA_STATUS_NOT_CONNECTED,
            "Authentication needed, call Connect-MgGraph.", "not connected");
@@ -75,13 +100,18 @@ int main(int argc, char **argv) {
 
     uint64_t op = 0;
     CHECK(mgka_keep_alive_by_id_start(active, NULL, &op) == MGKA_STATUS_OK && op != 0, "start");
-    MgkaStatus status;
-    while ((status = mgka_operation_wait(op, 50, &json)) == MGKA_STATUS_PENDING) {
-    }
-    expect(status, MGKA_STATUS_OK, json, "\"httpStatus\":200", "operation result");
-    json = NULL;
+    EXPECT(wait_bounded(op, &json), MGKA_STATUS_OK, "\"httpStatus\":200", "operation result");
     CHECK(mgka_operation_wait(op, 0, NULL) == MGKA_STATUS_INVALID_HANDLE, "handle released after the result");
     CHECK(mgka_operation_cancel(op) == MGKA_STATUS_INVALID_HANDLE, "cancel of a released handle");
+
+    /* A token endpoint announcing an absurd lifetime: the sign-in ends (3 s timeout), and works. */
+    const char *secret = "c-secret";
+    CHECK(mgka_connect_start("{\"authType\":\"ClientSecret\",\"environment\":\"CEmulator\",\"tenantId\":\"c-tenant\","
+                             "\"clientId\":\"c-app\",\"timeoutMs\":3000}",
+                             (const uint8_t *)secret, strlen(secret), &op) == MGKA_STATUS_OK,
+          "connect start");
+    EXPECT(wait_bounded(op, &json), MGKA_STATUS_OK, "\"tokenCredentialType\":\"ClientSecret\"", "sign-in with expires_in 1e300 ends");
+    EXPECT(mgka_keep_alive_by_id(active, NULL, &json), MGKA_STATUS_OK, "\"httpStatus\":200", "keep alive with that token");
 
     EXPECT(mgka_disconnect(&json), MGKA_STATUS_OK, "CEmulator", "disconnect");
     EXPECT(mgka_context(&json), MGKA_STATUS_OK, "null", "context after disconnect");
