@@ -922,6 +922,11 @@ function Connect-MgGraph {
                 $proxies[$entry.Key] = Format-MgkaUrl $entry.Value
             }
             $shown['environmentProxy'] = $proxies
+            if ($request['managedIdentity']) {
+                $endpoints = [ordered]@{}
+                foreach ($entry in $request['managedIdentity'].GetEnumerator()) { $endpoints[$entry.Key] = Format-MgkaUrl $entry.Value }
+                $shown['managedIdentity'] = $endpoints
+            }
             if ($request['certificate']) {
                 $der = [Convert]::FromBase64String($request['certificate']['der'])
                 $shown['certificate'] = [ordered]@{

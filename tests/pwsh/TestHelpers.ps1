@@ -37,7 +37,8 @@ function Invoke-TestPwsh {
 function Use-EnvironmentVariable {
     # Runs $Script with process environment variables set (value $null removes), then restores them.
     param([hashtable] $Variables, [scriptblock] $Script)
-    $saved = @{}
+    # Names are case-sensitive on Linux and macOS (HTTP_PROXY and http_proxy are two variables).
+    $saved = [hashtable]::new([StringComparer]::Ordinal)
     foreach ($name in $Variables.Keys) {
         $saved[$name] = [Environment]::GetEnvironmentVariable($name)
         [Environment]::SetEnvironmentVariable($name, $Variables[$name])
