@@ -118,6 +118,16 @@ MgkaStatus mgka_environment_add(const char *environment_json, char **out_json);
 // `name` is a NUL-terminated string; `out_json` is NULL or writable.
 MgkaStatus mgka_environment_remove(const char *name, char **out_json);
 
+// `url` as messages may show it: everything between the scheme's `://` and the last `@` (a
+// user name and password) replaced by `***`, whatever the text holds, URL or not.
+// `*out_json`: the result as a JSON string, e.g. `"http://***@proxy:3128"`. The one redaction
+// the library applies to every URL in its own messages; hosts use it for the URLs they print
+// (proxies, endpoints) rather than their own. Caller frees `*out_json`. Thread-safe.
+//
+// # Safety
+// `url` is a NUL-terminated string; `out_json` is NULL or writable.
+MgkaStatus mgka_url_redact(const char *url, char **out_json);
+
 // Connects the process and acquires the first token, so a wrong secret, app, tenant or cloud
 // fails here (`MGKA_STATUS_AUTH_ERROR`, with Entra ID's `error`, `errorCodes`, `traceId` and
 // `correlationId`). `request_json`:

@@ -126,12 +126,14 @@ pub fn remove(name: &str, in_use: Option<&str>) -> Result<Environment, CoreError
 /// Accepts an absolute `https://` URL, or `http://` to a loopback host only (a local emulator):
 /// an access token must never travel in clear text over a network. Returns it without a trailing `/`.
 pub fn validate_endpoint(parameter: &'static str, endpoint: &str) -> Result<String, CoreError> {
+    // Echoed in messages without its user info, which is refused but may hold a password.
+    let shown = crate::redact::url(endpoint);
     let url = reqwest::Url::parse(endpoint.trim())
-        .map_err(|e| CoreError::invalid(parameter, format!("{parameter} '{endpoint}' is not an absolute URL: {e}.")))?;
+        .map_err(|e| CoreError::invalid(parameter, format!("{parameter} '{shown}' is not an absolute URL: {e}.")))?;
     if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
         return Err(CoreError::invalid(
             parameter,
-            format!("{parameter} '{endpoint}' must not contain credentials, a query or a fragment."),
+            format!("{parameter} '{shown}' must not contain credentials, a query or a fragment."),
         ));
     }
     match url.scheme() {
@@ -140,12 +142,11 @@ pub fn validate_endpoint(parameter: &'static str, endpoint: &str) -> Result<Stri
         "http" => {
             return Err(CoreError::invalid(
                 parameter,
-                format!("{parameter} '{endpoint}' uses plain http, which is allowed only for loopback hosts (localhost, 127.0.0.0/8, [::1]). Use https."),
+                format!("{parameter} '{shown}' uses plain http, which is allowed only for loopback hosts (localhost, 127.0.0.0/8, [::1]). Use https."),
             ))
         }
-        other => {
-            return Err(CoreError::invalid(parameter, format!("{parameter} '{endpoint}' has scheme '{other}'; use https.")))
-        }
+        // The scheme is not echoed on its own: in `alice:pw@host` it is the user name.
+        _ => return Err(CoreError::invalid(parameter, format!("{parameter} '{shown}' does not use https://; use https."))),
     }
     Ok(url.as_str().trim_end_matches('/').to_owned())
 }

@@ -13,6 +13,7 @@ pub mod ffi;
 pub mod graph;
 pub mod keeper;
 pub mod operation;
+pub mod redact;
 pub mod request_context;
 pub mod runtime;
 pub mod session;

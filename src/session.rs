@@ -133,17 +133,32 @@ fn required(value: Option<String>, parameter: &'static str, flow: &str) -> Resul
     }
 }
 
+/// The tenant id: one clean path segment of the token URL, checked as call ids are. `.` and `..`
+/// would move the request out of the authority's path (and away from the assertion's `aud`).
+fn tenant_id(value: Option<String>, flow: &str) -> Result<String, CoreError> {
+    let tenant = required(value, "TenantId", flow)?;
+    crate::graph::validate_segment("TenantId", "tenant id", &tenant).map_err(|e| match e {
+        CoreError::InvalidArgument { parameter, message } => CoreError::invalid(
+            parameter,
+            format!("{message} Give -TenantId as the tenant's id (a GUID) or domain name, such as contoso.onmicrosoft.com."),
+        ),
+        other => other,
+    })?;
+    Ok(tenant)
+}
+
 /// Accepts https, or http to loopback or (for managed identity) link-local 169.254.0.0/16 only.
 fn identity_endpoint(url: &str) -> Result<String, CoreError> {
+    let shown = crate::redact::url(url);
     let parsed = reqwest::Url::parse(url)
-        .map_err(|e| CoreError::invalid("Identity", format!("The managed identity endpoint '{url}' is not a URL: {e}.")))?;
+        .map_err(|e| CoreError::invalid("Identity", format!("The managed identity endpoint '{shown}' is not a URL: {e}.")))?;
     let link_local = matches!(parsed.host(), Some(url::Host::Ipv4(ip)) if ip.is_link_local());
     if parsed.scheme() == "https" || (parsed.scheme() == "http" && (environment::is_loopback(&parsed) || link_local)) {
         Ok(url.trim_end_matches('/').to_owned())
     } else {
         Err(CoreError::invalid(
             "Identity",
-            format!("The managed identity endpoint '{url}' must be https, or http on the local machine (loopback or 169.254.0.0/16)."),
+            format!("The managed identity endpoint '{shown}' must be https, or http on the local machine (loopback or 169.254.0.0/16)."),
         ))
     }
 }
@@ -157,13 +172,13 @@ fn credential(request: ConnectRequest, secret: Zeroizing<Vec<u8>>) -> Result<Cre
                 return Err(CoreError::invalid("ClientSecretCredential", "The client secret is empty."));
             }
             Ok(Credential::ClientSecret {
-                tenant_id: required(request.tenant_id, "TenantId", "Client secret")?,
+                tenant_id: tenant_id(request.tenant_id, "Client secret")?,
                 client_id: required(request.client_id, "ClientId", "Client secret")?,
                 secret,
             })
         }
         AuthKind::ClientCertificate => {
-            let tenant_id = required(request.tenant_id, "TenantId", "Certificate")?;
+            let tenant_id = tenant_id(request.tenant_id, "Certificate")?;
             let client_id = required(request.client_id, "ClientId", "Certificate")?;
             let cert = request.certificate.ok_or_else(|| CoreError::invalid("Certificate", "Certificate sign-in needs a certificate."))?;
             let decode = |b64: &str| {

@@ -337,6 +337,18 @@ fn connect_start_reports_entra_errors_through_the_wait() {
 }
 
 #[test]
+fn urls_are_redacted_by_the_library_for_hosts() {
+    let abi = &*ABI;
+    let redact: Symbol<unsafe extern "C" fn(*const c_char, OutJson) -> u32> = abi.sym("mgka_url_redact");
+    let (status, shown) = abi.json_call(|out| unsafe { redact(c"http://alice:p@ss:w%40rd@127.0.0.1:3128".as_ptr(), out) });
+    assert_eq!((status, shown.as_str()), (OK, Some("http://***@127.0.0.1:3128")));
+    let (status, shown) = abi.json_call(|out| unsafe { redact(c"https://proxy.example".as_ptr(), out) });
+    assert_eq!((status, shown.as_str()), (OK, Some("https://proxy.example")));
+    assert_eq!(abi.json_call(|out| unsafe { redact(ptr::null(), out) }).0, NULL_POINTER);
+    assert_eq!(abi.json_call(|out| unsafe { redact(c"\xff@x".as_ptr(), out) }).0, INVALID_UTF8);
+}
+
+#[test]
 fn many_threads_share_the_library_and_one_token_renewal() {
     let _one = SESSION.lock().unwrap_or_else(|p| p.into_inner());
     let abi = &*ABI;

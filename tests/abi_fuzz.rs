@@ -86,7 +86,8 @@ proptest! {
     #[test]
     fn string_exports_never_crash(a in arg(), b in arg(), want_out in any::<bool>()) {
         let (a, b) = (a.c_string(), b.c_string());
-        let two: [&str; 4] = ["mgka_keep_alive_by_id", "mgka_keep_alive_by_identity", "mgka_environment_add", "mgka_request_context_set"];
+        let two: [&str; 5] =
+            ["mgka_keep_alive_by_id", "mgka_keep_alive_by_identity", "mgka_environment_add", "mgka_request_context_set", "mgka_url_redact"];
         for name in two {
             let mut out = ptr::null_mut();
             let status = if name.starts_with("mgka_keep_alive") {

@@ -121,6 +121,7 @@ function script:Initialize-MgkaNative {
                 , @('mgka_environment_list', [uint32], [type[]]@($ptrOut))
                 , @('mgka_environment_add', [uint32], [type[]]@($bytes, $ptrOut))
                 , @('mgka_environment_remove', [uint32], [type[]]@($bytes, $ptrOut))
+                , @('mgka_url_redact', [uint32], [type[]]@($bytes, $ptrOut))
                 , @('mgka_connect', [uint32], [type[]]@($bytes, $bytes, [UIntPtr], $ptrOut))
                 , @('mgka_connect_start', [uint32], [type[]]@($bytes, $bytes, [UIntPtr], $u64Out))
                 , @('mgka_disconnect', [uint32], [type[]]@($ptrOut))
@@ -215,6 +216,7 @@ function script:Invoke-MgkaNative {
             'EnvironmentList' { $status = $N::mgka_environment_list([ref]$out) }
             'EnvironmentAdd' { $status = $N::mgka_environment_add($encoded[0], [ref]$out) }
             'EnvironmentRemove' { $status = $N::mgka_environment_remove($encoded[0], [ref]$out) }
+            'UrlRedact' { $status = $N::mgka_url_redact($encoded[0], [ref]$out) }
             'Connect' {
                 $length = if ($Secret) { [UIntPtr]::new([uint64]$Secret.Length) } else { [UIntPtr]::Zero }
                 $status = $N::mgka_connect($encoded[0], $Secret, $length, [ref]$out)
@@ -618,6 +620,17 @@ function script:Wait-MgkaOperation {
     @{ Status = $status; Json = (Read-MgkaNativeString -Pointer $out) }
 }
 
+function script:Format-MgkaUrl {
+    # A URL as messages show it, without user name and password: the library's one redaction
+    # (mgka_url_redact), the same its own messages use, never a second one here.
+    param([AllowNull()][AllowEmptyString()][string] $Url)
+    if (-not $Url) { return $Url }
+    $text = [System.Collections.Specialized.OrderedDictionary]::new()
+    $text['Url'] = $Url
+    $result = Invoke-MgkaNative UrlRedact -Text $text
+    if ($result.Status -eq $script:MGKA_OK) { ConvertFrom-MgkaJson $result.Json } else { '(not shown: not valid text)' }
+}
+
 function script:Get-MgkaEnvironmentProxy {
     # HTTPS_PROXY, HTTP_PROXY and NO_PROXY as PowerShell sees them ($env:, which native code on
     # Linux and macOS does not see), the upper-case name first. Only the variables that are set.
@@ -742,9 +755,11 @@ function script:Initialize-MgkaKeepAlive {
     $proxy = $bound['Proxy']
     if ($proxy) {
         if (-not $proxy.IsAbsoluteUri -or $proxy.Scheme -notin 'http', 'https') {
+            # The URI may carry a user name and password: shown, and kept as target, without them.
+            $shown = Format-MgkaUrl $proxy.OriginalString
             $Cmdlet.ThrowTerminatingError([System.Management.Automation.ErrorRecord]::new(
-                    [System.ArgumentException]::new("-Proxy must be an absolute http or https URI such as http://proxy.contoso.com:3128; it is '$proxy'."),
-                    'InvalidProxy', [System.Management.Automation.ErrorCategory]::InvalidArgument, $proxy))
+                    [System.ArgumentException]::new("-Proxy must be an absolute http or https URI such as http://proxy.contoso.com:3128; it is '$shown'."),
+                    'InvalidProxy', [System.Management.Automation.ErrorCategory]::InvalidArgument, $shown))
         }
         $options['proxy'] = [ordered]@{ url = $proxy.OriginalString }
         $credential = $bound['ProxyCredential']

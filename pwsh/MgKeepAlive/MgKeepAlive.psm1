@@ -896,14 +896,14 @@ function Connect-MgGraph {
                 $identityEndpoint = [Environment]::GetEnvironmentVariable('IDENTITY_ENDPOINT')
                 $identityHeader = [Environment]::GetEnvironmentVariable('IDENTITY_HEADER')
                 if ($identityEndpoint -and $identityHeader) {
-                    Write-Verbose "Managed identity: App Service style endpoint $identityEndpoint (IDENTITY_ENDPOINT)."
+                    Write-Verbose "Managed identity: App Service style endpoint $(Format-MgkaUrl $identityEndpoint) (IDENTITY_ENDPOINT)."
                     $managed['identityEndpoint'] = $identityEndpoint
                     $secret = [byte[]]::new($script:Utf8.GetByteCount($identityHeader))
                     [void]$script:Utf8.GetBytes($identityHeader, 0, $identityHeader.Length, $secret, 0)
                 } else {
                     $imds = [Environment]::GetEnvironmentVariable('MGKEEPALIVE_IMDS_ENDPOINT')
                     if ($imds) { $managed['imdsEndpoint'] = $imds }
-                    Write-Verbose "Managed identity: instance metadata service $(if ($imds) { "$imds (MGKEEPALIVE_IMDS_ENDPOINT)" } else { 'http://169.254.169.254' })."
+                    Write-Verbose "Managed identity: instance metadata service $(if ($imds) { "$(Format-MgkaUrl $imds) (MGKEEPALIVE_IMDS_ENDPOINT)" } else { 'http://169.254.169.254' })."
                 }
                 $request['managedIdentity'] = $managed
             }
@@ -919,9 +919,14 @@ function Connect-MgGraph {
             # A proxy URL may carry a user name and password: shown without them.
             $proxies = [ordered]@{}
             foreach ($entry in $request['environmentProxy'].GetEnumerator()) {
-                $proxies[$entry.Key] = $entry.Value -replace '(?<=://)[^/@]*@', '***@'
+                $proxies[$entry.Key] = Format-MgkaUrl $entry.Value
             }
             $shown['environmentProxy'] = $proxies
+            if ($request['managedIdentity']) {
+                $endpoints = [ordered]@{}
+                foreach ($entry in $request['managedIdentity'].GetEnumerator()) { $endpoints[$entry.Key] = Format-MgkaUrl $entry.Value }
+                $shown['managedIdentity'] = $endpoints
+            }
             if ($request['certificate']) {
                 $der = [Convert]::FromBase64String($request['certificate']['der'])
                 $shown['certificate'] = [ordered]@{
@@ -1461,7 +1466,8 @@ function Set-MgEnvironment {
         }
         $login = if ($AzureADEndpoint) { $AzureADEndpoint } else { $current['azureADEndpoint'] }
         $graph = if ($GraphEndpoint) { $GraphEndpoint } else { $current['graphEndpoint'] }
-        if (-not $PSCmdlet.ShouldProcess($current['name'], "Set environment (AzureADEndpoint $login, GraphEndpoint $graph)")) { return }
+        $shown = "AzureADEndpoint $(Format-MgkaUrl $login), GraphEndpoint $(Format-MgkaUrl $graph)"
+        if (-not $PSCmdlet.ShouldProcess($current['name'], "Set environment ($shown)")) { return }
         $text = [System.Collections.Specialized.OrderedDictionary]::new()
         $text['Environment'] = ConvertTo-Json -Compress -InputObject ([ordered]@{
                 name = $current['name']; azureADEndpoint = $login; graphEndpoint = $graph })

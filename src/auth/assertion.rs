@@ -13,6 +13,7 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use super::Secret;
 use crate::error::CoreError;
 
 /// Assertions live at most this long (Entra ID accepts up to 10 minutes).
@@ -92,8 +93,9 @@ impl CertificateCredential {
     }
 
     /// A fresh assertion for `token_url`: `aud` = that exact URL, `iss` = `sub` = client id,
-    /// a new `jti`, `nbf` = now, `exp` = now + 10 min.
-    pub fn assertion(&self, client_id: &str, token_url: &str) -> Result<String, CoreError> {
+    /// a new `jti`, `nbf` = now, `exp` = now + 10 min. A bearer credential for 10 minutes: the
+    /// signature and the assertion are built in buffers that are zeroed.
+    pub fn assertion(&self, client_id: &str, token_url: &str) -> Result<Secret, CoreError> {
         let mut header = serde_json::json!({ "alg": self.algorithm.as_str(), "typ": "JWT" });
         match self.algorithm {
             SignatureAlgorithm::PS256 => header["x5t#S256"] = URL_SAFE_NO_PAD.encode(Sha256::digest(&self.certificate_der)).into(),
@@ -123,7 +125,13 @@ impl CertificateCredential {
                 rsa::pkcs1v15::SigningKey::<Sha256>::new(self.key.clone()).try_sign(signing_input.as_bytes()).map(|s| s.to_vec())
             }
         }
+        .map(Zeroizing::new)
         .map_err(|e| CoreError::invalid("Certificate", format!("Cannot sign the client assertion with the certificate's key: {e}.")))?;
-        Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature)))
+        let signature = Zeroizing::new(URL_SAFE_NO_PAD.encode(&*signature));
+        let mut assertion = String::with_capacity(signing_input.len() + 1 + signature.len());
+        assertion.push_str(&signing_input);
+        assertion.push('.');
+        assertion.push_str(&signature);
+        Ok(Secret::new(assertion))
     }
 }

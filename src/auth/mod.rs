@@ -10,6 +10,8 @@ mod token_request;
 
 use std::time::Duration;
 
+use reqwest::header::{HeaderName, HeaderValue};
+
 pub use assertion::{CertificateCredential, SignatureAlgorithm};
 pub use secret::Secret;
 pub use token_cache::{AccessToken, TokenCache, RENEWAL_MARGIN};
@@ -117,7 +119,7 @@ impl Credential {
             }
             Credential::ClientCertificate { tenant_id, client_id, certificate } => {
                 let url = token_url(&environment.azure_ad_endpoint, tenant_id);
-                let assertion = Secret::new(certificate.assertion(client_id, &url)?);
+                let assertion = certificate.assertion(client_id, &url)?;
                 let form = [
                     ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
                     ("client_assertion", assertion.expose()),
@@ -127,18 +129,22 @@ impl Credential {
             Credential::ManagedIdentity(identity) => {
                 let resource = environment.graph_endpoint.as_str();
                 let (base, api_version, header, client_id) = match identity {
-                    ManagedIdentity::AppService { endpoint, header, client_id } => {
-                        (endpoint.clone(), "2019-08-01", ("X-IDENTITY-HEADER", header.expose()), client_id)
-                    }
+                    ManagedIdentity::AppService { endpoint, header, client_id } => (
+                        endpoint.clone(),
+                        "2019-08-01",
+                        (HeaderName::from_static("x-identity-header"), header.header_value("", "IDENTITY_HEADER")?),
+                        client_id,
+                    ),
                     ManagedIdentity::Imds { endpoint, client_id } => (
                         format!("{}/metadata/identity/oauth2/token", endpoint.trim_end_matches('/')),
                         "2018-02-01",
-                        ("Metadata", "true"),
+                        (HeaderName::from_static("metadata"), HeaderValue::from_static("true")),
                         client_id,
                     ),
                 };
-                let mut url = reqwest::Url::parse(&base)
-                    .map_err(|e| CoreError::invalid("Identity", format!("The managed identity endpoint '{base}' is not a URL: {e}.")))?;
+                let mut url = reqwest::Url::parse(&base).map_err(|e| {
+                    CoreError::invalid("Identity", format!("The managed identity endpoint '{}' is not a URL: {e}.", crate::redact::url(&base)))
+                })?;
                 url.query_pairs_mut().append_pair("api-version", api_version).append_pair("resource", resource);
                 if let Some(id) = client_id {
                     url.query_pairs_mut().append_pair("client_id", id);

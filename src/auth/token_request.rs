@@ -2,14 +2,17 @@
 
 use std::time::Duration;
 
+use reqwest::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use reqwest::StatusCode;
 use serde_json::Value;
+use zeroize::Zeroizing;
 
 use super::token_cache::announced_lifetime;
 use super::{AccessToken, Secret};
 use crate::error::{AuthError, CoreError};
 use crate::graph::read_bounded;
-use crate::runtime::{http_client_for, ProxySettings};
+use crate::redact;
+use crate::runtime::{client, ProxySettings, Purpose};
 
 /// `{login}/{tenant}/oauth2/v2.0/token`, the tenant encoded as one path segment.
 pub fn token_url(login_endpoint: &str, tenant_id: &str) -> String {
@@ -27,48 +30,75 @@ pub async fn client_credentials(
 ) -> Result<AccessToken, CoreError> {
     let mut form: Vec<(&str, &str)> = vec![("grant_type", "client_credentials"), ("client_id", client_id), ("scope", scope)];
     form.extend_from_slice(credential);
-    let request = http_client_for(proxy)?.post(token_url).form(&form).timeout(timeout);
+    let request = client(proxy, Purpose::Token)?
+        .post(token_url)
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(form_body(&form))
+        .timeout(timeout);
     let (status, body) = send(request, token_url, timeout).await?;
     parse_token(status, &body, token_url)
+}
+
+/// The form, URL-encoded into one buffer of its exact size that reqwest sends without copying
+/// and that is zeroed when the request is dropped: it carries the secret or the assertion.
+fn form_body(form: &[(&str, &str)]) -> reqwest::Body {
+    let pieces = || {
+        form.iter().enumerate().flat_map(|(i, (name, value))| {
+            let separator = if i == 0 { "" } else { "&" };
+            std::iter::once(separator)
+                .chain(url::form_urlencoded::byte_serialize(name.as_bytes()))
+                .chain(std::iter::once("="))
+                .chain(url::form_urlencoded::byte_serialize(value.as_bytes()))
+        })
+    };
+    let mut body = Zeroizing::new(Vec::with_capacity(pieces().map(str::len).sum()));
+    for piece in pieces() {
+        body.extend_from_slice(piece.as_bytes());
+    }
+    reqwest::Body::from(bytes::Bytes::from_owner(body))
 }
 
 /// A managed identity endpoint: `GET url` with the platform's header.
 pub async fn managed_identity(
     url: reqwest::Url,
-    header: (&str, &str),
+    header: (HeaderName, HeaderValue),
     proxy: &ProxySettings,
     timeout: Duration,
 ) -> Result<AccessToken, CoreError> {
     let endpoint = format!("{}://{}{}", url.scheme(), url.host_str().unwrap_or_default(), url.path());
-    let request = http_client_for(proxy)?.get(url).header(header.0, header.1).timeout(timeout);
+    let request = client(proxy, Purpose::Token)?.get(url).header(header.0, header.1).timeout(timeout);
     let (status, body) = send(request, &endpoint, timeout).await?;
     parse_token(status, &body, &endpoint)
 }
 
-async fn send(request: reqwest::RequestBuilder, endpoint: &str, timeout: Duration) -> Result<(StatusCode, Vec<u8>), CoreError> {
+async fn send(request: reqwest::RequestBuilder, endpoint: &str, timeout: Duration) -> Result<(StatusCode, Zeroizing<Vec<u8>>), CoreError> {
     let failed = |e: reqwest::Error| {
         if e.is_timeout() {
             CoreError::timeout(None, timeout)
         } else {
-            CoreError::auth(format!("The token request to {endpoint} failed: {}", describe(&e)))
+            let what = if e.is_connect() { "cannot connect" } else { "the request failed" };
+            CoreError::auth(format!("The token request to {endpoint} failed: {what}: {}", redact::reqwest_error(e)))
         }
     };
     let response = request.send().await.map_err(failed)?;
     let status = response.status();
+    if status.is_redirection() {
+        // The client follows no redirect here (see `runtime::Purpose::Token`): say so plainly.
+        let target = response.headers().get(reqwest::header::LOCATION).map(|l| redact::url(&String::from_utf8_lossy(l.as_bytes())));
+        return Err(CoreError::Auth(Box::new(AuthError {
+            message: format!(
+                "The token endpoint {endpoint} answered HTTP {} with a redirect{}; token requests never follow redirects, \
+                 so that the secret is sent only to the endpoint configured. Use the endpoint's final address.",
+                status.as_u16(),
+                target.map(|t| format!(" to {t}")).unwrap_or_default()
+            ),
+            http_status: Some(status.as_u16()),
+            token_endpoint: Some(endpoint.to_owned()),
+            ..AuthError::default()
+        })));
+    }
     let body = read_bounded(response).await.map_err(failed)?;
     Ok((status, body))
-}
-
-/// The failure and its causes, without the URL reqwest would name.
-fn describe(e: &reqwest::Error) -> String {
-    let mut message = String::from(if e.is_connect() { "cannot connect" } else { "the request failed" });
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }
 
 fn number(v: Option<&Value>) -> Option<f64> {
@@ -79,8 +109,17 @@ fn number(v: Option<&Value>) -> Option<f64> {
     }
 }
 
+/// Moves `access_token` out of the parsed answer, so that the only copy is the one the returned
+/// [`Secret`] zeroes (serde_json allocates a string once, at its size, unless it holds escapes).
+fn take_token(json: &mut Option<Value>) -> Option<String> {
+    match json.as_mut()?.as_object_mut()?.remove("access_token")? {
+        Value::String(token) if !token.is_empty() => Some(token),
+        _ => None,
+    }
+}
+
 fn parse_token(status: StatusCode, body: &[u8], endpoint: &str) -> Result<AccessToken, CoreError> {
-    let json: Option<Value> = serde_json::from_slice(body).ok();
+    let mut json: Option<Value> = serde_json::from_slice(body).ok();
     let text = |key: &str| json.as_ref().and_then(|j| j.get(key)).and_then(Value::as_str).map(str::to_owned);
     if !status.is_success() {
         let error_codes: Vec<u64> = json
@@ -111,7 +150,7 @@ fn parse_token(status: StatusCode, body: &[u8], endpoint: &str) -> Result<Access
             token_endpoint: Some(endpoint.to_owned()),
         })));
     }
-    let token = text("access_token").filter(|t| !t.is_empty()).ok_or_else(|| {
+    let token = take_token(&mut json).ok_or_else(|| {
         CoreError::auth(format!("The token endpoint {endpoint} answered without an access_token."))
     })?;
     let obj = json.as_ref();

@@ -109,6 +109,19 @@ pub unsafe extern "C" fn mgka_environment_remove(name: *const c_char, out_json: 
     respond(out_json, || to_json(&session::remove_environment(str_arg(name, "name")?)?))
 }
 
+/// `url` as messages may show it: everything between the scheme's `://` and the last `@` (a
+/// user name and password) replaced by `***`, whatever the text holds, URL or not.
+/// `*out_json`: the result as a JSON string, e.g. `"http://***@proxy:3128"`. The one redaction
+/// the library applies to every URL in its own messages; hosts use it for the URLs they print
+/// (proxies, endpoints) rather than their own. Caller frees `*out_json`. Thread-safe.
+///
+/// # Safety
+/// `url` is a NUL-terminated string; `out_json` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn mgka_url_redact(url: *const c_char, out_json: *mut *mut c_char) -> MgkaStatus {
+    respond(out_json, || to_json(&crate::redact::url(str_arg(url, "url")?)))
+}
+
 /// Connects the process and acquires the first token, so a wrong secret, app, tenant or cloud
 /// fails here (`MGKA_STATUS_AUTH_ERROR`, with Entra ID's `error`, `errorCodes`, `traceId` and
 /// `correlationId`). `request_json`:

@@ -12,12 +12,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::client::{graph_error, header_map, keep_alive_from, read_bounded, Answered, MAX_RESPONSE_BYTES};
+use super::client::{bearer, graph_error, header_map, keep_alive_from, read_bounded, shown_header_value, Answered, MAX_RESPONSE_BYTES};
 use super::{encode_segment, AttemptRecord, KeepAliveOptions, KeepAliveSuccess};
 use crate::auth::Secret;
 use crate::error::CoreError;
@@ -174,9 +174,7 @@ async fn exchange(
     let endpoint = session.environment.graph_endpoint.trim_end_matches('/');
     let url = reqwest::Url::parse(&format!("{endpoint}/{}/$batch", options.api_version.as_str()))
         .map_err(|e| CoreError::invalid("Environment", format!("Cannot build the batch URL: {e}.")))?;
-    let mut authorization = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
-        .map_err(|_| CoreError::invalid("AccessToken", "The access token contains characters HTTP does not allow."))?;
-    authorization.set_sensitive(true);
+    let authorization = bearer(&token)?;
     let batch_request_id = uuid::Uuid::new_v4().to_string();
     let response = client
         .post(url)
@@ -188,13 +186,13 @@ async fn exchange(
         .body(body)
         .send()
         .await
-        .map_err(|e| CoreError::transport(None, e.to_string()))?;
+        .map_err(|e| CoreError::transport(None, crate::redact::reqwest_error(e)))?;
     let status = response.status();
     let headers = header_map(response.headers());
     if !status.is_success() {
         return Err(CoreError::transport(None, format!("the batch was answered {status}")));
     }
-    let body = read_bounded(response).await.map_err(|e| CoreError::transport(None, e.to_string()))?;
+    let body = read_bounded(response).await.map_err(|e| CoreError::transport(None, crate::redact::reqwest_error(e)))?;
     if body.len() >= MAX_RESPONSE_BYTES {
         return Err(CoreError::transport(None, "the batch answer is too large"));
     }
@@ -219,7 +217,7 @@ async fn exchange(
                     Value::String(s) => s.clone(),
                     other => other.to_string(),
                 };
-                item_headers.entry(name.to_ascii_lowercase()).or_default().push(text);
+                item_headers.entry(name.to_ascii_lowercase()).or_default().push(shown_header_value(name, &text));
             }
         }
         let body = match entry.get("body") {

@@ -14,22 +14,30 @@ pub const MAX_CALL_ID_BYTES: usize = 1024;
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 pub fn validate_call_id(id: &str) -> Result<(), CoreError> {
-    let refuse = |why: &str| Err(CoreError::invalid("CallId", format!("The call id {why}.")));
-    if id.is_empty() {
+    validate_segment("CallId", "call id", id)
+}
+
+/// Refuses a value that cannot travel as exactly one URL path segment of what it names (`what`,
+/// e.g. "call id"; `parameter` is the parameter named in the error): empty or blank values, `.`
+/// and `..`, control characters, more than [`MAX_CALL_ID_BYTES`]. Everything else is made one
+/// segment by [`encode_segment`]. Call ids and tenant ids go through this one check.
+pub fn validate_segment(parameter: &'static str, what: &str, value: &str) -> Result<(), CoreError> {
+    let refuse = |why: &str| Err(CoreError::invalid(parameter, format!("The {what} {why}.")));
+    if value.is_empty() {
         return refuse("is empty");
     }
-    if id.trim().is_empty() {
+    if value.trim().is_empty() {
         return refuse("is only white space");
     }
-    if id == "." || id == ".." {
+    if value == "." || value == ".." {
         // URL parsers resolve these as relative paths: the request would go to another resource.
-        return refuse(&format!("'{id}' is not a valid call id"));
+        return refuse(&format!("'{value}' is not a valid {what}"));
     }
-    if id.chars().any(char::is_control) {
+    if value.chars().any(char::is_control) {
         return refuse("contains control characters (such as NUL, tab or a line break)");
     }
-    if id.len() > MAX_CALL_ID_BYTES {
-        return refuse(&format!("is {} bytes long; at most {MAX_CALL_ID_BYTES} are allowed", id.len()));
+    if value.len() > MAX_CALL_ID_BYTES {
+        return refuse(&format!("is {} bytes long; at most {MAX_CALL_ID_BYTES} are allowed", value.len()));
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_LENGTH};
 use reqwest::{Response, StatusCode};
 use serde::Serialize;
 use serde_json::Value;
+use zeroize::Zeroizing;
 
 use super::retry::{backoff, is_retryable_status, parse_retry_after, AttemptRecord, HttpTrace};
 use super::{keep_alive_url, KeepAliveOptions};
@@ -236,15 +237,10 @@ async fn send(
         response_headers: Vec::new(),
         response_body: None,
     });
-    let mut authorization = match HeaderValue::from_str(&format!("Bearer {}", token.expose())) {
-        Ok(value) => value,
-        Err(_) => {
-            let refused = CoreError::invalid("AccessToken", "The access token contains characters HTTP does not allow.");
-            return (Err(refused), trace);
-        }
+    match bearer(token) {
+        Ok(authorization) => headers.insert(AUTHORIZATION, authorization),
+        Err(refused) => return (Err(refused), trace),
     };
-    authorization.set_sensitive(true);
-    headers.insert(AUTHORIZATION, authorization);
 
     let response = match client.post(url.clone()).headers(headers).timeout(options.timeout).send().await {
         Ok(response) => response,
@@ -286,6 +282,11 @@ const MAX_MESSAGE_CHARS: usize = 1000;
 
 /// How much of a response body `-Debug` shows.
 const MAX_TRACE_BODY: usize = 4096;
+
+/// `Authorization: Bearer {token}`, zeroed when the request is dropped (see [`Secret::header_value`]).
+pub(crate) fn bearer(token: &Secret) -> Result<HeaderValue, CoreError> {
+    token.header_value("Bearer ", "access token")
+}
 
 fn pairs(headers: &HeaderMap) -> Vec<(String, String)> {
     headers.iter().map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect()
@@ -351,21 +352,39 @@ pub(crate) fn header_map(headers: &HeaderMap) -> BTreeMap<String, Vec<String>> {
     for (name, value) in headers {
         map.entry(name.as_str().to_owned())
             .or_default()
-            .push(String::from_utf8_lossy(value.as_bytes()).into_owned());
+            .push(shown_header_value(name.as_str(), &String::from_utf8_lossy(value.as_bytes())));
     }
     map
 }
 
-/// Reads at most [`MAX_RESPONSE_BYTES`]; the rest of a larger body is dropped unread.
-pub(crate) async fn read_bounded(mut response: Response) -> Result<Vec<u8>, reqwest::Error> {
-    let mut body = Vec::new();
+/// A response header's value as errors and `-Debug` show it: a URL (a redirect's `Location`)
+/// without its user info.
+pub(crate) fn shown_header_value(name: &str, value: &str) -> String {
+    if name.eq_ignore_ascii_case("location") || name.eq_ignore_ascii_case("content-location") {
+        crate::redact::url(value)
+    } else {
+        value.to_owned()
+    }
+}
+
+/// Reads at most [`MAX_RESPONSE_BYTES`]; the rest of a larger body is dropped unread. The body
+/// may be a token response: it is kept in a zeroizing buffer that grows by moving to a larger
+/// zeroizing buffer, so no copy of it is left behind un-zeroed (hyper's own buffers aside).
+pub(crate) async fn read_bounded(mut response: Response) -> Result<Zeroizing<Vec<u8>>, reqwest::Error> {
+    let expected = response.content_length().map_or(0, |n| n.min(MAX_RESPONSE_BYTES as u64) as usize);
+    let mut body = Zeroizing::new(Vec::with_capacity(expected));
     while let Some(chunk) = response.chunk().await? {
         let room = MAX_RESPONSE_BYTES - body.len();
+        let take = chunk.len().min(room);
+        if body.capacity() - body.len() < take {
+            let mut grown = Zeroizing::new(Vec::with_capacity((body.len() + take).max(body.capacity() * 2).min(MAX_RESPONSE_BYTES)));
+            grown.extend_from_slice(&body);
+            body = grown;
+        }
+        body.extend_from_slice(&chunk[..take]);
         if chunk.len() >= room {
-            body.extend_from_slice(&chunk[..room]);
             break;
         }
-        body.extend_from_slice(&chunk);
     }
     Ok(body)
 }
@@ -374,15 +393,8 @@ fn transport_error(call_id: &str, timeout: Duration, error: reqwest::Error) -> C
     if error.is_timeout() {
         return CoreError::timeout(Some(call_id), timeout);
     }
-    // reqwest's Display names the URL (no secret in it) and the cause chain explains the failure.
-    let mut message = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    CoreError::transport(Some(call_id), message)
+    // The URL (a redirect target may carry user info) and the cause chain that explains the failure.
+    CoreError::transport(Some(call_id), crate::redact::reqwest_error(error))
 }
 
 #[cfg(test)]

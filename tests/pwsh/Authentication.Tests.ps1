@@ -54,15 +54,7 @@ BeforeAll {
         param([hashtable] $Variables, [scriptblock] $Script)
         $all = $AzureVariables.Clone()
         foreach ($name in $Variables.Keys) { $all[$name] = $Variables[$name] }
-        $Variables = $all
-        $saved = @{}
-        foreach ($name in $Variables.Keys) {
-            $saved[$name] = [Environment]::GetEnvironmentVariable($name)
-            [Environment]::SetEnvironmentVariable($name, $Variables[$name])
-        }
-        try { & $Script } finally {
-            foreach ($name in $saved.Keys) { [Environment]::SetEnvironmentVariable($name, $saved[$name]) }
-        }
+        Use-EnvironmentVariable $all $Script
     }
 
     $AzureVariables = @{

@@ -34,6 +34,20 @@ function Invoke-TestPwsh {
     }
 }
 
+function Use-EnvironmentVariable {
+    # Runs $Script with process environment variables set (value $null removes), then restores them.
+    param([hashtable] $Variables, [scriptblock] $Script)
+    # Names are case-sensitive on Linux and macOS (HTTP_PROXY and http_proxy are two variables).
+    $saved = [hashtable]::new([StringComparer]::Ordinal)
+    foreach ($name in $Variables.Keys) {
+        $saved[$name] = [Environment]::GetEnvironmentVariable($name)
+        [Environment]::SetEnvironmentVariable($name, $Variables[$name])
+    }
+    try { & $Script } finally {
+        foreach ($name in $saved.Keys) { [Environment]::SetEnvironmentVariable($name, $saved[$name]) }
+    }
+}
+
 function Start-TestEmulator {
     # Starts target/release/graph-emulator on a free loopback port; returns @{ Process; Url }.
     # The emulator exits when its stdin closes (--exit-on-stdin-eof), so it never outlives us.
