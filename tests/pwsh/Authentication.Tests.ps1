@@ -232,26 +232,30 @@ Describe 'Token lifecycle' {
 
 Describe 'Sign-in failures carry the AADSTS code' {
     It '<Case> -> <Code>' -TestCases @(
-        @{ Case = 'wrong secret'; Code = 7000215; Error = 'invalid_client'; Connect = { Connect-TestSecret -Value 'wrong-secret' } }
-        @{ Case = 'expired secret'; Code = 7000222; Error = 'invalid_client'; Connect = { Connect-TestSecret -Client 'expired-app' -Value 'old-secret' } }
-        @{ Case = 'app not in the tenant'; Code = 700016; Error = 'unauthorized_client'; Connect = { Connect-TestSecret -Client '99999999-0000-0000-0000-000000000000' } }
-        @{ Case = 'wrong tenant or cloud'; Code = 90002; Error = 'invalid_request'; Connect = { Connect-TestSecret -Tenant 'fabrikam.onmicrosoft.com' } }
-        @{ Case = 'certificate not registered (bad assertion)'; Code = 700027; Error = 'invalid_client'; Connect = {
+        @{ Case = 'wrong secret'; Code = 7000215; Error = 'invalid_client'; Status = 401; Connect = { Connect-TestSecret -Value 'wrong-secret' } }
+        @{ Case = 'expired secret'; Code = 7000222; Error = 'invalid_client'; Status = 401; Connect = { Connect-TestSecret -Client 'expired-app' -Value 'old-secret' } }
+        @{ Case = 'app not in the tenant'; Code = 700016; Error = 'unauthorized_client'; Status = 400; Connect = { Connect-TestSecret -Client '99999999-0000-0000-0000-000000000000' } }
+        @{ Case = 'wrong tenant or cloud'; Code = 90002; Error = 'invalid_request'; Status = 400; Connect = { Connect-TestSecret -Tenant 'fabrikam.onmicrosoft.com' } }
+        @{ Case = 'certificate not registered (bad assertion)'; Code = 700027; Error = 'invalid_client'; Status = 401; Connect = {
                 Connect-MgGraph -ClientId $ClientId -TenantId $TenantId -Certificate $UnregisteredCert -Environment Emulator -NoWelcome } }
     ) {
-        param($Code, $Error, $Connect)
+        param($Code, $Error, $Status, $Connect)
+        Clear-EmulatorRequest
         $caught = $null
         try { & $Connect } catch { $caught = $_ }
-        $caught | Should -Not -BeNullOrEmpty
+        $caught | Should -Not -BeNullOrEmpty -Because 'the sign-in must fail'
+        $tokenRequests = Get-TokenRequest
+        $tokenRequests.Count | Should -Be 1
+        $tokenRequests[0].status | Should -Be $Status
         $caught.FullyQualifiedErrorId | Should -Be "AADSTS$Code,Connect-MgGraph"
         $caught.CategoryInfo.Category | Should -Be 'AuthenticationError'
         $caught.Exception | Should -BeOfType ([System.Security.Authentication.AuthenticationException])
         $caught.Exception.Message | Should -BeLike "AADSTS$($Code):*"
         $caught.Exception.ErrorCodes | Should -Contain $Code
         $caught.Exception.Error | Should -Be $Error
-        $caught.Exception.TraceId | Should -Not -BeNullOrEmpty
-        $caught.Exception.CorrelationId | Should -Not -BeNullOrEmpty
-        $caught.Exception.HttpStatus | Should -BeGreaterOrEqual 400
+        $caught.Exception.TraceId | Should -Match '^[0-9a-f-]{36}$'
+        $caught.Exception.CorrelationId | Should -Match '^[0-9a-f-]{36}$'
+        $caught.Exception.HttpStatus | Should -Be $Status
         "$caught $($caught.Exception.ErrorDescription)" | Should -Not -BeLike "*$Secret*"
     }
 
@@ -270,7 +274,8 @@ Describe 'Certificates' {
         $context.CertificateThumbprint | Should -Be $Cert.Thumbprint
         $assertion = (Get-TokenRequest)[0].assertion
         $assertion.alg | Should -Be 'PS256'
-        $assertion.x5tS256 | Should -Not -BeNullOrEmpty
+        $sha256 = [System.Security.Cryptography.SHA256]::HashData($Cert.RawData)
+        $assertion.x5tS256 | Should -BeExactly ([Convert]::ToBase64String($sha256).TrimEnd('=').Replace('+', '-').Replace('/', '_'))
         $assertion.x5cLength | Should -BeNullOrEmpty
         $assertion.iss | Should -Be $ClientId
         $assertion.sub | Should -Be $ClientId
@@ -420,9 +425,14 @@ Describe 'Connect-MgGraph -Identity' {
     }
 
     It 'fails with the identity endpoint''s error for an unknown user-assigned identity' {
+        Clear-EmulatorRequest
         Use-TestEnvironment @{ IDENTITY_ENDPOINT = $null; IDENTITY_HEADER = $null; MGKEEPALIVE_IMDS_ENDPOINT = $Emulator.Url } {
-            { Connect-MgGraph -Identity -ClientId 'ffffffff-0000-0000-0000-000000000000' -Environment Emulator -NoWelcome } | Should -Throw
+            { Connect-MgGraph -Identity -ClientId 'ffffffff-0000-0000-0000-000000000000' -Environment Emulator -NoWelcome } |
+                Should -Throw -ExpectedMessage '*Identity not found*'
         }
+        $request = @(Get-EmulatorRequest | Where-Object kind -EQ managedIdentity)
+        $request.Count | Should -Be 1
+        $request[0].status | Should -Be 400
     }
 }
 
@@ -683,10 +693,15 @@ Describe 'No secret, key or token in any output stream' {
             { Connect-MgGraph -AccessToken (ConvertTo-SecureString 'registered-user-token' -AsPlainText -Force) -Environment Emulator @common }
             { Invoke-MgKeepCommunicationCallAlive -CallId auth-call -PassThru @common }
         )
-        foreach ($step in $steps) {
-            $items = try { & $step *>&1 } catch { $_ }
+        # Every step's output and error go to the scan; which steps fail is checked too, so a step
+        # that fails for another reason cannot silently shrink what is scanned.
+        $failed = [System.Collections.Generic.List[int]]::new()
+        for ($i = 0; $i -lt $steps.Count; $i++) {
+            $items = try { & $steps[$i] *>&1 } catch { $failed.Add($i); $_ }
             & $record @($items)
         }
+        $failed | Should -Be @(4, 5, 9) -Because 'only the unknown call, the wrong secret and the unregistered certificate fail'
+        @($outputs | Where-Object { $_ -match 'itemNotFound' }).Count | Should -BeGreaterThan 0 -Because 'the unknown call''s error was scanned too'
         $text = $outputs -join "`n"
         $text | Should -Match 'VERBOSE|Connected|Keep alive'   # the streams were really captured
         $forbidden = @($Secret, $KeyBase64, 'file-password', 'test-identity-header-value', 'registered-user-token') + (Get-IssuedToken | Where-Object { $_.Length -ge 8 })

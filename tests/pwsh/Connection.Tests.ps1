@@ -184,7 +184,10 @@ Describe 'Add-MgEnvironment' {
     It 'supports -WhatIf' {
         $output = Add-MgEnvironment -Name WhatIfCloud -AzureADEndpoint 'https://a.example.test' -GraphEndpoint 'https://b.example.test' -WhatIf
         $output | Should -BeNullOrEmpty
-        Get-MgEnvironment -Name WhatIfCloud -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        Get-MgEnvironment -Name WhatIfCloud -ErrorVariable failure -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        # Not found, rather than a lookup that found nothing for another reason.
+        $failure.Count | Should -Be 1
+        $failure[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
     }
 
     It 'refuses <Name>' -TestCases @(

@@ -7,6 +7,21 @@ BeforeAll {
     Import-Module $ManifestPath -Force -ErrorAction Stop
     Connect-TestGraph
     $Command = Get-Command Invoke-MgKeepCommunicationCallAlive -Module MgKeepAlive
+
+    function Assert-KeepAliveSent {
+        # The emulator received exactly -Count keep-alives for the call, each a POST with an empty
+        # body to /v1.0/communications/calls/{id}/keepAlive, and kept the call alive with each.
+        param([Parameter(Mandatory)][string] $CallId, [int] $Count = 1)
+        $requests = Get-EmulatorCallRequest $CallId
+        $requests.Count | Should -Be $Count -Because "$Count keep-alive(s) for '$CallId' were expected"
+        foreach ($request in $requests) {
+            $request.method | Should -Be 'POST'
+            $request.rawPath | Should -BeExactly "/v1.0/communications/calls/$([uri]::EscapeDataString($CallId))/keepAlive"
+            $request.bodyLength | Should -Be 0
+            $request.status | Should -Be 200
+        }
+        (Invoke-Emulator GET "calls/$([uri]::EscapeDataString($CallId))").keepAliveCount | Should -BeGreaterOrEqual $Count
+    }
 }
 
 AfterAll {
@@ -89,6 +104,7 @@ Describe 'Keeping calls alive' {
             $output = @(Invoke-MgKeepCommunicationCallAlive -CallId call-1)
             $output.Count | Should -Be 0
             (Get-EmulatorRequest).Count | Should -Be 1
+            Assert-KeepAliveSent call-1
         }
 
         It 'writes exactly one [bool] $true with -PassThru' {
@@ -96,15 +112,20 @@ Describe 'Keeping calls alive' {
             $output.Count | Should -Be 1
             $output[0] | Should -BeOfType [bool]
             $output[0] | Should -BeTrue
+            Assert-KeepAliveSent call-1
         }
 
-        It 'writes nothing with -PassThru:$false' {
+        It 'writes nothing with -PassThru:$false (and still keeps the call alive)' {
             @(Invoke-MgKeepCommunicationCallAlive -CallId call-1 -PassThru:$false).Count | Should -Be 0
+            Assert-KeepAliveSent call-1
         }
 
         It 'writes one $true per pipeline item' {
             $output = @('call-1', 'call-2', 'call-3' | Invoke-MgKeepCommunicationCallAlive -PassThru)
             $output | Should -Be @($true, $true, $true)
+            $sent = @(Get-EmulatorKeepAlive | Sort-Object callId)
+            $sent.callId | Should -Be @('call-1', 'call-2', 'call-3')
+            $sent.status | Should -Be @(200, 200, 200)
         }
     }
 
@@ -184,6 +205,7 @@ Describe 'Keeping calls alive' {
         It '-Confirm:$false sends the request' {
             Invoke-MgKeepCommunicationCallAlive -CallId call-1 -Confirm:$false -PassThru | Should -BeTrue
             (Get-EmulatorRequest).Count | Should -Be 1
+            Assert-KeepAliveSent call-1
         }
 
         It 'asks ShouldProcess once per pipeline item, with the call id as target' {
@@ -244,7 +266,9 @@ Describe 'Keeping calls alive' {
 
         It 'treats CallId = $null and Id = empty as missing' {
             @{ CallId = $null; Id = '' } | Invoke-MgKeepCommunicationCallAlive -ErrorVariable failure -ErrorAction SilentlyContinue
+            $failure.Count | Should -Be 1
             $failure[0].Exception.Message | Should -BeExactly 'InputObject has null value for InputObject.CallId'
+            (Get-EmulatorRequest).Count | Should -Be 0
         }
 
         It 'writes an InvalidArgument error for malformed JSON and goes on' {
@@ -306,11 +330,14 @@ Describe 'Errors from Graph' {
 
     Context 'an ended call (404)' {
         BeforeAll {
-            Invoke-MgKeepCommunicationCallAlive -CallId ended-call -PassThru -ErrorVariable failure -ErrorAction SilentlyContinue -OutVariable output
+            $failure = $null
+            $output = @(Invoke-MgKeepCommunicationCallAlive -CallId ended-call -PassThru -ErrorVariable failure -ErrorAction SilentlyContinue)
             $record = $failure[0]
         }
 
         It 'is one non-terminating error and no output' {
+            # -ErrorVariable sets the variable even when no error is written: a list, here of one.
+            , $failure | Should -BeOfType ([System.Collections.ArrayList])
             $failure.Count | Should -Be 1
             $output.Count | Should -Be 0
         }
@@ -428,7 +455,9 @@ Describe '-ResponseHeadersVariable' {
     }
 
     It 'sets the variable in the caller''s scope on success' {
+        Clear-EmulatorRequest
         Invoke-MgKeepCommunicationCallAlive -CallId rhv-call -ResponseHeadersVariable headers
+        Assert-KeepAliveSent rhv-call
         $headers | Should -BeOfType ([System.Collections.Generic.Dictionary[string, string[]]])
         $headers['request-id'][0] | Should -Match '^[0-9a-f-]{36}$'
         $headers['REQUEST-ID'] | Should -Be $headers['request-id']
@@ -453,7 +482,10 @@ Describe '-ResponseHeadersVariable' {
     }
 
     It 'is an empty dictionary when no response came (invalid call id)' {
+        Remove-Variable noHeaders -ErrorAction Ignore
         Invoke-MgKeepCommunicationCallAlive -CallId '..' -RHV noHeaders -ErrorAction SilentlyContinue
+        Get-Variable noHeaders -Scope 0 -ErrorAction Ignore | Should -Not -BeNullOrEmpty -Because 'the variable is set even without a response'
+        , $noHeaders | Should -BeOfType ([System.Collections.Generic.Dictionary[string, string[]]])
         $noHeaders.Count | Should -Be 0
     }
 
@@ -470,10 +502,12 @@ Describe 'Streams' {
     }
 
     It 'writes one verbose line per request with the call id, status and elapsed ms' {
+        Clear-EmulatorRequest
         $verbose = Invoke-MgKeepCommunicationCallAlive -CallId stream-call -Confirm:$false -Verbose 4>&1 |
             Where-Object { $_ -is [System.Management.Automation.VerboseRecord] -and $_.Message -like 'Keep alive call*' }
         @($verbose).Count | Should -Be 1
         $verbose.Message | Should -Match "^Keep alive call 'stream-call': 200 in \d+ ms$"
+        Assert-KeepAliveSent stream-call
     }
 
     It 'never writes the token to any stream, even with -Verbose -Debug' {
@@ -500,22 +534,26 @@ Describe 'Streams' {
 }
 
 Describe 'Cancellation' {
-    It 'stops within a fraction of a second when the pipeline is stopped (Ctrl+C)' {
+    It 'stops a keep-alive the server is still holding when the pipeline is stopped (Ctrl+C)' {
         New-EmulatorCall 'slow-call'
-        $null = Invoke-Emulator POST faults @{ callId = 'slow-call'; responses = @(@{ status = 200; delayMs = 8000 }) }
+        Clear-EmulatorRequest
+        # The server holds the answer for 30 s: a Stop() that returns while the emulator has not
+        # answered yet did not wait for the request (Reliability.Tests.ps1 also shows the
+        # connection is dropped and nothing is retried).
+        $null = Invoke-Emulator POST faults @{ callId = 'slow-call'; responses = @(@{ status = 200; delayMs = 30000 }) }
         $powershell = [powershell]::Create()
         try {
             # A second runspace in this process: imports the module again (the emitted interop
             # type and the connection are shared by the process).
             $null = $powershell.AddScript("Import-Module '$ManifestPath'; Invoke-MgKeepCommunicationCallAlive -CallId slow-call -PassThru")
             $async = $powershell.BeginInvoke()
-            Start-Sleep -Milliseconds 600
+            Wait-Until { (Get-EmulatorCallRequest slow-call).Count -ge 1 } | Should -BeTrue -Because 'the keep-alive reached the server'
             $async.IsCompleted | Should -BeFalse
-            $stopwatch = [System.Diagnostics.Stopwatch]::StartNew()
             $powershell.Stop()
-            $stopwatch.Stop()
-            $stopwatch.ElapsedMilliseconds | Should -BeLessThan 1500
             $powershell.InvocationStateInfo.State | Should -Be 'Stopped'
+            $requests = Get-EmulatorCallRequest slow-call
+            $requests.Count | Should -Be 1
+            $requests[0].status | Should -BeNullOrEmpty -Because 'Stop() returned before the server answered'
         } finally {
             $powershell.Dispose()
             $null = Invoke-Emulator DELETE faults
@@ -524,11 +562,13 @@ Describe 'Cancellation' {
 
     It 'works from ForEach-Object -Parallel runspaces' {
         New-EmulatorCall 'par-1', 'par-2', 'par-3', 'par-4'
+        Clear-EmulatorRequest
         $manifest = $ManifestPath
         $results = 'par-1', 'par-2', 'par-3', 'par-4' | ForEach-Object -ThrottleLimit 4 -Parallel {
             Import-Module $using:manifest
             Invoke-MgKeepCommunicationCallAlive -CallId $_ -PassThru
         }
         $results | Should -Be @($true, $true, $true, $true)
+        foreach ($id in 'par-1', 'par-2', 'par-3', 'par-4') { Assert-KeepAliveSent $id }
     }
 }

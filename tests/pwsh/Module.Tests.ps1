@@ -193,10 +193,13 @@ Describe 'Import' {
         $crateVersion | Should -Be $manifestVersion
     }
 
-    It 'imports (measured by run.ps1 users with Measure-Command; no timed assertion here)' {
-        $result = Invoke-TestPwsh -Command "(Measure-Command { Import-Module '$ManifestPath' -ErrorAction Stop }).TotalMilliseconds"
+    # The import stays cheap because it leaves the native library for later (its speed is measured
+    # in bench/, not asserted here): the library is mapped into the process by the first command.
+    It 'loads the native library on the first command, not at import' {
+        $loaded = "@([System.Diagnostics.Process]::GetCurrentProcess().Modules | Where-Object ModuleName -EQ '$LibraryName').Count"
+        $result = Invoke-TestPwsh -Command "$loaded; Import-Module '$ManifestPath' -ErrorAction Stop; $loaded; `$null = Get-MgEnvironment; $loaded" -Environment @{ MGKEEPALIVE_LIBRARY = $null }
         $result.ExitCode | Should -Be 0
-        [double]$result.Output | Should -BeGreaterThan 0
+        $result.Output | Should -Be "0`n0`n1"
     }
 }
 

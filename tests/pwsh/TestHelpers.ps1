@@ -17,9 +17,11 @@ function Get-TestPwsh {
 function Invoke-TestPwsh {
     # Runs a command in a fresh `pwsh -NoProfile -NonInteractive`; returns @{ ExitCode; Output }.
     # -Environment: variables to set (value $null removes) for the child only.
+    # -TimeoutSeconds: a hang guard; a child still running then is killed and the call throws.
     param(
         [Parameter(Mandatory)][string] $Command,
-        [hashtable] $Environment = @{}
+        [hashtable] $Environment = @{},
+        [int] $TimeoutSeconds
     )
     $saved = @{}
     foreach ($name in $Environment.Keys) {
@@ -27,8 +29,27 @@ function Invoke-TestPwsh {
         [Environment]::SetEnvironmentVariable($name, $Environment[$name])
     }
     try {
-        $output = & (Get-TestPwsh) -NoProfile -NonInteractive -Command $Command 2>&1 | ForEach-Object { "$_" }
-        @{ ExitCode = $LASTEXITCODE; Output = ($output -join "`n") }
+        if (-not $TimeoutSeconds) {
+            $output = & (Get-TestPwsh) -NoProfile -NonInteractive -Command $Command 2>&1 | ForEach-Object { "$_" }
+            return @{ ExitCode = $LASTEXITCODE; Output = ($output -join "`n") }
+        }
+        $info = [System.Diagnostics.ProcessStartInfo]::new((Get-TestPwsh))
+        foreach ($argument in '-NoProfile', '-NonInteractive', '-Command', $Command) { $info.ArgumentList.Add($argument) }
+        $info.UseShellExecute = $false
+        $info.RedirectStandardOutput = $true
+        $info.RedirectStandardError = $true
+        $process = [System.Diagnostics.Process]::Start($info)
+        try {
+            $stdout = $process.StandardOutput.ReadToEndAsync()
+            $stderr = $process.StandardError.ReadToEndAsync()
+            if (-not $process.WaitForExit($TimeoutSeconds * 1000)) {
+                $process.Kill($true)
+                throw "The child pwsh did not exit within $TimeoutSeconds s (killed)."
+            }
+            $process.WaitForExit()
+            $output = ($stdout.Result + $stderr.Result).TrimEnd("`r", "`n") -replace "`r`n", "`n"
+            @{ ExitCode = $process.ExitCode; Output = $output }
+        } finally { $process.Dispose() }
     } finally {
         foreach ($name in $saved.Keys) { [Environment]::SetEnvironmentVariable($name, $saved[$name]) }
     }
@@ -120,6 +141,39 @@ function Get-EmulatorKeepAlive {
             }
         }
     }
+}
+
+function Get-EmulatorCallRequest {
+    # The single keep-alive requests the emulator received for one call, oldest first.
+    param([Parameter(Mandatory)][string] $CallId)
+    @(Invoke-Emulator GET "requests?kind=keepAlive&callId=$([uri]::EscapeDataString($CallId))" | ForEach-Object { $_ })
+}
+
+function Get-EmulatorRequestTime {
+    # When the emulator received a logged request (its `time`, UTC, milliseconds), as a DateTime.
+    param([Parameter(Mandatory)] $Request)
+    if ($Request.time -is [datetime]) { return $Request.time.ToUniversalTime() }
+    [datetimeoffset]::Parse($Request.time, [cultureinfo]::InvariantCulture).UtcDateTime
+}
+
+function Get-EmulatorRequestGapMs {
+    # Milliseconds between the arrivals of consecutive logged requests (n requests: n - 1 gaps).
+    param([object[]] $Requests)
+    for ($i = 1; $i -lt $Requests.Count; $i++) {
+        ((Get-EmulatorRequestTime $Requests[$i]) - (Get-EmulatorRequestTime $Requests[$i - 1])).TotalMilliseconds
+    }
+}
+
+function Wait-Until {
+    # Polls $Condition until it is true; $false if it is not within -TimeoutMs. The timeout only
+    # guards against waiting forever: keep it generous (a true condition returns at once).
+    param([Parameter(Mandatory)][scriptblock] $Condition, [int] $TimeoutMs = 20000)
+    $stopwatch = [System.Diagnostics.Stopwatch]::StartNew()
+    while ($stopwatch.ElapsedMilliseconds -lt $TimeoutMs) {
+        if (& $Condition) { return $true }
+        Start-Sleep -Milliseconds 50
+    }
+    [bool](& $Condition)
 }
 
 function Clear-EmulatorRequest { $null = Invoke-Emulator DELETE requests }
