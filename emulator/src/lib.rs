@@ -1,6 +1,8 @@
 //! A Microsoft Graph emulator for call keep-alive.
 //!
-//! It serves `POST /{v1.0|beta}/communications/calls/{id}/keepAlive`, `POST /{v1.0|beta}/$batch`,
+//! It serves `POST /{v1.0|beta}/communications/calls/{id}/keepAlive` (also spelled
+//! `microsoft.graph.keepAlive`), the call resource (`POST /{v1.0|beta}/communications/calls`,
+//! `GET` / `DELETE .../calls/{id}`), `POST /{v1.0|beta}/$batch`,
 //! an Entra ID style token endpoint `POST /{tenant}/oauth2/v2.0/token` (client secrets and
 //! certificate assertions), the managed-identity endpoints `GET /metadata/identity/oauth2/token`
 //! (VM instance metadata) and `GET /msi/token` (App Service) on loopback, plus a control API
@@ -10,7 +12,9 @@
 //! [`spawn_blocking_runtime`], or as the `graph-emulator` binary.
 
 mod assertion;
+mod calls;
 mod control;
+mod jwt;
 mod reply;
 mod server;
 mod state;
@@ -24,6 +28,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 pub use assertion::LoggedAssertion;
+pub use jwt::{tenant_guid, MANAGED_IDENTITY_TENANT_ID, TOKEN_ROLES};
 pub use server::MAX_BATCH;
 pub use state::{
     AppRegistration, CallState, ConfigView, FaultResponse, FaultScript, LoggedBatchItem,
