@@ -935,13 +935,8 @@ async fn certificate_assertions_over_https() {
         .unwrap();
     let url = token_url(&base);
     assert!(url.starts_with("https://"));
-    let request = |aud: &str| {
-        let jwt = sign(
-            &header_for(a, Alg::Ps256),
-            &claims_for(aud, CLIENT),
-            &a.key,
-            Alg::Ps256,
-        );
+    let request_with = |claims: Value| {
+        let jwt = sign(&header_for(a, Alg::Ps256), &claims, &a.key, Alg::Ps256);
         https
             .post(&url)
             .header("Content-Type", "application/x-www-form-urlencoded")
@@ -953,6 +948,7 @@ async fn certificate_assertions_over_https() {
                 ("client_assertion", &jwt),
             ]))
     };
+    let request = |aud: &str| request_with(claims_for(aud, CLIENT));
     let r = send(request(&url.replace("https://", "http://"))).await;
     check(&r, 401, "invalid_client", 50012);
     let r = send(request(&url)).await;
@@ -966,4 +962,22 @@ async fn certificate_assertions_over_https() {
     .unwrap();
     assert_eq!(claims["appidacr"], "2", "a certificate credential");
     assert_eq!(claims["tid"], graph_emulator::tenant_guid(TENANT));
+
+    // MSAL.NET sends the time claims as strings of digits ("exp":"1714564799"); Entra ID takes
+    // them, so does the emulator. Other strings stay malformed.
+    let mut msal_style = claims_for(&url, CLIENT);
+    for k in ["nbf", "exp"] {
+        msal_style[k] = json!(msal_style[k].to_string());
+    }
+    assert!(msal_style["exp"].is_string());
+    let r = send(request_with(msal_style)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let mut bad = claims_for(&url, CLIENT);
+    bad["exp"] = json!("soon");
+    check(
+        &send(request_with(bad)).await,
+        400,
+        "invalid_request",
+        50027,
+    );
 }
