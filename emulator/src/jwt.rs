@@ -136,6 +136,30 @@ pub(crate) fn mint(holder: &Holder<'_>, lifetime: Duration) -> String {
     )
 }
 
+/// Mints and registers a token for an app, as if it had signed in with a secret (for tests that
+/// hand a token to `Connect-MgGraph -AccessToken`).
+pub(crate) fn issue_for_app(
+    state: &crate::state::State,
+    tenant: &str,
+    client_id: &str,
+    lifetime: Duration,
+) -> String {
+    let token = mint(
+        &Holder {
+            tenant,
+            client_id,
+            audience: GRAPH_AUDIENCE,
+            auth: ClientAuth::Secret,
+        },
+        lifetime,
+    );
+    state.register_token(&token, lifetime);
+    token
+}
+
+/// The audience of tokens issued without a requested resource.
+const GRAPH_AUDIENCE: &str = "https://graph.microsoft.com";
+
 /// A string claim (`tid`, `appid`, ...) of a JWT-shaped bearer token, if it has one.
 pub(crate) fn claim(token: &str, name: &str) -> Option<String> {
     let payload = token.split('.').nth(1)?;

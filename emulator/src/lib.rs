@@ -234,6 +234,14 @@ macro_rules! handle_api {
             self.handle.state.register_token(token, lifetime);
         }
 
+        /// Mints a JWT-shaped access token for an app (claims as the token endpoint's, see
+        /// `emulator/README.md`) and registers it for `lifetime` (strict mode on), like
+        /// `POST /_emulator/tokens/issue`. For `Connect-MgGraph -AccessToken` tests: Microsoft's
+        /// module reads the tenant from the token.
+        pub fn issue_token(&self, tenant_id: &str, client_id: &str, lifetime: Duration) -> String {
+            jwt::issue_for_app(&self.handle.state, tenant_id, client_id, lifetime)
+        }
+
         /// Clears calls, faults, the log, tokens, apps, used assertion ids and user-assigned
         /// identities; restores the configured timeouts, token settings and identity header.
         pub fn reset(&self) {

@@ -353,3 +353,47 @@ async fn issued_tokens_are_jwts_naming_tenant_app_and_role() {
     .await;
     assert_eq!(r.json()["tenantId"], TENANT);
 }
+
+#[tokio::test]
+async fn tokens_issued_through_the_control_api_are_jwts_for_access_token_sign_in() {
+    let emu = Emulator::start(Config::default()).await.unwrap();
+    let base = emu.base_url();
+    let r = control(
+        "POST",
+        &base,
+        "tokens/issue",
+        Some(json!({"tenantId": TENANT, "clientId": CLIENT, "expiresInSecs": 60})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let token = r.json()["token"].as_str().unwrap().to_string();
+    let c = claims(&token);
+    assert_eq!(c["tid"], TENANT);
+    assert_eq!(c["appid"], CLIENT);
+    assert_eq!(c["aud"], "https://graph.microsoft.com");
+    assert_eq!(c["exp"].as_u64().unwrap(), c["iat"].as_u64().unwrap() + 60);
+    assert!(emu.config().strict_auth, "registered: strict mode on");
+    let id = emu.create_call(None);
+    assert_eq!(keep_alive(&base, &id, Some(&token)).await.status, 200);
+    assert_eq!(keep_alive(&base, &id, Some("other")).await.status, 401);
+
+    let lib = emu.issue_token(
+        "contoso.onmicrosoft.com",
+        CLIENT,
+        std::time::Duration::from_secs(5),
+    );
+    assert_eq!(
+        claims(&lib)["tid"],
+        graph_emulator::tenant_guid("contoso.onmicrosoft.com")
+    );
+    assert_eq!(keep_alive(&base, &id, Some(&lib)).await.status, 200);
+
+    let r = control(
+        "POST",
+        &base,
+        "tokens/issue",
+        Some(json!({"tenantId": TENANT})),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+}
