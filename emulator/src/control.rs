@@ -109,6 +109,14 @@ struct TokenRegistration {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TokenIssue {
+    tenant_id: String,
+    client_id: String,
+    expires_in_secs: Option<f64>,
+}
+
+#[derive(Deserialize)]
 #[serde(untagged)]
 enum OneOrMany<T> {
     One(T),
@@ -291,6 +299,21 @@ fn route(
             respond(
                 201,
                 &json!({ "token": t.token, "expiresInSecs": lifetime.as_secs_f64() }),
+            )
+        }
+        ("POST", ["tokens", "issue"]) => {
+            let t: TokenIssue = parse(body, "")?;
+            if t.tenant_id.is_empty() || t.client_id.is_empty() {
+                return Err(err(400, "tenantId and clientId must not be empty"));
+            }
+            let lifetime = match t.expires_in_secs {
+                Some(v) => secs(v, "expiresInSecs")?,
+                None => state.token_lifetime(),
+            };
+            let token = crate::jwt::issue_for_app(state, &t.tenant_id, &t.client_id, lifetime);
+            respond(
+                201,
+                &json!({ "token": token, "expiresInSecs": lifetime.as_secs_f64() }),
             )
         }
         ("DELETE", ["tokens"]) => {

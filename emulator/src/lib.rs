@@ -1,6 +1,8 @@
 //! A Microsoft Graph emulator for call keep-alive.
 //!
-//! It serves `POST /{v1.0|beta}/communications/calls/{id}/keepAlive`, `POST /{v1.0|beta}/$batch`,
+//! It serves `POST /{v1.0|beta}/communications/calls/{id}/keepAlive` (also spelled
+//! `microsoft.graph.keepAlive`), the call resource (`POST /{v1.0|beta}/communications/calls`,
+//! `GET` / `DELETE .../calls/{id}`), `POST /{v1.0|beta}/$batch`,
 //! an Entra ID style token endpoint `POST /{tenant}/oauth2/v2.0/token` (client secrets and
 //! certificate assertions), the managed-identity endpoints `GET /metadata/identity/oauth2/token`
 //! (VM instance metadata) and `GET /msi/token` (App Service) on loopback, plus a control API
@@ -10,11 +12,14 @@
 //! [`spawn_blocking_runtime`], or as the `graph-emulator` binary.
 
 mod assertion;
+mod calls;
 mod control;
+mod jwt;
 mod reply;
 mod server;
 mod state;
 mod timefmt;
+mod tls;
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -24,12 +29,14 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 pub use assertion::LoggedAssertion;
+pub use jwt::{tenant_guid, MANAGED_IDENTITY_TENANT_ID, TOKEN_ROLES};
 pub use server::MAX_BATCH;
 pub use state::{
     AppRegistration, CallState, ConfigView, FaultResponse, FaultScript, LoggedBatchItem,
     LoggedRequest, ManagedIdentity, DEFAULT_IDENTITY_HEADER, LOG_CAPACITY,
     SYSTEM_ASSIGNED_CLIENT_ID,
 };
+pub use tls::{TlsIdentity, CERTIFICATE_NAMES};
 
 use state::{Defaults, State};
 
@@ -47,6 +54,9 @@ pub struct Config {
     pub identity_header: String,
     /// Where to listen; must be a loopback address. Port 0 picks a free port.
     pub bind: SocketAddr,
+    /// Serve `https` with this certificate instead of `http` (default: `None`). See
+    /// [`TlsIdentity::generate`] and [`TlsIdentity::load_or_create`].
+    pub tls: Option<TlsIdentity>,
 }
 
 impl Default for Config {
@@ -57,14 +67,15 @@ impl Default for Config {
             token_refresh_in: None,
             identity_header: DEFAULT_IDENTITY_HEADER.to_string(),
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            tls: None,
         }
     }
 }
 
-fn base_url_for(addr: SocketAddr) -> String {
+fn base_url_for(addr: SocketAddr, scheme: &str) -> String {
     match addr {
-        SocketAddr::V4(a) => format!("http://{}:{}", a.ip(), a.port()),
-        SocketAddr::V6(a) => format!("http://[{}]:{}", a.ip(), a.port()),
+        SocketAddr::V4(a) => format!("{scheme}://{}:{}", a.ip(), a.port()),
+        SocketAddr::V6(a) => format!("{scheme}://[{}]:{}", a.ip(), a.port()),
     }
 }
 
@@ -73,11 +84,12 @@ fn base_url_for(addr: SocketAddr) -> String {
 struct Handle {
     state: Arc<State>,
     addr: SocketAddr,
+    tls: Option<TlsIdentity>,
 }
 
 impl Handle {
     fn base_url(&self) -> String {
-        base_url_for(self.addr)
+        base_url_for(self.addr, if self.tls.is_some() { "https" } else { "http" })
     }
 }
 
@@ -88,9 +100,15 @@ macro_rules! handle_api {
             self.handle.addr
         }
 
-        /// `http://127.0.0.1:PORT` (no trailing slash). Graph and token endpoints live under it.
+        /// `http://127.0.0.1:PORT` (`https://` with TLS; no trailing slash). Graph and token
+        /// endpoints live under it.
         pub fn base_url(&self) -> String {
             self.handle.base_url()
+        }
+
+        /// The certificate served over TLS (PEM), or `None` without TLS.
+        pub fn certificate_pem(&self) -> Option<&str> {
+            self.handle.tls.as_ref().map(TlsIdentity::cert_pem)
         }
 
         /// Creates an active call (re-creating an existing id makes it active again) and returns
@@ -216,6 +234,14 @@ macro_rules! handle_api {
             self.handle.state.register_token(token, lifetime);
         }
 
+        /// Mints a JWT-shaped access token for an app (claims as the token endpoint's, see
+        /// `emulator/README.md`) and registers it for `lifetime` (strict mode on), like
+        /// `POST /_emulator/tokens/issue`. For `Connect-MgGraph -AccessToken` tests: Microsoft's
+        /// module reads the tenant from the token.
+        pub fn issue_token(&self, tenant_id: &str, client_id: &str, lifetime: Duration) -> String {
+            jwt::issue_for_app(&self.handle.state, tenant_id, client_id, lifetime)
+        }
+
         /// Clears calls, faults, the log, tokens, apps, used assertion ids and user-assigned
         /// identities; restores the configured timeouts, token settings and identity header.
         pub fn reset(&self) {
@@ -243,6 +269,7 @@ impl Emulator {
                 ),
             ));
         }
+        let acceptor = config.tls.as_ref().map(TlsIdentity::acceptor).transpose()?;
         let listener = tokio::net::TcpListener::bind(config.bind).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State::new(Defaults {
@@ -252,9 +279,13 @@ impl Emulator {
             identity_header: config.identity_header.clone(),
         }));
         let (tx, rx) = watch::channel(false);
-        let server = tokio::spawn(server::serve(listener, state.clone(), rx));
+        let server = tokio::spawn(server::serve(listener, state.clone(), rx, acceptor));
         Ok(Emulator {
-            handle: Handle { state, addr },
+            handle: Handle {
+                state,
+                addr,
+                tls: config.tls,
+            },
             shutdown: tx,
             server: Some(server),
         })

@@ -17,7 +17,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::assertion::{self, LoggedAssertion};
+use crate::calls::{self, CallsRoute};
 use crate::control;
+use crate::jwt::{self, ClientAuth, Holder};
 use crate::reply::{aad_error, fault_reply, Ctx, Reply, ReplyBody};
 use crate::state::{
     new_guid, FaultResponse, FaultTarget, KeepAliveOutcome, LoggedBatchItem, LoggedRequest, State,
@@ -47,17 +49,37 @@ pub(crate) type HttpResponse = Response<Full<Bytes>>;
 // Accept loop
 // ---------------------------------------------------------------------------------------------
 
+/// How long a client may take to complete the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts connections until shutdown; with `tls`, each one is served over TLS.
 pub(crate) async fn serve(
     listener: TcpListener,
     state: Arc<State>,
     mut shutdown: watch::Receiver<bool>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
     loop {
         tokio::select! {
             res = listener.accept() => match res {
                 Ok((stream, _)) => {
                     let _ = stream.set_nodelay(true);
-                    tokio::spawn(serve_connection(stream, state.clone(), shutdown.clone()));
+                    let (state, shutdown) = (state.clone(), shutdown.clone());
+                    match tls.clone() {
+                        None => {
+                            tokio::spawn(serve_connection(stream, state, shutdown, "http"));
+                        }
+                        Some(acceptor) => {
+                            tokio::spawn(async move {
+                                let handshake = acceptor.accept(stream);
+                                if let Ok(Ok(stream)) =
+                                    tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await
+                                {
+                                    serve_connection(stream, state, shutdown, "https").await;
+                                }
+                            });
+                        }
+                    }
                 }
                 Err(_) => {
                     // e.g. too many open files: back off briefly instead of spinning.
@@ -69,13 +91,16 @@ pub(crate) async fn serve(
     }
 }
 
-async fn serve_connection(
-    stream: tokio::net::TcpStream,
+async fn serve_connection<S>(
+    stream: S,
     state: Arc<State>,
     mut shutdown: watch::Receiver<bool>,
-) {
+    scheme: &'static str,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let io = TokioIo::new(stream);
-    let svc = service_fn(move |req| handle(state.clone(), req));
+    let svc = service_fn(move |req| handle(state.clone(), req, scheme));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).keep_alive(true);
     builder.http2().timer(TokioTimer::new());
@@ -98,6 +123,8 @@ enum Route<'a> {
     KeepAlive {
         seg: &'a str,
     },
+    /// Create, read or end a call (`calls.rs`).
+    Calls(CallsRoute<'a>),
     Batch,
     Token {
         tenant: &'a str,
@@ -115,6 +142,12 @@ fn is_version(s: &str) -> bool {
     s == "v1.0" || s == "beta"
 }
 
+/// `keepAlive`, or the namespaced `microsoft.graph.keepAlive` that Microsoft's cmdlets send (Graph
+/// accepts both), in any case.
+fn is_keep_alive_action(seg: &str) -> bool {
+    seg.eq_ignore_ascii_case("keepAlive") || seg.eq_ignore_ascii_case("microsoft.graph.keepAlive")
+}
+
 /// Matches `communications/calls/{id}/keepAlive` (segments after the version).
 /// Returns the raw id segment, or the segment at which the path stops matching.
 fn match_call_path<'a>(segs: &[&'a str]) -> Result<&'a str, String> {
@@ -127,7 +160,7 @@ fn match_call_path<'a>(segs: &[&'a str]) -> Result<&'a str, String> {
         }
     }
     match segs.len() {
-        4 if segs[3].eq_ignore_ascii_case("keepAlive") && !segs[2].is_empty() => Ok(segs[2]),
+        4 if is_keep_alive_action(segs[3]) && !segs[2].is_empty() => Ok(segs[2]),
         4 if segs[2].is_empty() => Err(String::new()),
         4 => Err(segs[3].to_string()),
         n if n > 4 => Err(segs[4].to_string()),
@@ -154,13 +187,16 @@ fn route<'a>(segs: &[&'a str]) -> Route<'a> {
     if segs.len() == 2 && (segs[1] == "$batch" || segs[1].eq_ignore_ascii_case("%24batch")) {
         return Route::Batch;
     }
+    if let Some(r) = calls::route(&segs[1..]) {
+        return Route::Calls(r);
+    }
     match match_call_path(&segs[1..]) {
         Ok(seg) => Route::KeepAlive { seg },
         Err(segment) => Route::NotFound { segment },
     }
 }
 
-fn decode_segment(seg: &str) -> Option<String> {
+pub(crate) fn decode_segment(seg: &str) -> Option<String> {
     percent_decode_str(seg)
         .decode_utf8()
         .ok()
@@ -189,9 +225,11 @@ fn log_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
 // Request handling
 // ---------------------------------------------------------------------------------------------
 
+/// `scheme` is `http` or `https`: how the client reached the emulator.
 pub(crate) async fn handle(
     state: Arc<State>,
     req: Request<Incoming>,
+    scheme: &'static str,
 ) -> Result<HttpResponse, Dropped> {
     let path = req.uri().path().to_string();
     let segs: Vec<&str> = path.strip_prefix('/').unwrap_or(&path).split('/').collect();
@@ -229,6 +267,7 @@ pub(crate) async fn handle(
     let route = route(&segs);
     let (kind, call_id) = match &route {
         Route::KeepAlive { seg } => ("keepAlive", decode_segment(seg)),
+        Route::Calls(r) => ("call", calls::logged_call_id(r)),
         Route::Batch => ("batch", None),
         Route::Token { .. } => ("token", None),
         Route::Imds | Route::AppServiceMsi => ("managedIdentity", None),
@@ -284,6 +323,20 @@ pub(crate) async fn handle(
             )
             .await
         }
+        Route::Calls(r) => {
+            let request = calls::CallRequest {
+                method: &method,
+                headers: &headers,
+                body: &body,
+                raw_path: &raw_path,
+                version_url: format!(
+                    "{scheme}://{}/{}",
+                    authority.as_deref().unwrap_or("localhost"),
+                    segs[0]
+                ),
+            };
+            calls::handle(&state, r, call_id.as_deref(), &request, &ctx).await
+        }
         Route::Batch => {
             batch(
                 &state,
@@ -299,7 +352,7 @@ pub(crate) async fn handle(
         Route::Token { tenant } => {
             let mut assertion_log = None;
             let expected_aud = format!(
-                "http://{}{path}",
+                "{scheme}://{}{path}",
                 authority.as_deref().unwrap_or("localhost")
             );
             let reply = token(
@@ -344,7 +397,7 @@ pub(crate) async fn handle(
 }
 
 /// Applies a scripted response: waits, then either answers or asks to drop (None).
-async fn play_fault(f: FaultResponse, client_request_id: &str) -> Option<Reply> {
+pub(crate) async fn play_fault(f: FaultResponse, client_request_id: &str) -> Option<Reply> {
     if f.delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(f.delay_ms)).await;
     }
@@ -364,8 +417,26 @@ fn method_not_allowed(method: &Method, client_request_id: &str) -> Reply {
     .header("Allow", "POST")
 }
 
+/// The token of an `Authorization: Bearer <token>` header.
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(hyper::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .trim();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("Bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
 /// Checks `Authorization: Bearer <token>`.
-fn check_auth(state: &State, headers: &HeaderMap, client_request_id: &str) -> Option<Reply> {
+pub(crate) fn check_auth(
+    state: &State,
+    headers: &HeaderMap,
+    client_request_id: &str,
+) -> Option<Reply> {
     let fail = |message: &str| {
         Some(
             Reply::graph_error(401, "InvalidAuthenticationToken", message, client_request_id).header(
@@ -635,14 +706,10 @@ fn whole_secs(d: Duration) -> u64 {
     d.as_secs()
 }
 
-/// Issues and registers a fresh access token with the configured lifetime.
-fn issue_token(state: &State) -> (String, Duration) {
+/// Issues and registers a fresh JWT-shaped access token with the configured lifetime.
+fn issue_token(state: &State, holder: &Holder<'_>) -> (String, Duration) {
     let lifetime = state.token_lifetime();
-    let access_token = format!(
-        "emu.{}.{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    );
+    let access_token = jwt::mint(holder, lifetime);
     state.register_token(&access_token, lifetime);
     (access_token, lifetime)
 }
@@ -726,7 +793,7 @@ async fn token(
             &format!("Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."),
         );
     };
-    match get("scope") {
+    let audience = match get("scope") {
         None => {
             return err(400, "invalid_request", 900144, "The request body must contain the following parameter: 'scope'.")
         }
@@ -738,8 +805,8 @@ async fn token(
                 &format!("The provided request must include a 'scope' input parameter. The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid."),
             )
         }
-        Some(_) => {}
-    }
+        Some(scope) => scope.trim_end_matches("/.default"),
+    };
     let assertion = get("client_assertion");
     let assertion_type = get("client_assertion_type");
     if assertion.is_some() || assertion_type.is_some() {
@@ -808,7 +875,17 @@ async fn token(
             Some(_) => {}
         }
     }
-    let (access_token, lifetime) = issue_token(state);
+    let holder = Holder {
+        tenant: &tenant,
+        client_id,
+        audience,
+        auth: if assertion.is_some() {
+            ClientAuth::Certificate
+        } else {
+            ClientAuth::Secret
+        },
+    };
+    let (access_token, lifetime) = issue_token(state, &holder);
     let secs = whole_secs(lifetime);
     #[derive(serde::Serialize)]
     struct TokenResponse<'a> {
@@ -918,7 +995,13 @@ async fn managed_identity(
     let Some(client_id) = state.find_identity(get("client_id")) else {
         return Some(mi_error(400, "Identity not found"));
     };
-    let (access_token, lifetime) = issue_token(state);
+    let holder = Holder {
+        tenant: "",
+        client_id: &client_id,
+        audience: resource,
+        auth: ClientAuth::ManagedIdentity,
+    };
+    let (access_token, lifetime) = issue_token(state, &holder);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();

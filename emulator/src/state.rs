@@ -299,7 +299,13 @@ struct Call {
     keep_alive_count: u64,
     last_keep_alive: Option<SystemTime>,
     ended: Option<(EndReason, SystemTime)>,
+    /// The Graph call resource for calls created with `POST /communications/calls`.
+    resource: Option<Arc<CallResource>>,
 }
+
+/// The properties of a call resource (Graph's order), without `state` and `@odata.context`,
+/// which depend on when and where it is read.
+pub(crate) type CallResource = Vec<(String, serde_json::Value)>;
 
 impl Call {
     fn new(timeout: Duration) -> Call {
@@ -311,6 +317,7 @@ impl Call {
             keep_alive_count: 0,
             last_keep_alive: None,
             ended: None,
+            resource: None,
         }
     }
 
@@ -505,6 +512,36 @@ impl State {
         let call = Call::new(self.call_timeout());
         lock(self.shard(&id)).insert(id.clone(), call);
         id
+    }
+
+    /// Creates an active call with its Graph resource (`POST /communications/calls`).
+    pub fn create_call_resource(&self, id: &str, resource: CallResource) {
+        let mut call = Call::new(self.call_timeout());
+        call.resource = Some(Arc::new(resource));
+        lock(self.shard(id)).insert(id.to_string(), call);
+    }
+
+    /// For an active call: `Some` with its Graph resource (`None` inside for calls created
+    /// through the control API). `None` for unknown or ended calls.
+    pub fn active_call_resource(&self, id: &str) -> Option<Option<Arc<CallResource>>> {
+        let mut shard = lock(self.shard(id));
+        let call = shard.get_mut(id)?;
+        call.refresh(Instant::now());
+        call.ended.is_none().then(|| call.resource.clone())
+    }
+
+    /// Ends an active call (reason "Ended"). Returns false when the call is unknown or had ended.
+    pub fn end_active_call(&self, id: &str) -> bool {
+        let mut shard = lock(self.shard(id));
+        let Some(call) = shard.get_mut(id) else {
+            return false;
+        };
+        call.refresh(Instant::now());
+        if call.ended.is_some() {
+            return false;
+        }
+        call.ended = Some((EndReason::Ended, SystemTime::now()));
+        true
     }
 
     /// Ends a call (reason "Ended"). Returns false when unknown.
