@@ -1504,4 +1504,29 @@ if ($ExecutionContext.SessionState.Module) {
 
 #endregion
 
+#region Microsoft's Graph modules -------------------------------------------------------------------
+# A command-lookup hook notices Microsoft's commands (MgKeepAlive.Coexistence.ps1 is loaded only
+# when one shows up) without probing for them. Installed here, by MgKeepAlive's first command (in
+# any real script Connect-MgGraph, which is MgKeepAlive's), not at import. It runs for every command
+# lookup of this runspace, so it only compares the name unless the command is one of Microsoft's
+# (BENCHMARKS.md). It sees Microsoft's command after auto-loading, before it runs: then a pending
+# Connect-MgGraph is handed to Microsoft.Graph.Authentication, and Microsoft's keep-alive functions
+# (CloudCommunications imported after MgKeepAlive replaces ours in the session) resolve to
+# MgKeepAlive's, unless called module-qualified. PostCommandLookupAction is a single slot: the
+# previous handler is called first and put back by the module's OnRemove (MgKeepAlive.psm1).
+if ($ExecutionContext.SessionState.Module -and -not $script:LookupHookInstalled) {
+    $script:PreviousLookupAction = $ExecutionContext.InvokeCommand.PostCommandLookupAction
+    $ExecutionContext.InvokeCommand.PostCommandLookupAction = {
+        param($Name, $Lookup)   # untyped: cheaper to bind, on every lookup
+        if ($script:PreviousLookupAction) { $script:PreviousLookupAction.Invoke($Name, $Lookup) }
+        if ($Name -like '*-Mg*' -and $null -ne ($command = $Lookup.Command) -and $command.ModuleName -like 'Microsoft.Graph.*') {
+            if ($command.Name -like 'Invoke-Mg*KeepCommunicationCallAlive') { Import-MgkaCoexistence; Select-MgkaKeepAliveCommand -Name $Name -Lookup $Lookup }
+            if ($script:MicrosoftReplay) { Import-MgkaCoexistence; Invoke-MgkaMicrosoftReplay }
+        }
+    }
+    $script:LookupHookInstalled = $true
+}
+
+#endregion
+
 $script:PrivateLoaded = $true

@@ -2228,28 +2228,16 @@ $script:ModuleVersion = '0.1.0'
 $script:LibraryPath = $null
 $script:Native = $null
 
-# Microsoft's Graph modules next to MgKeepAlive (MgKeepAlive.Coexistence.ps1, loaded only when
-# they are): a command-lookup hook notices their commands without probing for them here. It runs
-# for every command lookup of this runspace, so it only compares the name unless the command is
-# one of Microsoft's (measured in BENCHMARKS.md). It sees Microsoft's command after auto-loading,
-# before it runs: then a pending Connect-MgGraph is handed to Microsoft.Graph.Authentication, and
-# Microsoft's keep-alive functions (CloudCommunications imported after MgKeepAlive replaces ours
-# in the session) resolve to MgKeepAlive's, unless called module-qualified. PostCommandLookupAction
-# is a single slot: the previous handler is called first and put back when the module is removed.
+# Microsoft's Graph modules next to MgKeepAlive: the command-lookup hook that notices them is
+# installed by the first command (MgKeepAlive.Private.ps1), not here: turning a script block into
+# the handler's delegate costs milliseconds. OnRemove puts the previous handler back.
 $script:MicrosoftReplay = $null
 $script:CoexistenceLoaded = $false
 $script:StopKeeperOnRemove = $null
-$script:PreviousLookupAction = $ExecutionContext.InvokeCommand.PostCommandLookupAction
-$ExecutionContext.InvokeCommand.PostCommandLookupAction = {
-    param($Name, $Lookup)   # untyped: cheaper to bind, on every lookup
-    if ($script:PreviousLookupAction) { $script:PreviousLookupAction.Invoke($Name, $Lookup) }
-    if ($Name -like '*-Mg*' -and $null -ne ($command = $Lookup.Command) -and $command.ModuleName -like 'Microsoft.Graph.*') {
-        if ($command.Name -like 'Invoke-Mg*KeepCommunicationCallAlive') { Import-MgkaCoexistence; Select-MgkaKeepAliveCommand -Name $Name -Lookup $Lookup }
-        if ($script:MicrosoftReplay) { Import-MgkaCoexistence; Invoke-MgkaMicrosoftReplay }
-    }
-}
+$script:LookupHookInstalled = $false
+$script:PreviousLookupAction = $null
 $ExecutionContext.SessionState.Module.OnRemove = {
-    $ExecutionContext.InvokeCommand.PostCommandLookupAction = $script:PreviousLookupAction
+    if ($script:LookupHookInstalled) { $ExecutionContext.InvokeCommand.PostCommandLookupAction = $script:PreviousLookupAction }
     if ($script:StopKeeperOnRemove) { & $script:StopKeeperOnRemove }
 }
 
