@@ -167,14 +167,24 @@ fn str_field<'a>(m: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
     m.get(k).and_then(Value::as_str)
 }
 
+/// A time claim: a number, or a string of digits — MSAL.NET sends `"exp":"1714564799"`, and
+/// Entra ID accepts it.
 fn num_field(m: &Map<String, Value>, k: &str) -> Result<Option<f64>, Failure> {
     match m.get(k) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => v.as_f64().map(Some).ok_or_else(|| {
-            malformed(&format!(
-                "The '{k}' claim must be a number (seconds since 1970)."
-            ))
-        }),
+        Some(v) => v
+            .as_f64()
+            .or_else(|| {
+                v.as_str()
+                    .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|s| s.parse().ok())
+            })
+            .map(Some)
+            .ok_or_else(|| {
+                malformed(&format!(
+                    "The '{k}' claim must be a number (seconds since 1970)."
+                ))
+            }),
     }
 }
 

@@ -19,6 +19,7 @@ mod reply;
 mod server;
 mod state;
 mod timefmt;
+mod tls;
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -35,6 +36,7 @@ pub use state::{
     LoggedRequest, ManagedIdentity, DEFAULT_IDENTITY_HEADER, LOG_CAPACITY,
     SYSTEM_ASSIGNED_CLIENT_ID,
 };
+pub use tls::{TlsIdentity, CERTIFICATE_NAMES};
 
 use state::{Defaults, State};
 
@@ -52,6 +54,9 @@ pub struct Config {
     pub identity_header: String,
     /// Where to listen; must be a loopback address. Port 0 picks a free port.
     pub bind: SocketAddr,
+    /// Serve `https` with this certificate instead of `http` (default: `None`). See
+    /// [`TlsIdentity::generate`] and [`TlsIdentity::load_or_create`].
+    pub tls: Option<TlsIdentity>,
 }
 
 impl Default for Config {
@@ -62,14 +67,15 @@ impl Default for Config {
             token_refresh_in: None,
             identity_header: DEFAULT_IDENTITY_HEADER.to_string(),
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            tls: None,
         }
     }
 }
 
-fn base_url_for(addr: SocketAddr) -> String {
+fn base_url_for(addr: SocketAddr, scheme: &str) -> String {
     match addr {
-        SocketAddr::V4(a) => format!("http://{}:{}", a.ip(), a.port()),
-        SocketAddr::V6(a) => format!("http://[{}]:{}", a.ip(), a.port()),
+        SocketAddr::V4(a) => format!("{scheme}://{}:{}", a.ip(), a.port()),
+        SocketAddr::V6(a) => format!("{scheme}://[{}]:{}", a.ip(), a.port()),
     }
 }
 
@@ -78,11 +84,12 @@ fn base_url_for(addr: SocketAddr) -> String {
 struct Handle {
     state: Arc<State>,
     addr: SocketAddr,
+    tls: Option<TlsIdentity>,
 }
 
 impl Handle {
     fn base_url(&self) -> String {
-        base_url_for(self.addr)
+        base_url_for(self.addr, if self.tls.is_some() { "https" } else { "http" })
     }
 }
 
@@ -93,9 +100,15 @@ macro_rules! handle_api {
             self.handle.addr
         }
 
-        /// `http://127.0.0.1:PORT` (no trailing slash). Graph and token endpoints live under it.
+        /// `http://127.0.0.1:PORT` (`https://` with TLS; no trailing slash). Graph and token
+        /// endpoints live under it.
         pub fn base_url(&self) -> String {
             self.handle.base_url()
+        }
+
+        /// The certificate served over TLS (PEM), or `None` without TLS.
+        pub fn certificate_pem(&self) -> Option<&str> {
+            self.handle.tls.as_ref().map(TlsIdentity::cert_pem)
         }
 
         /// Creates an active call (re-creating an existing id makes it active again) and returns
@@ -248,6 +261,7 @@ impl Emulator {
                 ),
             ));
         }
+        let acceptor = config.tls.as_ref().map(TlsIdentity::acceptor).transpose()?;
         let listener = tokio::net::TcpListener::bind(config.bind).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State::new(Defaults {
@@ -257,9 +271,13 @@ impl Emulator {
             identity_header: config.identity_header.clone(),
         }));
         let (tx, rx) = watch::channel(false);
-        let server = tokio::spawn(server::serve(listener, state.clone(), rx));
+        let server = tokio::spawn(server::serve(listener, state.clone(), rx, acceptor));
         Ok(Emulator {
-            handle: Handle { state, addr },
+            handle: Handle {
+                state,
+                addr,
+                tls: config.tls,
+            },
             shutdown: tx,
             server: Some(server),
         })

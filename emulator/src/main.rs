@@ -2,10 +2,11 @@
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use graph_emulator::{Config, Emulator};
+use graph_emulator::{Config, Emulator, TlsIdentity};
 
 const USAGE: &str = "\
 Usage: graph-emulator [OPTIONS]
@@ -24,10 +25,16 @@ Options:
   --log-capacity <N>            Request-log entries kept, 0 disables the log [default: 100000]
   --workers <N>                 Runtime worker threads [default: number of CPUs]
   --exit-on-stdin-eof           Exit when stdin is closed (so the emulator never outlives its parent)
+  --tls                         Serve https with a fresh self-signed certificate
+                                (IP:127.0.0.1, IP:::1, DNS:localhost)
+  --tls-dir <DIR>               Serve https with DIR/cert.pem + DIR/key.pem, created there
+                                when missing (one certificate across runs; implies --tls)
+  --write-cert <PATH>           Write the served certificate (PEM) to PATH before the ready line
   -h, --help                    Print this help
   -V, --version                 Print the version
 
-When ready it prints one line to stdout: `graph-emulator listening on http://HOST:PORT`.
+When ready it prints one line to stdout: `graph-emulator listening on http://HOST:PORT`
+(`https://` with TLS).
 ";
 
 struct Args {
@@ -40,6 +47,9 @@ struct Args {
     workers: Option<usize>,
     log_capacity: Option<usize>,
     exit_on_stdin_eof: bool,
+    tls: bool,
+    tls_dir: Option<PathBuf>,
+    write_cert: Option<PathBuf>,
 }
 
 fn parse_secs(flag: &str, v: &str) -> Result<Duration, String> {
@@ -77,6 +87,9 @@ fn parse_args() -> Result<Option<Args>, String> {
         workers: None,
         log_capacity: None,
         exit_on_stdin_eof: false,
+        tls: false,
+        tls_dir: None,
+        write_cert: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -140,10 +153,37 @@ fn parse_args() -> Result<Option<Args>, String> {
                 );
             }
             "--exit-on-stdin-eof" => args.exit_on_stdin_eof = true,
+            "--tls" => args.tls = true,
+            "--tls-dir" => {
+                args.tls = true;
+                args.tls_dir = Some(PathBuf::from(value()?));
+            }
+            "--write-cert" => args.write_cert = Some(PathBuf::from(value()?)),
             other => return Err(format!("unknown argument '{other}' (see --help)")),
         }
     }
+    if args.write_cert.is_some() && !args.tls {
+        return Err("--write-cert: needs --tls or --tls-dir".into());
+    }
     Ok(Some(args))
+}
+
+/// The certificate to serve, per `--tls` / `--tls-dir`.
+fn tls_identity(args: &Args) -> Result<Option<TlsIdentity>, String> {
+    if !args.tls {
+        return Ok(None);
+    }
+    let identity = match &args.tls_dir {
+        Some(dir) => TlsIdentity::load_or_create(dir)
+            .map_err(|e| format!("--tls-dir {}: {e}", dir.display()))?,
+        None => TlsIdentity::generate().map_err(|e| format!("--tls: {e}"))?,
+    };
+    if let Some(path) = &args.write_cert {
+        identity
+            .write_cert(path)
+            .map_err(|e| format!("--write-cert {}: {e}", path.display()))?;
+    }
+    Ok(Some(identity))
 }
 
 async fn wait_for_stop(exit_on_stdin_eof: bool) {
@@ -194,6 +234,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let tls = match tls_identity(&args) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("graph-emulator: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all().thread_name("graph-emulator");
     if let Some(n) = args.workers {
@@ -213,6 +260,7 @@ fn main() -> ExitCode {
             token_refresh_in: args.token_refresh_in,
             identity_header: args.identity_header.clone(),
             bind: SocketAddr::new(args.host, args.port),
+            tls,
         };
         let emu = match Emulator::start(config).await {
             Ok(e) => e,

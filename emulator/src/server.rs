@@ -49,17 +49,37 @@ pub(crate) type HttpResponse = Response<Full<Bytes>>;
 // Accept loop
 // ---------------------------------------------------------------------------------------------
 
+/// How long a client may take to complete the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts connections until shutdown; with `tls`, each one is served over TLS.
 pub(crate) async fn serve(
     listener: TcpListener,
     state: Arc<State>,
     mut shutdown: watch::Receiver<bool>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
     loop {
         tokio::select! {
             res = listener.accept() => match res {
                 Ok((stream, _)) => {
                     let _ = stream.set_nodelay(true);
-                    tokio::spawn(serve_connection(stream, state.clone(), shutdown.clone()));
+                    let (state, shutdown) = (state.clone(), shutdown.clone());
+                    match tls.clone() {
+                        None => {
+                            tokio::spawn(serve_connection(stream, state, shutdown, "http"));
+                        }
+                        Some(acceptor) => {
+                            tokio::spawn(async move {
+                                let handshake = acceptor.accept(stream);
+                                if let Ok(Ok(stream)) =
+                                    tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await
+                                {
+                                    serve_connection(stream, state, shutdown, "https").await;
+                                }
+                            });
+                        }
+                    }
                 }
                 Err(_) => {
                     // e.g. too many open files: back off briefly instead of spinning.
@@ -71,13 +91,16 @@ pub(crate) async fn serve(
     }
 }
 
-async fn serve_connection(
-    stream: tokio::net::TcpStream,
+async fn serve_connection<S>(
+    stream: S,
     state: Arc<State>,
     mut shutdown: watch::Receiver<bool>,
-) {
+    scheme: &'static str,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let io = TokioIo::new(stream);
-    let svc = service_fn(move |req| handle(state.clone(), req, "http"));
+    let svc = service_fn(move |req| handle(state.clone(), req, scheme));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).keep_alive(true);
     builder.http2().timer(TokioTimer::new());

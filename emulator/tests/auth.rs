@@ -914,3 +914,70 @@ async fn managed_identity_endpoints() {
     );
     assert_eq!(msi(&q, Some("emulator-identity-header")).await.status, 200);
 }
+
+/// Over TLS the assertion's audience is the `https` token URL, as MSAL sends it.
+#[tokio::test]
+async fn certificate_assertions_over_https() {
+    let a = cert_a();
+    let emu = Emulator::start(Config {
+        tls: Some(graph_emulator::TlsIdentity::generate().unwrap()),
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    emu.register_app_certificate(TENANT, CLIENT, &a.der);
+    let base = emu.base_url();
+    let https = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(emu.certificate_pem().unwrap().as_bytes()).unwrap(),
+        )
+        .build()
+        .unwrap();
+    let url = token_url(&base);
+    assert!(url.starts_with("https://"));
+    let request_with = |claims: Value| {
+        let jwt = sign(&header_for(a, Alg::Ps256), &claims, &a.key, Alg::Ps256);
+        https
+            .post(&url)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", CLIENT),
+                ("scope", SCOPE),
+                ("client_assertion_type", JWT_BEARER),
+                ("client_assertion", &jwt),
+            ]))
+    };
+    let request = |aud: &str| request_with(claims_for(aud, CLIENT));
+    let r = send(request(&url.replace("https://", "http://"))).await;
+    check(&r, 401, "invalid_client", 50012);
+    let r = send(request(&url)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let token = r.json()["access_token"].as_str().unwrap().to_string();
+    let claims: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["appidacr"], "2", "a certificate credential");
+    assert_eq!(claims["tid"], graph_emulator::tenant_guid(TENANT));
+
+    // MSAL.NET sends the time claims as strings of digits ("exp":"1714564799"); Entra ID takes
+    // them, so does the emulator. Other strings stay malformed.
+    let mut msal_style = claims_for(&url, CLIENT);
+    for k in ["nbf", "exp"] {
+        msal_style[k] = json!(msal_style[k].to_string());
+    }
+    assert!(msal_style["exp"].is_string());
+    let r = send(request_with(msal_style)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let mut bad = claims_for(&url, CLIENT);
+    bad["exp"] = json!("soon");
+    check(
+        &send(request_with(bad)).await,
+        400,
+        "invalid_request",
+        50027,
+    );
+}
