@@ -11,6 +11,7 @@ BeforeDiscovery {
     $script:SkipReason = if (-not (Test-Path -LiteralPath $PeersArchive)) {
         "Microsoft's Graph modules are not at $PeersArchive (they come with the project's shared folder, not with a clone)."
     }
+    if ($SkipReason) { Write-Warning "Coexistence.Tests.ps1: every test here is skipped: $SkipReason" }
 }
 
 BeforeAll {
@@ -44,20 +45,20 @@ BeforeAll {
         # Runs $Script in a fresh pwsh that finds MgKeepAlive first and Microsoft's modules next
         # (as when both are installed in one folder: MgKeepAlive sorts first). The script gets
         # $Url and $Token; its last output line is JSON. Returns @{ Output; Result }.
-        param([Parameter(Mandatory)][string] $Script)
+        param([Parameter(Mandatory)][string] $Script, [string] $Url = $Emulator.Url, [hashtable] $Environment = @{})
         $path = Join-Path $TestDrive "scenario-$([guid]::NewGuid().ToString('n')).ps1"
         Set-Content -LiteralPath $path -Value ("param([string] `$Url, [string] `$Token)`n`$ErrorActionPreference = 'Stop'`n" + $Script)
         $separator = [System.IO.Path]::PathSeparator
-        $environment = @{
-            PSModulePath   = (Join-Path $RepoRoot 'pwsh') + $separator + $PeersRoot
-            HOME           = $ScenarioHome
-            USERPROFILE    = $ScenarioHome
-            MGKA_TEST_TOKEN = $Token
+        $variables = @{
+            PSModulePath = (Join-Path $RepoRoot 'pwsh') + $separator + $PeersRoot
+            HOME         = $ScenarioHome
+            USERPROFILE  = $ScenarioHome
         }
+        foreach ($name in $Environment.Keys) { $variables[$name] = $Environment[$name] }
         $saved = @{}
-        foreach ($name in $environment.Keys) { $saved[$name] = [Environment]::GetEnvironmentVariable($name); [Environment]::SetEnvironmentVariable($name, $environment[$name]) }
+        foreach ($name in $variables.Keys) { $saved[$name] = [Environment]::GetEnvironmentVariable($name); [Environment]::SetEnvironmentVariable($name, $variables[$name]) }
         try {
-            $output = @(& (Get-TestPwsh) -NoProfile -NonInteractive -File $path -Url $Emulator.Url -Token $Token 2>&1 | ForEach-Object { "$_" })
+            $output = @(& (Get-TestPwsh) -NoProfile -NonInteractive -File $path -Url $Url -Token $Token 2>&1 | ForEach-Object { "$_" })
         } finally {
             foreach ($name in $saved.Keys) { [Environment]::SetEnvironmentVariable($name, $saved[$name]) }
         }
