@@ -36,14 +36,20 @@ function script:Get-MgkaMicrosoftContext {
 function script:New-MgkaMicrosoftConnectParameters {
     # The parameters for Microsoft.Graph.Authentication\Connect-MgGraph from MgKeepAlive's bound
     # ones. -CertificatePath (MgKeepAlive's extension) becomes -Certificate with the certificate
-    # read from the file ($Certificate, kept until Disconnect-MgGraph). The welcome is MgKeepAlive's,
-    # so Microsoft's is always -NoWelcome.
+    # read from the file ($Certificate, kept until Disconnect-MgGraph); -ClientId with
+    # -ClientSecretCredential becomes the credential's user name. The welcome is MgKeepAlive's, so
+    # Microsoft's is always -NoWelcome.
     param([System.Collections.Generic.IDictionary[string, object]] $Bound, [AllowNull()] $Certificate)
     $parameters = [ordered]@{}
     foreach ($name in $script:MicrosoftConnectParameters) {
         if ($Bound.ContainsKey($name)) { $parameters[$name] = $Bound[$name] }
     }
     if ($Bound.ContainsKey('CertificatePath')) { $parameters['Certificate'] = $Certificate }
+    if ($Bound.ContainsKey('ClientSecretCredential') -and $parameters.Contains('ClientId')) {
+        # Microsoft's secret sign-in takes the client id only as the credential's user name.
+        $parameters['ClientSecretCredential'] = [pscredential]::new($parameters['ClientId'], $Bound['ClientSecretCredential'].Password)
+        $parameters.Remove('ClientId')
+    }
     $parameters['NoWelcome'] = $true
     $parameters
 }

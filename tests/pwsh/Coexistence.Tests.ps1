@@ -276,3 +276,89 @@ $null = Set-MgRequestContext -RetryDelay 9
         $result.retryDelay | Should -Be 9
     }
 }
+
+Describe 'Secret and certificate sign-in for both modules, over TLS' -Skip:([bool]$SkipReason) {
+    BeforeAll {
+        # Microsoft's module (MSAL) signs in only against an https authority: an emulator over TLS
+        # with a self-signed loopback certificate, trusted by the child pwsh through SSL_CERT_FILE
+        # (a bundle of the system's CAs and this certificate; .NET and MgKeepAlive's library read it).
+        $certificatePem = Join-Path $TestDrive 'emulator.pem'
+        $path = Join-Path $RepoRoot 'target' 'release' ($IsWindows ? 'graph-emulator.exe' : 'graph-emulator')
+        $info = [System.Diagnostics.ProcessStartInfo]::new($path)
+        foreach ($argument in '--port', '0', '--tls', '--write-cert', $certificatePem, '--exit-on-stdin-eof') { $info.ArgumentList.Add($argument) }
+        $info.UseShellExecute = $false
+        $info.RedirectStandardOutput = $true
+        $info.RedirectStandardInput = $true
+        $process = [System.Diagnostics.Process]::Start($info)
+        $line = $process.StandardOutput.ReadLine()
+        if ($line -notmatch '^graph-emulator listening on (https://\S+)$') { try { $process.Kill() } catch { }; throw "Unexpected first line from graph-emulator --tls: $line" }
+        $TlsEmulator = @{ Process = $process; Url = $Matches[1] }
+        $Bundle = Join-Path $TestDrive 'bundle.pem'
+        & bash (Join-Path $RepoRoot 'emulator' 'trust-cert.sh') bundle $certificatePem $Bundle
+        if ($LASTEXITCODE -ne 0) { throw 'trust-cert.sh bundle failed.' }
+
+        $TlsTenant = 'b4c1d7e2-3a5f-4e6b-8c9d-0a1b2c3d4e5f'
+        $TlsApp = '9e8d7c6b-5a4f-4e3d-2c1b-0a9f8e7d6c5b'
+        $rsa = [System.Security.Cryptography.RSA]::Create(2048)
+        $request = [System.Security.Cryptography.X509Certificates.CertificateRequest]::new('CN=CoexistenceApp', $rsa,
+            [System.Security.Cryptography.HashAlgorithmName]::SHA256, [System.Security.Cryptography.RSASignaturePadding]::Pkcs1)
+        $certificate = $request.CreateSelfSigned([DateTimeOffset]::UtcNow.AddMinutes(-5), [DateTimeOffset]::UtcNow.AddDays(1))
+        $PfxPath = Join-Path $TestDrive 'app.pfx'
+        [System.IO.File]::WriteAllBytes($PfxPath, $certificate.Export([System.Security.Cryptography.X509Certificates.X509ContentType]::Pfx, 'pfx-password'))
+        function Invoke-TlsEmulator {
+            # The TLS emulator's control API. This process does not trust the emulator's
+            # certificate (only the child pwsh gets SSL_CERT_FILE), so its own control requests
+            # skip the check: loopback, and only the test talking to its emulator.
+            param([string] $Method, [string] $Path, $Body)
+            $parameters = @{ Method = $Method; Uri = "$($TlsEmulator.Url)/_emulator/$Path"; SkipCertificateCheck = $true }
+            if ($PSBoundParameters.ContainsKey('Body')) { $parameters.Body = ConvertTo-Json -InputObject $Body -Depth 10 -Compress; $parameters.ContentType = 'application/json' }
+            @(Invoke-RestMethod @parameters | ForEach-Object { $_ })
+        }
+        $null = Invoke-TlsEmulator POST apps @{ tenantId = $TlsTenant; clientId = $TlsApp; clientSecret = 'tls-secret'; certificates = @([Convert]::ToBase64String($certificate.RawData)) }
+
+        $TlsCallLife = @'
+$null = Add-MgEnvironment -Name EmulatorTls -AzureADEndpoint $Url -GraphEndpoint $Url
+__CONNECT__
+$context = Microsoft.Graph.Authentication\Get-MgContext
+$result = [ordered]@{ microsoftAuth = [string]$context.TokenCredentialType; microsoftTenant = $context.TenantId; oursAuth = [string](Get-MgContext).TokenCredentialType }
+$call = New-MgCommunicationCall -BodyParameter @{ callbackUri = 'https://bot.contoso.com/api/calls'; requestedModalities = @('audio') }
+$result.callId = $call.Id
+$result.keepAlive = Invoke-MgKeepCommunicationCallAlive -CallId $call.Id -PassThru
+$result.piped = Get-MgCommunicationCall -CallId $call.Id | Invoke-MgKeepCommunicationCallAlive -PassThru
+Remove-MgCommunicationCall -CallId $call.Id
+Invoke-MgKeepCommunicationCallAlive -CallId $call.Id -ErrorAction SilentlyContinue -ErrorVariable ended
+$result.endedStatus = [int]$ended[0].Exception.StatusCode
+$null = Disconnect-MgGraph
+$result.after = [bool](Get-MgContext) -or [bool](Microsoft.Graph.Authentication\Get-MgContext)
+$result | ConvertTo-Json -Compress
+'@
+    }
+
+    AfterAll {
+        if ($TlsEmulator) { Stop-TestEmulator $TlsEmulator }
+    }
+
+    It 'signs both in with <Name>, through a whole call''s life' -TestCases @(
+        @{ Name = 'a client secret'; Expected = 'ClientSecret'; Connect = '$credential = [pscredential]::new(''__APP__'', (ConvertTo-SecureString ''tls-secret'' -AsPlainText -Force)); Connect-MgGraph -ClientId __APP__ -TenantId __TENANT__ -ClientSecretCredential $credential -Environment EmulatorTls -NoWelcome' }
+        @{ Name = 'a certificate file (-CertificatePath, passed on as -Certificate)'; Expected = 'ClientCertificate'; Connect = 'Connect-MgGraph -ClientId __APP__ -TenantId __TENANT__ -CertificatePath ''__PFX__'' -CertificatePassword (ConvertTo-SecureString ''pfx-password'' -AsPlainText -Force) -Environment EmulatorTls -NoWelcome' }
+    ) {
+        $connect = $Connect.Replace('__APP__', $TlsApp).Replace('__TENANT__', $TlsTenant).Replace('__PFX__', $PfxPath)
+        $run = Invoke-Scenario -Url $TlsEmulator.Url -Environment @{ SSL_CERT_FILE = $Bundle } -Script ("Import-Module MgKeepAlive`n" + $TlsCallLife.Replace('__CONNECT__', $connect))
+        $result = $run.Result
+        $result.microsoftAuth | Should -Be $Expected -Because $run.Output
+        $result.oursAuth | Should -Be $Expected
+        $result.microsoftTenant | Should -Be $TlsTenant
+        $result.callId | Should -Not -BeNullOrEmpty
+        $result.keepAlive | Should -BeTrue
+        $result.piped | Should -BeTrue
+        $result.endedStatus | Should -Be 404
+        $result.after | Should -BeFalse
+        # Both modules asked the token endpoint (each keeps its own token), and the keep-alives
+        # were MgKeepAlive's.
+        $log = Invoke-TlsEmulator GET requests
+        @($log | Where-Object { $_.kind -eq 'token' -and $_.status -eq 200 }).Count | Should -BeGreaterOrEqual 2
+        $ours = "/v1.0/communications/calls/$($result.callId)/keepAlive"
+        @($log | Where-Object { $_.kind -eq 'keepAlive' -and $_.callId -eq $result.callId } | ForEach-Object rawPath) | Should -Be @($ours, $ours, $ours)
+        $null = Invoke-TlsEmulator DELETE requests
+    }
+}
