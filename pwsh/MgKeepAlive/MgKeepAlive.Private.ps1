@@ -19,6 +19,8 @@ $script:MGKA_PENDING = [uint32]9
 
 # The sign-in helpers of MgKeepAlive.Auth.ps1 are dot-sourced on first use.
 $script:AuthHelpersLoaded = $false
+# What Set-MgRequestContext set, for Microsoft.Graph.Authentication when it loads later.
+$script:MicrosoftRequestContext = [ordered]@{}
 
 # Strict UTF-8: a lone surrogate is an error, never silently replaced.
 $script:Utf8 = [System.Text.UTF8Encoding]::new($false, $true)
@@ -469,6 +471,8 @@ function script:New-MgkaErrorRecord {
     }
     $record = [System.Management.Automation.ErrorRecord]::new($exception, $errorId, $category, $TargetObject)
     if ($details) { $record.ErrorDetails = [System.Management.Automation.ErrorDetails]::new($details) }
+    # Only Microsoft's module connected: the record says which Connect-MgGraph line connects both.
+    if ($kind -eq 'NotConnected' -and (Get-Module -Name Microsoft.Graph.Authentication)) { Import-MgkaCoexistence; Add-MgkaMicrosoftConnectHint -Record $record }
     $record
 }
 
@@ -896,7 +900,6 @@ function script:Write-MgkaKeepAliveResult {
     if ($kind -eq 'Cancelled') {
         throw [System.Management.Automation.PipelineStoppedException]::new()
     }
-    if ($kind -eq 'NotConnected') { Test-MgkaCoexistence -Cmdlet $cmdlet }
     $statusText = if ($Info['httpStatus']) { "$($Info['httpStatus']) $($Info['code'])" } else { $kind }
     Write-Verbose "Keep alive call '$DisplayId': $statusText in $elapsed ms$attemptsText"
     $record = New-MgkaErrorRecord -Status $Status -Info $Info -TargetObject $Target -Activity 'Keep alive'
@@ -1174,30 +1177,27 @@ function script:Test-MgkaCloudAvailability {
         'MgKeepAlive sends the request anyway; if it fails, check with your cloud''s Graph documentation. (This warning is shown once per process.)')
 }
 
-function script:Test-MgkaCoexistence {
-    # Warns once per process when Microsoft's Microsoft.Graph.Authentication is loaded next to
-    # MgKeepAlive: both define Connect-MgGraph, Get-MgContext and Disconnect-MgGraph, and the
-    # module imported last wins. Called by Connect-MgGraph, Get-MgContext, Start-MgCommunicationCallKeepAlive
-    # and a keep-alive that found no connection (Get-Module: tens of microseconds).
-    param([System.Management.Automation.PSCmdlet] $Cmdlet)
-    if ([AppDomain]::CurrentDomain.GetData('MgKeepAlive.CoexistenceWarned')) { return }
-    $official = Get-Module -Name Microsoft.Graph.Authentication
-    if (-not $official) { return }
-    [AppDomain]::CurrentDomain.SetData('MgKeepAlive.CoexistenceWarned', $true)
-    # Which Connect-MgGraph the caller's command lookup finds.
-    $inEffect = 'MgKeepAlive'
-    if ($Cmdlet) {
-        # Resolved in the caller's session state ($PSCmdlet.SessionState), not the module's.
-        $lookup = [scriptblock]::Create('Get-Command -Name Connect-MgGraph -CommandType Function, Cmdlet -ErrorAction Ignore | Select-Object -First 1')
-        $resolved = $Cmdlet.SessionState.InvokeCommand.InvokeScript($Cmdlet.SessionState, $lookup, @())
-        if ($resolved -and $resolved[0].ModuleName) { $inEffect = $resolved[0].ModuleName }
+function script:Send-MgkaEnvironmentToMicrosoft {
+    # Add-, Set- and Remove-MgEnvironment apply to Microsoft.Graph.Authentication too when it is
+    # loaded (when it loads later, Connect-MgGraph gives it the user-defined environments then).
+    param([System.Management.Automation.PSCmdlet] $Cmdlet, [string] $Command, $Environment, [switch] $Remove)
+    if ($null -eq $Environment -or -not (Get-Module -Name Microsoft.Graph.Authentication)) { return }
+    Import-MgkaCoexistence
+    Invoke-MgkaMicrosoftForward -Cmdlet $Cmdlet -Command $Command -Action {
+        if ($Remove) { Remove-MgkaMicrosoftEnvironment -Name $Environment.Name }
+        else { Set-MgkaMicrosoftEnvironment -Name $Environment.Name -AzureADEndpoint $Environment.AzureADEndpoint -GraphEndpoint $Environment.GraphEndpoint }
     }
-    $other = if ($inEffect -eq 'MgKeepAlive') { 'Microsoft.Graph.Authentication' } else { 'MgKeepAlive' }
-    Write-Warning ("Microsoft.Graph.Authentication $(@($official)[0].Version) is loaded next to MgKeepAlive. Both define Connect-MgGraph, " +
-        "Get-MgContext and Disconnect-MgGraph; the module imported last wins, so these names now run $inEffect's commands. " +
-        'MgKeepAlive''s keep-alive uses only a connection made with MgKeepAlive\Connect-MgGraph, and Microsoft''s cmdlets only one made ' +
-        "with Microsoft.Graph.Authentication\Connect-MgGraph. Use module-qualified names (e.g. $other\Connect-MgGraph) to reach $other's. " +
-        '(This warning is shown once per process.)')
+}
+
+function script:Send-MgkaRequestContextToMicrosoft {
+    # Set-MgRequestContext applies to Microsoft.Graph.Authentication too: now when it is loaded,
+    # else when Connect-MgGraph signs it in ($script:MicrosoftRequestContext keeps what was set).
+    param([System.Management.Automation.PSCmdlet] $Cmdlet, [System.Collections.IDictionary] $Settings)
+    if ($Settings.Count -eq 0) { return }
+    foreach ($entry in $Settings.GetEnumerator()) { $script:MicrosoftRequestContext[$entry.Key] = $entry.Value }
+    if (-not (Get-Module -Name Microsoft.Graph.Authentication)) { return }
+    Import-MgkaCoexistence
+    Invoke-MgkaMicrosoftForward -Cmdlet $Cmdlet -Command 'Set-MgRequestContext' -Action { $null = Microsoft.Graph.Authentication\Set-MgRequestContext @Settings -ErrorAction Stop }
 }
 
 function script:ConvertFrom-MgkaSecureString {
@@ -1501,8 +1501,9 @@ function script:New-MgkaCallNotKeptError {
 
 # Removing the module (Remove-Module, Import-Module -Force) stops the keeper: every kept call of
 # the process, whichever runspace started it. Nothing to do when no runspace has used the keeper.
+# Run by the module's OnRemove (MgKeepAlive.psm1).
 if ($ExecutionContext.SessionState.Module) {
-    $ExecutionContext.SessionState.Module.OnRemove = {
+    $script:StopKeeperOnRemove = {
         if ($null -eq $script:KeeperNative) {
             # Another runspace may have started the keeper in this process: look it up by path.
             $path = if ($script:LibraryPath) { $script:LibraryPath } else { try { Find-MgkaLibrary } catch { $null } }
@@ -1514,6 +1515,31 @@ if ($ExecutionContext.SessionState.Module) {
             $null = Invoke-MgkaNative KeeperStop -Text $text
         }
     }
+}
+
+#endregion
+
+#region Microsoft's Graph modules -------------------------------------------------------------------
+# A command-lookup hook notices Microsoft's commands (MgKeepAlive.Coexistence.ps1 is loaded only
+# when one shows up) without probing for them. Installed here, by MgKeepAlive's first command (in
+# any real script Connect-MgGraph, which is MgKeepAlive's), not at import. It runs for every command
+# lookup of this runspace, so it only compares the name unless the command is one of Microsoft's
+# (BENCHMARKS.md). It sees Microsoft's command after auto-loading, before it runs: then a pending
+# Connect-MgGraph is handed to Microsoft.Graph.Authentication, and Microsoft's keep-alive functions
+# (CloudCommunications imported after MgKeepAlive replaces ours in the session) resolve to
+# MgKeepAlive's, unless called module-qualified. PostCommandLookupAction is a single slot: the
+# previous handler is called first and put back by the module's OnRemove (MgKeepAlive.psm1).
+if ($ExecutionContext.SessionState.Module -and -not $script:LookupHookInstalled) {
+    $script:PreviousLookupAction = $ExecutionContext.InvokeCommand.PostCommandLookupAction
+    $ExecutionContext.InvokeCommand.PostCommandLookupAction = {
+        param($Name, $Lookup)   # untyped: cheaper to bind, on every lookup
+        if ($script:PreviousLookupAction) { $script:PreviousLookupAction.Invoke($Name, $Lookup) }
+        if ($Name -like '*-Mg*' -and $null -ne ($command = $Lookup.Command) -and $command.ModuleName -like 'Microsoft.Graph.*') {
+            if ($command.Name -like 'Invoke-Mg*KeepCommunicationCallAlive') { Import-MgkaCoexistence; Select-MgkaKeepAliveCommand -Name $Name -Lookup $Lookup }
+            if ($script:MicrosoftReplay) { Import-MgkaCoexistence; Invoke-MgkaMicrosoftReplay }
+        }
+    }
+    $script:LookupHookInstalled = $true
 }
 
 #endregion

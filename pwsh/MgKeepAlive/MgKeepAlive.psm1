@@ -14,6 +14,15 @@ function Import-MgkaPrivate {
     . "$PSScriptRoot/MgKeepAlive.Private.ps1"
 }
 
+function Import-MgkaCoexistence {
+    # Defines the helpers for Microsoft's Graph modules (MgKeepAlive.Coexistence.ps1), once.
+    if (-not $script:PrivateLoaded) { Import-MgkaPrivate }
+    if (-not $script:CoexistenceLoaded) {
+        . "$PSScriptRoot/MgKeepAlive.Coexistence.ps1"
+        $script:CoexistenceLoaded = $true
+    }
+}
+
 #region Public commands ---------------------------------------------------------------------------
 
 function Invoke-MgKeepCommunicationCallAlive {
@@ -816,7 +825,6 @@ function Connect-MgGraph {
     )
 
     if (-not $script:PrivateLoaded) { Import-MgkaPrivate }
-    Test-MgkaCoexistence -Cmdlet $PSCmdlet
     $set = $PSCmdlet.ParameterSetName
     if ($set -eq 'UserParameterSet') {
         $how = if ($UseDeviceCode) { 'Device-code sign-in (-UseDeviceCode)' } elseif ($Scopes) { 'Delegated sign-in (-Scopes)' } else { 'Interactive (delegated) sign-in' }
@@ -845,6 +853,7 @@ function Connect-MgGraph {
     if ($Environment) { $request['environment'] = $Environment }
     $secret = $null
     $start = $null
+    $fileCertificate = $null
     try {
         switch ($set) {
             'AccessTokenParameterSet' {
@@ -876,8 +885,9 @@ function Connect-MgGraph {
                         'CertificateThumbprint' { $owned = Find-MgkaCertificate -Cmdlet $PSCmdlet -Thumbprint $CertificateThumbprint; $owned }
                         'CertificateSubjectName' { $owned = Find-MgkaCertificate -Cmdlet $PSCmdlet -SubjectName $CertificateSubjectName; $owned }
                         'CertificatePath' {
-                            $owned = Import-MgkaCertificateFile -Cmdlet $PSCmdlet -Path $PSCmdlet.GetUnresolvedProviderPathFromPSPath($CertificatePath) -Password $CertificatePassword
-                            $owned
+                            # Kept (not disposed here) for Microsoft's module: -CertificatePath is MgKeepAlive's.
+                            $fileCertificate = Import-MgkaCertificateFile -Cmdlet $PSCmdlet -Path $PSCmdlet.GetUnresolvedProviderPathFromPSPath($CertificatePath) -Password $CertificatePassword
+                            $fileCertificate
                         }
                     }
                     $request['certificate'] = New-MgkaCertificateRequest -Certificate $cert -SendChain $SendCertificateChain
@@ -941,6 +951,7 @@ function Connect-MgGraph {
     } finally {
         # The library copied the secret before mgka_connect_start returned.
         if ($null -ne $secret) { [Array]::Clear($secret) }
+        if ($null -eq $start -and $fileCertificate) { $fileCertificate.Dispose() }
     }
 
     $result = if ($start.Status -eq $script:MGKA_OK) { Wait-MgkaOperation -Operation $start.Operation } else { $start }
@@ -951,11 +962,16 @@ function Connect-MgGraph {
         if ($info -and $info['kind'] -eq 'AuthError') {
             Write-Verbose "Token request failed: $($info['error']) (HTTP $($info['httpStatus'])) at $($info['tokenEndpoint']); trace id $($info['traceId']), correlation id $($info['correlationId'])."
         }
+        if ($fileCertificate) { $fileCertificate.Dispose() }
         $PSCmdlet.ThrowTerminatingError($record)
     }
     $info = ConvertFrom-MgkaJson $result.Json
     $context = ConvertTo-MgkaContext $info
     Set-MgkaConnectedCloud -EnvironmentName $context.Environment
+    # Microsoft.Graph.Authentication gets the same sign-in, now or when it loads (see
+    # MgKeepAlive.Coexistence.ps1); if it fails, MgKeepAlive signs out again and this throws.
+    Import-MgkaCoexistence
+    Complete-MgkaMicrosoftConnect -Cmdlet $PSCmdlet -Bound $PSBoundParameters -FileCertificate $fileCertificate
     Write-Verbose "Connected to Microsoft Graph ($($context.Environment)) with $($context.AuthType) ($($context.TokenCredentialType))."
     if (-not $NoWelcome) {
         $via = switch ($context.AuthType) {
@@ -1018,6 +1034,14 @@ function Disconnect-MgGraph {
     }
     $context = ConvertTo-MgkaContext (ConvertFrom-MgkaJson $result.Json)
     Set-MgkaConnectedCloud -EnvironmentName $null
+    # Microsoft.Graph.Authentication signs out too; a sign-in kept for it is forgotten.
+    $microsoft = $null
+    if ($script:MicrosoftReplay -or (Get-Module -Name Microsoft.Graph.Authentication)) {
+        Import-MgkaCoexistence
+        Clear-MgkaMicrosoftReplay
+        try { $microsoft = Disconnect-MgkaMicrosoft } catch { $PSCmdlet.WriteError($_) }
+    }
+    if ($null -eq $context -and $null -ne $microsoft) { return $microsoft }
     if ($null -eq $context) {
         $PSCmdlet.WriteError([System.Management.Automation.ErrorRecord]::new(
                 [System.InvalidOperationException]::new('No application to sign out from.'),
@@ -1065,7 +1089,6 @@ function Get-MgContext {
     param()
 
     if (-not $script:PrivateLoaded) { Import-MgkaPrivate }
-    Test-MgkaCoexistence -Cmdlet $PSCmdlet
     $result = Invoke-MgkaNative Context
     if ($result.Status -ne $script:MGKA_OK) {
         $PSCmdlet.WriteError((New-MgkaErrorRecord -Status $result.Status -Info (ConvertFrom-MgkaJson $result.Json) -Activity 'Get-MgContext'))
@@ -1178,6 +1201,7 @@ function Set-MgRequestContext {
             if (-not $PSCmdlet.ShouldProcess('request context (this process)', "Set $what")) { return }
         }
         Set-MgkaRequestContext -Cmdlet $PSCmdlet -Settings $settings
+        Send-MgkaRequestContextToMicrosoft -Cmdlet $PSCmdlet -Settings $settings
     }
 }
 
@@ -1368,7 +1392,9 @@ function Add-MgEnvironment {
             $PSCmdlet.WriteError((New-MgkaErrorRecord -Status $result.Status -Info (ConvertFrom-MgkaJson $result.Json) -TargetObject $Name -Activity 'Add-MgEnvironment'))
             return
         }
-        ConvertTo-MgkaEnvironment (ConvertFrom-MgkaJson $result.Json)
+        $environment = ConvertTo-MgkaEnvironment (ConvertFrom-MgkaJson $result.Json)
+        Send-MgkaEnvironmentToMicrosoft -Cmdlet $PSCmdlet -Command 'Add-MgEnvironment' -Environment $environment
+        $environment
     }
 }
 
@@ -1476,7 +1502,9 @@ function Set-MgEnvironment {
             $PSCmdlet.WriteError((New-MgkaErrorRecord -Status $result.Status -Info (ConvertFrom-MgkaJson $result.Json) -TargetObject $Name -Activity 'Set-MgEnvironment'))
             return
         }
-        ConvertTo-MgkaEnvironment (ConvertFrom-MgkaJson $result.Json)
+        $environment = ConvertTo-MgkaEnvironment (ConvertFrom-MgkaJson $result.Json)
+        Send-MgkaEnvironmentToMicrosoft -Cmdlet $PSCmdlet -Command 'Set-MgEnvironment' -Environment $environment
+        $environment
     }
 }
 
@@ -1545,7 +1573,9 @@ function Remove-MgEnvironment {
             $PSCmdlet.WriteError((New-MgkaErrorRecord -Status $result.Status -Info (ConvertFrom-MgkaJson $result.Json) -TargetObject $Name -Activity 'Remove-MgEnvironment'))
             return
         }
-        ConvertTo-MgkaEnvironment (ConvertFrom-MgkaJson $result.Json)
+        $environment = ConvertTo-MgkaEnvironment (ConvertFrom-MgkaJson $result.Json)
+        Send-MgkaEnvironmentToMicrosoft -Cmdlet $PSCmdlet -Command 'Remove-MgEnvironment' -Environment $environment -Remove
+        $environment
     }
 }
 
@@ -1693,7 +1723,6 @@ function Start-MgCommunicationCallKeepAlive {
             Write-Warning ("The interval $Interval is longer than 45 minutes: Graph ends a call that gets no keep-alive for 45 minutes, " +
                 'so calls kept at this interval are likely to end. Microsoft recommends 15 minutes (the default).')
         }
-        Test-MgkaCoexistence -Cmdlet $PSCmdlet
         Test-MgkaCloudAvailability -ApiVersion 'v1.0'
         Initialize-MgkaKeeper
         $intervalMs = [long][Math]::Ceiling($Interval.TotalMilliseconds)
@@ -2205,9 +2234,17 @@ $script:ModuleVersion = '0.1.0'
 $script:LibraryPath = $null
 $script:Native = $null
 
-# Microsoft's Graph SDK loaded next to MgKeepAlive is not probed here: looking up a cmdlet by
-# name at import runs PowerShell's command discovery (~10 ms). Connect-MgGraph and Get-MgContext
-# warn on their first run, and a keep-alive that finds no connection (Microsoft's Connect-MgGraph
-# ran instead of ours) warns then (Test-MgkaCoexistence).
+# Microsoft's Graph modules next to MgKeepAlive: the command-lookup hook that notices them is
+# installed by the first command (MgKeepAlive.Private.ps1), not here: turning a script block into
+# the handler's delegate costs milliseconds. OnRemove puts the previous handler back.
+$script:MicrosoftReplay = $null
+$script:CoexistenceLoaded = $false
+$script:StopKeeperOnRemove = $null
+$script:LookupHookInstalled = $false
+$script:PreviousLookupAction = $null
+$ExecutionContext.SessionState.Module.OnRemove = {
+    if ($script:LookupHookInstalled) { $ExecutionContext.InvokeCommand.PostCommandLookupAction = $script:PreviousLookupAction }
+    if ($script:StopKeeperOnRemove) { & $script:StopKeeperOnRemove }
+}
 
 #endregion

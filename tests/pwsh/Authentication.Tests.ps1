@@ -1,7 +1,7 @@
 #Requires -Modules @{ ModuleName = 'Pester'; ModuleVersion = '5.5.0' }
 # Connect-MgGraph's app-only sign-ins, the token lifecycle, environments, the beta cmdlet, cloud
-# availability warnings, coexistence with Microsoft.Graph.Authentication, and the rule that no
-# secret, key or token reaches any output stream. Against the project's Graph emulator.
+# availability warnings, and the rule that no secret, key or token reaches any output stream.
+# Against the project's Graph emulator.
 
 BeforeAll {
     . $PSScriptRoot/TestHelpers.ps1
@@ -597,73 +597,6 @@ Describe 'Cloud availability warnings' {
         @(Invoke-MgKeepCommunicationCallAlive -CallId x -WhatIf 3>&1 | Where-Object { $_ -is [System.Management.Automation.WarningRecord] }).Count | Should -Be 1
         Connect-TestSecret
         $null = Remove-MgEnvironment MyChina
-    }
-}
-
-Describe 'Coexistence with Microsoft.Graph.Authentication' {
-    BeforeAll {
-        # A stand-in for Microsoft's module: same name, its own Connect-MgGraph and Get-MgContext.
-        $fakeRoot = Join-Path $TestDrive 'modules'
-        $fake = Join-Path $fakeRoot 'Microsoft.Graph.Authentication'
-        $null = New-Item -ItemType Directory $fake -Force
-        Set-Content (Join-Path $fake 'Microsoft.Graph.Authentication.psm1') @'
-function Connect-MgGraph { 'fake Connect-MgGraph' }
-function Get-MgContext { 'fake Get-MgContext' }
-'@
-        Set-Content (Join-Path $fake 'Microsoft.Graph.Authentication.psd1') "@{ RootModule = 'Microsoft.Graph.Authentication.psm1'; ModuleVersion = '2.99.0'; GUID = '$([guid]::NewGuid())'; FunctionsToExport = @('Connect-MgGraph', 'Get-MgContext') }"
-        $FakeManifest = Join-Path $fake 'Microsoft.Graph.Authentication.psd1'
-    }
-
-    It 'warns once, at the first command, when Microsoft''s module was loaded first, naming MgKeepAlive as in effect' {
-        # Not at import: probing for a Connect-MgGraph cmdlet there runs command discovery (~10 ms).
-        $result = Invoke-TestPwsh -Command @"
-Import-Module '$FakeManifest'
-`$w = @(Import-Module '$ManifestPath' 3>&1)
-`$w.Count
-(Get-Command Connect-MgGraph).ModuleName
-`$null = Get-MgContext -WarningVariable w1 -WarningAction SilentlyContinue
-`$w1.Count
-`$w1[0].Message
-`$null = Get-MgContext -WarningVariable w2 -WarningAction SilentlyContinue
-try { Connect-MgGraph -Scopes x -WarningVariable w3 -WarningAction SilentlyContinue -ErrorAction Stop } catch { }
-`$w2.Count + `$w3.Count
-"@
-        $lines = $result.Output -split "`n"
-        $lines[0] | Should -Be '0'
-        $lines[1] | Should -Be 'MgKeepAlive'
-        $lines[2] | Should -Be '1'
-        $lines[3] | Should -BeLike '*Microsoft.Graph.Authentication 2.99.0 is loaded next to MgKeepAlive*now run MgKeepAlive''s commands*Microsoft.Graph.Authentication\Connect-MgGraph*once per process*'
-        $lines[4] | Should -Be '0'
-    }
-
-    It 'warns once when Microsoft''s module is imported after, telling to use MgKeepAlive\Connect-MgGraph' {
-        $result = Invoke-TestPwsh -Command @"
-`$w0 = @(Import-Module '$ManifestPath' 3>&1)
-Import-Module '$FakeManifest'
-Get-MgContext
-Invoke-MgKeepCommunicationCallAlive -CallId x -WarningVariable w -WarningAction SilentlyContinue -ErrorAction SilentlyContinue
-Invoke-MgKeepCommunicationCallAlive -CallId x -WarningVariable w2 -WarningAction SilentlyContinue -ErrorAction SilentlyContinue
-`$w0.Count
-`$w.Count
-`$w[0].Message
-`$w2.Count
-"@
-        $lines = $result.Output -split "`n"
-        $lines[0] | Should -Be 'fake Get-MgContext'
-        $lines[1] | Should -Be '0'
-        $lines[2] | Should -Be '1'
-        $lines[3] | Should -BeLike '*now run Microsoft.Graph.Authentication''s commands*MgKeepAlive\Connect-MgGraph*'
-        $lines[4] | Should -Be '0'
-    }
-
-    It 'says nothing without Microsoft''s module' {
-        $result = Invoke-TestPwsh -Command "`$w = @(Import-Module '$ManifestPath' 3>&1); `$w.Count; `$null = Get-MgContext -WarningVariable w2; `$w2.Count"
-        $result.Output | Should -Be "0`n0"
-    }
-
-    It 'MgKeepAlive\Connect-MgGraph reaches MgKeepAlive''s command when Microsoft''s wins' {
-        $result = Invoke-TestPwsh -Command "Import-Module '$ManifestPath'; Import-Module '$FakeManifest' -WarningAction SilentlyContinue; Connect-MgGraph; try { MgKeepAlive\Connect-MgGraph -Scopes x -ErrorAction Stop -WarningAction SilentlyContinue } catch { `$_.FullyQualifiedErrorId }"
-        $result.Output | Should -Be "fake Connect-MgGraph`nDelegatedAuthenticationNotSupported,Connect-MgGraph"
     }
 }
 

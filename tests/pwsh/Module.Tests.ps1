@@ -55,8 +55,10 @@ Describe 'Source rules' {
         $moduleAst = [System.Management.Automation.Language.Parser]::ParseFile((Join-Path $ModulePath 'MgKeepAlive.psm1'), [ref]$tokens, [ref]$errors)
         $privateAst = [System.Management.Automation.Language.Parser]::ParseFile((Join-Path $ModulePath 'MgKeepAlive.Private.ps1'), [ref]$tokens, [ref]$privateErrors)
         $authAst = [System.Management.Automation.Language.Parser]::ParseFile((Join-Path $ModulePath 'MgKeepAlive.Auth.ps1'), [ref]$tokens, [ref]$authErrors)
-        $errors = @($errors) + @($privateErrors) + @($authErrors)
-        $commands = @($moduleAst, $privateAst, $authAst) | ForEach-Object { $_.FindAll({ $args[0] -is [System.Management.Automation.Language.CommandAst] }, $true) } | ForEach-Object { $_.GetCommandName() }
+        $coexistenceErrors = $null
+        $coexistenceAst = [System.Management.Automation.Language.Parser]::ParseFile((Join-Path $ModulePath 'MgKeepAlive.Coexistence.ps1'), [ref]$tokens, [ref]$coexistenceErrors)
+        $errors = @($errors) + @($privateErrors) + @($authErrors) + @($coexistenceErrors)
+        $commands = @($moduleAst, $privateAst, $authAst, $coexistenceAst) | ForEach-Object { $_.FindAll({ $args[0] -is [System.Management.Automation.Language.CommandAst] }, $true) } | ForEach-Object { $_.GetCommandName() }
     }
 
     It 'parses without errors' {
@@ -78,11 +80,14 @@ Describe 'Source rules' {
     It 'defines only the exported commands (and the private loader) in the .psm1; each loads the private helpers first' {
         $functions = $moduleAst.FindAll({ $args[0] -is [System.Management.Automation.Language.FunctionDefinitionAst] }, $false)
         $exported = (Import-PowerShellDataFile $ManifestPath).FunctionsToExport
-        @($functions.Name | Where-Object { $_ -notin $exported }) | Should -Be @('Import-MgkaPrivate')
+        @($functions.Name | Where-Object { $_ -notin $exported }) | Should -Be @('Import-MgkaPrivate', 'Import-MgkaCoexistence')
         foreach ($function in $functions | Where-Object Name -In $exported) {
             $function.Body.Extent.Text | Should -Match ([regex]::Escape('if (-not $script:PrivateLoaded) { Import-MgkaPrivate }')) -Because "$($function.Name) runs helpers"
         }
-        $privateAst.FindAll({ $args[0] -is [System.Management.Automation.Language.FunctionDefinitionAst] }, $false).Name | ForEach-Object { $_ | Should -BeLike 'script:*-Mgka*' }
+        foreach ($ast in $privateAst, $coexistenceAst) {
+            $ast.FindAll({ $args[0] -is [System.Management.Automation.Language.FunctionDefinitionAst] }, $false).Name | ForEach-Object { $_ | Should -BeLike 'script:*-Mgka*' }
+        }
+        $coexistenceAst.FindAll({ $args[0] -is [System.Management.Automation.Language.InvokeMemberExpressionAst] -and "$($args[0].Member)" -like 'mgka_*' }, $true) | Should -BeNullOrEmpty
     }
 
     It 'defines the private helpers on the first command, not at import, and once' {
@@ -211,7 +216,7 @@ Describe 'Packaging (pwsh/build-module.ps1)' {
         $os = if ($IsWindows) { 'win' } elseif ($IsMacOS) { 'osx' } else { 'linux' }
         $rid = "$os-" + [System.Runtime.InteropServices.RuntimeInformation]::ProcessArchitecture.ToString().ToLowerInvariant()
         $files = Get-ChildItem (Join-Path $out 'MgKeepAlive') -Recurse -File | ForEach-Object { [IO.Path]::GetRelativePath((Join-Path $out 'MgKeepAlive'), $_.FullName) -replace '\\', '/' }
-        $files | Sort-Object | Should -Be (@('MgKeepAlive.Auth.ps1', 'MgKeepAlive.Format.ps1xml', 'MgKeepAlive.Private.ps1', 'MgKeepAlive.psd1', 'MgKeepAlive.psm1', "$rid/$LibraryName") | Sort-Object)
+        $files | Sort-Object | Should -Be (@('MgKeepAlive.Auth.ps1', 'MgKeepAlive.Coexistence.ps1', 'MgKeepAlive.Format.ps1xml', 'MgKeepAlive.Private.ps1', 'MgKeepAlive.psd1', 'MgKeepAlive.psm1', "$rid/$LibraryName") | Sort-Object)
         # Import from another working directory, with no source tree next to it.
         $elsewhere = Join-Path $TestDrive 'elsewhere' 'MgKeepAlive'
         $null = New-Item -ItemType Directory (Split-Path $elsewhere) -Force
