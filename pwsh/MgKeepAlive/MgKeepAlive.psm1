@@ -802,6 +802,7 @@ function Connect-MgGraph {
         [Parameter()]
         [Alias('EnvironmentName', 'NationalCloud')]
         [ValidateNotNullOrEmpty()]
+        [ArgumentCompleter({ & (Get-Module MgKeepAlive)[0] { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Complete-MgkaArgument @args } Environment $args[2] })]
         [string] $Environment,
 
         [Parameter()]
@@ -1258,6 +1259,7 @@ function Get-MgEnvironment {
     param(
         [Parameter(Position = 0)]
         [ValidateNotNullOrEmpty()]
+        [ArgumentCompleter({ & (Get-Module MgKeepAlive)[0] { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Complete-MgkaArgument @args } Environment $args[2] })]
         [string] $Name
     )
 
@@ -1423,6 +1425,7 @@ function Set-MgEnvironment {
     param(
         [Parameter(Mandatory, Position = 0, ValueFromPipelineByPropertyName)]
         [ValidateNotNullOrEmpty()]
+        [ArgumentCompleter({ & (Get-Module MgKeepAlive)[0] { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Complete-MgkaArgument @args } Environment $args[2] })]
         [string] $Name,
 
         [Parameter(Position = 1, ValueFromPipelineByPropertyName)]
@@ -1526,6 +1529,7 @@ function Remove-MgEnvironment {
     param(
         [Parameter(Mandatory, Position = 0, ValueFromPipelineByPropertyName)]
         [ValidateNotNullOrEmpty()]
+        [ArgumentCompleter({ & (Get-Module MgKeepAlive)[0] { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Complete-MgkaArgument @args } Environment $args[2] })]
         [string] $Name
     )
 
@@ -1812,6 +1816,7 @@ function Get-MgCommunicationCallKeepAlive {
     [OutputType('MgKeepAlive.CallKeepAliveState')]
     param(
         [Parameter(Position = 0, ValueFromPipeline, ValueFromPipelineByPropertyName)]
+        [ArgumentCompleter({ & (Get-Module MgKeepAlive)[0] { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Complete-MgkaArgument @args } CallId $args[2] })]
         [string[]] $CallId,
 
         [Parameter()]
@@ -1933,6 +1938,7 @@ function Stop-MgCommunicationCallKeepAlive {
     [OutputType('MgKeepAlive.CallKeepAliveState')]
     param(
         [Parameter(Mandatory, Position = 0, ParameterSetName = 'CallId')]
+        [ArgumentCompleter({ & (Get-Module MgKeepAlive)[0] { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Complete-MgkaArgument @args } CallId $args[2] })]
         [string[]] $CallId,
 
         [Parameter(Mandatory, ValueFromPipeline, ParameterSetName = 'InputObject')]
@@ -2075,6 +2081,7 @@ function Wait-MgCommunicationCallKeepAlive {
     [OutputType('MgKeepAlive.CallKeepAliveState')]
     param(
         [Parameter(Position = 0, ValueFromPipeline, ValueFromPipelineByPropertyName)]
+        [ArgumentCompleter({ & (Get-Module MgKeepAlive)[0] { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Complete-MgkaArgument @args } CallId $args[2] })]
         [string[]] $CallId,
 
         [Parameter()]
