@@ -123,7 +123,9 @@ pub fn status_kib(pid: Option<u32>, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// utime + stime of a process (self when `None`), from /proc/<pid>/stat.
+/// utime + stime of a process (self when `None`), from /proc/<pid>/stat. Linux only, like the
+/// figures in BENCHMARKS.md; elsewhere the benches build but this is not measured (zero).
+#[cfg(target_os = "linux")]
 pub fn cpu_time(pid: Option<u32>) -> Duration {
     let path = pid.map_or("/proc/self/stat".to_string(), |p| format!("/proc/{p}/stat"));
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -137,16 +139,32 @@ pub fn cpu_time(pid: Option<u32>) -> Duration {
     Duration::from_nanos(ticks * 1_000_000_000 / hz)
 }
 
+#[cfg(not(target_os = "linux"))]
+pub fn cpu_time(_pid: Option<u32>) -> Duration {
+    Duration::ZERO
+}
+
 /// Bytes the allocator has handed out and not got back (glibc `mallinfo2`: arena + mmapped
-/// blocks in use), i.e. live heap, without what the allocator keeps for reuse.
+/// blocks in use), i.e. live heap, without what the allocator keeps for reuse. glibc only; zero
+/// elsewhere.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub fn heap_in_use() -> u64 {
     let info = unsafe { libc::mallinfo2() };
     (info.uordblks + info.hblkhd) as u64
 }
 
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn heap_in_use() -> u64 {
+    0
+}
+
 /// Gives free heap memory back to the system (glibc `malloc_trim(0)`), so RSS shows live memory.
+/// glibc only; a no-op elsewhere.
 pub fn trim() {
-    unsafe { libc::malloc_trim(0) };
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    unsafe {
+        libc::malloc_trim(0)
+    };
 }
 
 pub fn median(values: &mut [f64]) -> f64 {

@@ -104,8 +104,10 @@ function script:Initialize-MgkaNative {
             $reason = if ($_.Exception.InnerException) { $_.Exception.InnerException.Message } else { $_.Exception.Message }
             throw "MgKeepAlive: cannot load the native library '$path': $reason"
         }
-        if ($libraryVersion -ne $script:ModuleVersion) {
-            throw ("MgKeepAlive $script:ModuleVersion needs libmgkeepalive $script:ModuleVersion, but '$path' is version '$libraryVersion'." +
+        # A fourth part of the module version (0.1.0.1) is a re-packaging of the same library.
+        $wanted = ($script:ModuleVersion -split '\.')[0..2] -join '.'
+        if ($libraryVersion -ne $wanted) {
+            throw ("MgKeepAlive $script:ModuleVersion needs libmgkeepalive $wanted, but '$path' is version '$libraryVersion'." +
                 " Rebuild the library ('cargo build --release'), reinstall the module, or point MGKEEPALIVE_LIBRARY at a matching build.")
         }
         $script:LibraryPath = $path
@@ -1540,6 +1542,29 @@ if ($ExecutionContext.SessionState.Module -and -not $script:LookupHookInstalled)
         }
     }
     $script:LookupHookInstalled = $true
+}
+
+#endregion
+
+#region Argument completion -----------------------------------------------------------------------
+
+function script:Complete-MgkaArgument {
+    # Tab completion of -CallId (the calls the keeper holds) and -Environment / -Name (the known
+    # environments). Called by the commands' [ArgumentCompleter()] script blocks, which run outside
+    # the module: they cost nothing at import and load the helpers on the first Tab. Values that
+    # start with the typed text (case-insensitive; quotes are ignored), quoted when needed.
+    param([ValidateSet('CallId', 'Environment')][string] $Kind, [string] $WordToComplete)
+    $values = if ($Kind -eq 'CallId') {
+        (Get-MgCommunicationCallKeepAlive -ErrorAction Ignore).CallId
+    } else {
+        (Get-MgEnvironment -ErrorAction Ignore).Name
+    }
+    $typed = $WordToComplete.Trim([char]39, [char]34)   # PowerShell passes a quoted word with its quotes
+    foreach ($value in $values | Sort-Object -Unique) {
+        if (-not $value.StartsWith($typed, [StringComparison]::OrdinalIgnoreCase)) { continue }
+        $text = if ($value -match '^[\w.:@-]+$') { $value } else { "'" + ($value -replace "'", "''") + "'" }
+        [System.Management.Automation.CompletionResult]::new($text, $value, 'ParameterValue', $value)
+    }
 }
 
 #endregion

@@ -31,8 +31,10 @@
     AliasesToExport      = @('Connect-Graph', 'Disconnect-Graph')
     PrivateData          = @{
         PSData = @{
-            Tags       = @('MicrosoftGraph', 'Graph', 'Teams', 'Calls', 'CloudCommunications', 'KeepAlive', 'Linux', 'MacOS', 'Windows')
-            LicenseUri = 'https://opensource.org/licenses/MIT'
+            Tags         = @('PSEdition_Core', 'Linux', 'MacOS', 'Windows', 'MicrosoftGraph', 'Graph', 'Teams', 'Calls', 'CloudCommunications', 'KeepAlive')
+            ProjectUri   = 'https://github.com/mgkeepalive/MgKeepAlive'
+            LicenseUri   = 'https://opensource.org/licenses/MIT'
+            ReleaseNotes = '0.1.0: first release. Drop-in Invoke-MgKeepCommunicationCallAlive and Invoke-MgBetaKeepCommunicationCallAlive, app-only Connect-MgGraph (secret, certificate, managed identity, environment variables, access token), national clouds, Set-MgRequestContext retries and timeouts, concurrent keep-alive of piped calls, and a background keeper for many calls (Start-, Get-, Stop-, Wait-MgCommunicationCallKeepAlive).'
         }
     }
 }

@@ -811,6 +811,7 @@ function Connect-MgGraph {
         [Parameter()]
         [Alias('EnvironmentName', 'NationalCloud')]
         [ValidateNotNullOrEmpty()]
+        [ArgumentCompleter({ & (Get-Module MgKeepAlive)[0] { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Complete-MgkaArgument @args } Environment $args[2] })]
         [string] $Environment,
 
         [Parameter()]
@@ -1287,6 +1288,7 @@ function Get-MgEnvironment {
     param(
         [Parameter(Position = 0)]
         [ValidateNotNullOrEmpty()]
+        [ArgumentCompleter({ & (Get-Module MgKeepAlive)[0] { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Complete-MgkaArgument @args } Environment $args[2] })]
         [string] $Name
     )
 
@@ -1454,6 +1456,7 @@ function Set-MgEnvironment {
     param(
         [Parameter(Mandatory, Position = 0, ValueFromPipelineByPropertyName)]
         [ValidateNotNullOrEmpty()]
+        [ArgumentCompleter({ & (Get-Module MgKeepAlive)[0] { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Complete-MgkaArgument @args } Environment $args[2] })]
         [string] $Name,
 
         [Parameter(Position = 1, ValueFromPipelineByPropertyName)]
@@ -1560,6 +1563,7 @@ function Remove-MgEnvironment {
     param(
         [Parameter(Mandatory, Position = 0, ValueFromPipelineByPropertyName)]
         [ValidateNotNullOrEmpty()]
+        [ArgumentCompleter({ & (Get-Module MgKeepAlive)[0] { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Complete-MgkaArgument @args } Environment $args[2] })]
         [string] $Name
     )
 
@@ -1847,6 +1851,7 @@ function Get-MgCommunicationCallKeepAlive {
     [OutputType('MgKeepAlive.CallKeepAliveState')]
     param(
         [Parameter(Position = 0, ValueFromPipeline, ValueFromPipelineByPropertyName)]
+        [ArgumentCompleter({ & (Get-Module MgKeepAlive)[0] { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Complete-MgkaArgument @args } CallId $args[2] })]
         [string[]] $CallId,
 
         [Parameter()]
@@ -1968,6 +1973,7 @@ function Stop-MgCommunicationCallKeepAlive {
     [OutputType('MgKeepAlive.CallKeepAliveState')]
     param(
         [Parameter(Mandatory, Position = 0, ParameterSetName = 'CallId')]
+        [ArgumentCompleter({ & (Get-Module MgKeepAlive)[0] { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Complete-MgkaArgument @args } CallId $args[2] })]
         [string[]] $CallId,
 
         [Parameter(Mandatory, ValueFromPipeline, ParameterSetName = 'InputObject')]
@@ -2110,6 +2116,7 @@ function Wait-MgCommunicationCallKeepAlive {
     [OutputType('MgKeepAlive.CallKeepAliveState')]
     param(
         [Parameter(Position = 0, ValueFromPipeline, ValueFromPipelineByPropertyName)]
+        [ArgumentCompleter({ & (Get-Module MgKeepAlive)[0] { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Complete-MgkaArgument @args } CallId $args[2] })]
         [string[]] $CallId,
 
         [Parameter()]

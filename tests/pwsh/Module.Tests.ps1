@@ -32,6 +32,18 @@ Describe 'Manifest' {
         $data.FormatsToProcess | Should -Be @('MgKeepAlive.Format.ps1xml')
     }
 
+    It 'has what a gallery shows: tags for the edition and platforms, project and license links, release notes' {
+        $psData = $data.PrivateData.PSData
+        foreach ($tag in 'PSEdition_Core', 'Linux', 'MacOS', 'Windows') { $psData.Tags | Should -Contain $tag }
+        $psData.ProjectUri | Should -Match '^https://'
+        $psData.LicenseUri | Should -Match '^https://'
+        $psData.ReleaseNotes | Should -BeLike "$($data.ModuleVersion):*"
+        $data.ContainsKey('HelpInfoURI') | Should -BeFalse -Because 'no updatable help is shipped'
+        Join-Path $RepoRoot 'LICENSE' | Should -FileContentMatch 'MIT License'
+        $null = Test-ModuleManifest $ManifestPath -WarningAction SilentlyContinue -WarningVariable manifestWarnings -ErrorAction Stop
+        $manifestWarnings | Should -BeNullOrEmpty
+    }
+
     It 'exports explicit lists, no wildcards' {
         $data.FunctionsToExport | Should -Be @('Invoke-MgKeepCommunicationCallAlive', 'Invoke-MgBetaKeepCommunicationCallAlive',
             'Connect-MgGraph', 'Disconnect-MgGraph', 'Get-MgContext', 'Get-MgEnvironment', 'Add-MgEnvironment', 'Set-MgEnvironment',
@@ -196,6 +208,7 @@ Describe 'Import' {
         $crateVersion = [regex]::Match((Get-Content -Raw (Join-Path $PSScriptRoot '..' '..' 'Cargo.toml')), '(?m)^version = "([^"]+)"').Groups[1].Value
         $scriptVersion | Should -Be $manifestVersion
         $crateVersion | Should -Be $manifestVersion
+        & $Module { Invoke-MgkaNative Version } | Should -Be $manifestVersion -Because 'mgka_version is the crate version'
     }
 
     # The import stays cheap because it leaves the native library for later (its speed is measured
@@ -211,12 +224,13 @@ Describe 'Import' {
 Describe 'Packaging (pwsh/build-module.ps1)' {
     It 'produces a self-contained module folder that imports from anywhere' {
         $out = Join-Path $TestDrive 'dist'
-        $folder = & (Join-Path $RepoRoot 'pwsh' 'build-module.ps1') -OutputPath $out
+        $folder, $package = & (Join-Path $RepoRoot 'pwsh' 'build-module.ps1') -OutputPath $out
         $folder.FullName | Should -Be (Join-Path $out 'MgKeepAlive')
+        $package.FullName | Should -Be (Join-Path $out "MgKeepAlive.$($Module.Version).nupkg")
         $os = if ($IsWindows) { 'win' } elseif ($IsMacOS) { 'osx' } else { 'linux' }
         $rid = "$os-" + [System.Runtime.InteropServices.RuntimeInformation]::ProcessArchitecture.ToString().ToLowerInvariant()
         $files = Get-ChildItem (Join-Path $out 'MgKeepAlive') -Recurse -File | ForEach-Object { [IO.Path]::GetRelativePath((Join-Path $out 'MgKeepAlive'), $_.FullName) -replace '\\', '/' }
-        $files | Sort-Object | Should -Be (@('MgKeepAlive.Auth.ps1', 'MgKeepAlive.Coexistence.ps1', 'MgKeepAlive.Format.ps1xml', 'MgKeepAlive.Private.ps1', 'MgKeepAlive.psd1', 'MgKeepAlive.psm1', "$rid/$LibraryName") | Sort-Object)
+        $files | Sort-Object | Should -Be (@('MgKeepAlive.Auth.ps1', 'MgKeepAlive.Coexistence.ps1', 'MgKeepAlive.Format.ps1xml', 'MgKeepAlive.Private.ps1', 'MgKeepAlive.psd1', 'MgKeepAlive.psm1', 'en-US/about_MgKeepAlive.help.txt', 'LICENSE', "$rid/$LibraryName") | Sort-Object)
         # Import from another working directory, with no source tree next to it.
         $elsewhere = Join-Path $TestDrive 'elsewhere' 'MgKeepAlive'
         $null = New-Item -ItemType Directory (Split-Path $elsewhere) -Force
