@@ -127,7 +127,13 @@ fn match_call_path<'a>(segs: &[&'a str]) -> Result<&'a str, String> {
         }
     }
     match segs.len() {
-        4 if segs[3].eq_ignore_ascii_case("keepAlive") && !segs[2].is_empty() => Ok(segs[2]),
+        // Microsoft's SDK sends the namespaced action segment; Graph accepts both spellings.
+        4 if (segs[3].eq_ignore_ascii_case("keepAlive")
+            || segs[3].eq_ignore_ascii_case("microsoft.graph.keepAlive"))
+            && !segs[2].is_empty() =>
+        {
+            Ok(segs[2])
+        }
         4 if segs[2].is_empty() => Err(String::new()),
         4 => Err(segs[3].to_string()),
         n if n > 4 => Err(segs[4].to_string()),
@@ -990,6 +996,11 @@ mod tests {
         assert!(matches!(
             route(&segs("/beta/communications/calls/x/keepalive")),
             Route::KeepAlive { seg: "x" }
+        ));
+        // Microsoft's SDK spells the action with its namespace.
+        assert!(matches!(
+            route(&segs("/v1.0/communications/calls/y/microsoft.graph.keepAlive")),
+            Route::KeepAlive { seg: "y" }
         ));
         assert!(matches!(route(&segs("/v1.0/$batch")), Route::Batch));
         assert!(matches!(route(&segs("/v1.0/%24batch")), Route::Batch));

@@ -730,26 +730,24 @@ function Connect-MgGraph {
     Get-MgEnvironment
     #>
     [CmdletBinding(DefaultParameterSetName = 'UserParameterSet', PositionalBinding = $false)]
-    [OutputType([void])]
     [Alias('Connect-Graph')]
     param(
-        [Parameter(ParameterSetName = 'UserParameterSet', Position = 0)]
+        [Parameter(ParameterSetName = 'UserParameterSet', Position = 1)]
         [string[]] $Scopes,
 
-        [Parameter(ParameterSetName = 'AppCertificateParameterSet', Mandatory, Position = 0)]
-        [Parameter(ParameterSetName = 'AppSecretCredentialParameterSet')]
+        [Parameter(ParameterSetName = 'AppCertificateParameterSet', Mandatory, Position = 1)]
         [Parameter(ParameterSetName = 'UserParameterSet')]
         [Parameter(ParameterSetName = 'IdentityParameterSet')]
         [Alias('AppId', 'ApplicationId')]
         [ValidateNotNullOrEmpty()]
         [string] $ClientId,
 
-        [Parameter(ParameterSetName = 'AppCertificateParameterSet', Position = 1)]
+        [Parameter(ParameterSetName = 'AppCertificateParameterSet', Position = 2)]
         [Alias('CertificateSubject', 'CertificateName')]
         [ValidateNotNullOrEmpty()]
         [string] $CertificateSubjectName,
 
-        [Parameter(ParameterSetName = 'AppCertificateParameterSet', Position = 2)]
+        [Parameter(ParameterSetName = 'AppCertificateParameterSet', Position = 3)]
         [ValidateNotNullOrEmpty()]
         [string] $CertificateThumbprint,
 
@@ -766,16 +764,16 @@ function Connect-MgGraph {
         [Parameter(ParameterSetName = 'AppCertificateParameterSet')]
         [securestring] $CertificatePassword,
 
-        [Parameter(ParameterSetName = 'AppSecretCredentialParameterSet', Mandatory)]
+        [Parameter(ParameterSetName = 'AppSecretCredentialParameterSet')]
         [Alias('SecretCredential', 'Credential')]
         [pscredential] $ClientSecretCredential,
 
-        [Parameter(ParameterSetName = 'AccessTokenParameterSet', Mandatory, Position = 0)]
+        [Parameter(ParameterSetName = 'AccessTokenParameterSet', Mandatory, Position = 1)]
         [securestring] $AccessToken,
 
         [Parameter(ParameterSetName = 'AppCertificateParameterSet')]
         [Parameter(ParameterSetName = 'AppSecretCredentialParameterSet')]
-        [Parameter(ParameterSetName = 'UserParameterSet', Position = 1)]
+        [Parameter(ParameterSetName = 'UserParameterSet', Position = 4)]
         [Alias('Audience', 'Tenant')]
         [ValidateNotNullOrEmpty()]
         [string] $TenantId,
@@ -788,10 +786,10 @@ function Connect-MgGraph {
         [ValidateSet('Process', 'CurrentUser')]
         [string] $ContextScope,
 
-        [Parameter(ParameterSetName = 'EnvironmentVariableParameterSet', Mandatory)]
+        [Parameter(ParameterSetName = 'EnvironmentVariableParameterSet')]
         [switch] $EnvironmentVariable,
 
-        [Parameter(ParameterSetName = 'IdentityParameterSet', Mandatory)]
+        [Parameter(ParameterSetName = 'IdentityParameterSet', Position = 1)]
         [Alias('ManagedIdentity', 'ManagedServiceIdentity', 'MSI')]
         [switch] $Identity,
 
@@ -799,12 +797,25 @@ function Connect-MgGraph {
         [Alias('UseDeviceAuthentication', 'DeviceCode', 'DeviceAuth', 'Device')]
         [switch] $UseDeviceCode,
 
-        [Parameter()]
+        [Parameter(ParameterSetName = 'UserParameterSet')]
+        [string] $LoginHint,
+
+        [Parameter(ParameterSetName = 'AccessTokenParameterSet')]
+        [Parameter(ParameterSetName = 'AppCertificateParameterSet')]
+        [Parameter(ParameterSetName = 'AppSecretCredentialParameterSet')]
+        [Parameter(ParameterSetName = 'EnvironmentVariableParameterSet')]
+        [Parameter(ParameterSetName = 'IdentityParameterSet')]
+        [Parameter(ParameterSetName = 'UserParameterSet')]
         [Alias('EnvironmentName', 'NationalCloud')]
         [ValidateNotNullOrEmpty()]
         [string] $Environment,
 
-        [Parameter()]
+        [Parameter(ParameterSetName = 'AccessTokenParameterSet')]
+        [Parameter(ParameterSetName = 'AppCertificateParameterSet')]
+        [Parameter(ParameterSetName = 'AppSecretCredentialParameterSet')]
+        [Parameter(ParameterSetName = 'EnvironmentVariableParameterSet')]
+        [Parameter(ParameterSetName = 'IdentityParameterSet')]
+        [Parameter(ParameterSetName = 'UserParameterSet')]
         [ValidateRange(1, 2147483)]
         [double] $ClientTimeout,
 
@@ -932,6 +943,7 @@ function Connect-MgGraph {
             }
             Write-Debug "Connect request: $(ConvertTo-Json -InputObject $shown -Compress -Depth 5)"
         }
+        $facts = New-MgkaContextFacts -ParameterSet $set -Bound $PSBoundParameters -Token $secret
         $start = Invoke-MgkaNative ConnectStart -Text $text -Secret $secret
     } finally {
         # The library copied the secret before mgka_connect_start returned.
@@ -949,20 +961,12 @@ function Connect-MgGraph {
         $PSCmdlet.ThrowTerminatingError($record)
     }
     $info = ConvertFrom-MgkaJson $result.Json
+    Set-MgkaContextFacts $facts
     $context = ConvertTo-MgkaContext $info
     Set-MgkaConnectedCloud -EnvironmentName $context.Environment
     Write-Verbose "Connected to Microsoft Graph ($($context.Environment)) with $($context.AuthType) ($($context.TokenCredentialType))."
-    if (-not $NoWelcome) {
-        $via = switch ($context.AuthType) {
-            'AppOnly' { "apponly access using $($context.ClientId)" }
-            'ManagedIdentity' { "managed identity$(if ($context.ClientId) { " $($context.ClientId)" })" }
-            default { 'a user-provided access token' }
-        }
-        $informationAction = if ($PSBoundParameters.ContainsKey('InformationAction')) { $PSBoundParameters['InformationAction'] } else { 'Continue' }
-        Write-Information -InformationAction $informationAction -MessageData ("Welcome to Microsoft Graph!`n`n" +
-            "Connected via $via (MgKeepAlive $script:ModuleVersion, environment $($context.Environment))`n`n" +
-            'NOTE: You can use the -NoWelcome parameter to suppress this message.')
-    }
+    # Like Microsoft's: the welcome is one string on the output stream.
+    if (-not $NoWelcome) { Format-MgkaWelcome -Context $context }
 }
 
 function Disconnect-MgGraph {
@@ -1003,7 +1007,11 @@ function Disconnect-MgGraph {
     [CmdletBinding()]
     [OutputType('MgKeepAlive.Context')]
     [Alias('Disconnect-Graph')]
-    param()
+    param(
+        # Microsoft's signs out of the Windows broker (WAM) too; MgKeepAlive never signs in through it.
+        [Parameter()]
+        [switch] $SignOutFromBroker
+    )
 
     if (-not $script:PrivateLoaded) { Import-MgkaPrivate }
     $result = Invoke-MgkaNative Disconnect
@@ -1013,6 +1021,7 @@ function Disconnect-MgGraph {
     }
     $context = ConvertTo-MgkaContext (ConvertFrom-MgkaJson $result.Json)
     Set-MgkaConnectedCloud -EnvironmentName $null
+    Set-MgkaContextFacts $null
     if ($null -eq $context) {
         $PSCmdlet.WriteError([System.Management.Automation.ErrorRecord]::new(
                 [System.InvalidOperationException]::new('No application to sign out from.'),
@@ -1055,7 +1064,7 @@ function Get-MgContext {
     .LINK
     Connect-MgGraph
     #>
-    [CmdletBinding()]
+    [CmdletBinding(DefaultParameterSetName = 'UserParameterSet')]
     [OutputType('MgKeepAlive.Context')]
     param()
 
@@ -1142,7 +1151,7 @@ function Set-MgRequestContext {
     .LINK
     Get-MgRequestContext
     #>
-    [CmdletBinding(SupportsShouldProcess)]
+    [CmdletBinding(SupportsShouldProcess, PositionalBinding = $false)]
     [OutputType('MgKeepAlive.RequestContext')]
     param(
         [Parameter(ValueFromPipelineByPropertyName)]
@@ -1209,7 +1218,7 @@ function Get-MgRequestContext {
     .LINK
     Set-MgRequestContext
     #>
-    [CmdletBinding()]
+    [CmdletBinding(SupportsShouldProcess)]
     [OutputType('MgKeepAlive.RequestContext')]
     param()
 
@@ -1256,7 +1265,7 @@ function Get-MgEnvironment {
     [CmdletBinding()]
     [OutputType('MgKeepAlive.Environment')]
     param(
-        [Parameter(Position = 0)]
+        [Parameter(Position = 0, ValueFromPipelineByPropertyName)]
         [ValidateNotNullOrEmpty()]
         [string] $Name
     )

@@ -73,7 +73,7 @@ BeforeAll {
     function Connect-TestSecret {
         param([string] $Value = $Secret, [string] $Tenant = $TenantId, [string] $Client = $ClientId)
         $credential = [pscredential]::new($Client, (ConvertTo-SecureString $Value -AsPlainText -Force))
-        Connect-MgGraph -ClientId $Client -TenantId $Tenant -ClientSecretCredential $credential -Environment Emulator -NoWelcome
+        Connect-MgGraph -TenantId $Tenant -ClientSecretCredential $credential -Environment Emulator -NoWelcome
     }
 
     # The app's certificate, in the CurrentUser\My store, as PFX and PEM files.
@@ -183,19 +183,23 @@ Describe 'Client secret' {
         (Get-IssuedToken).Count | Should -Be 1
     }
 
-    It 'takes the client id from the credential''s user name, and the aliases -AppId, -Tenant, -Credential' {
+    It 'takes the client id from the credential''s user name, and the aliases -Tenant, -Credential; -ClientId is not in this set (as in Microsoft''s)' {
         $credential = [pscredential]::new($ClientId, (ConvertTo-SecureString $Secret -AsPlainText -Force))
         Connect-MgGraph -TenantId $TenantId -ClientSecretCredential $credential -Environment Emulator -NoWelcome
         (Get-MgContext).ClientId | Should -Be $ClientId
-        Connect-MgGraph -AppId $ClientId -Tenant $TenantId -Credential $credential -EnvironmentName Emulator -NoWelcome
+        Connect-MgGraph -Tenant $TenantId -Credential $credential -EnvironmentName Emulator -NoWelcome
         (Get-MgContext).TokenCredentialType | Should -Be 'ClientSecret'
+        { Connect-MgGraph -AppId $ClientId -Tenant $TenantId -Credential $credential -EnvironmentName Emulator -NoWelcome } |
+            Should -Throw -ErrorId 'AmbiguousParameterSet,Connect-MgGraph'
         Invoke-MgKeepCommunicationCallAlive -CallId auth-call -PassThru | Should -BeTrue
     }
 
-    It 'writes the official-style welcome to the information stream' {
+    It 'writes Microsoft''s welcome, one string on the output stream' {
         $credential = [pscredential]::new($ClientId, (ConvertTo-SecureString $Secret -AsPlainText -Force))
-        $welcome = Connect-MgGraph -ClientId $ClientId -TenantId $TenantId -ClientSecretCredential $credential -Environment Emulator 6>&1
-        "$welcome" | Should -BeLike "Welcome to Microsoft Graph!*apponly access using $ClientId*-NoWelcome*"
+        $welcome = @(Connect-MgGraph -TenantId $TenantId -ClientSecretCredential $credential -Environment Emulator 6>$null)
+        $welcome.Count | Should -Be 1
+        $welcome[0] | Should -BeOfType [string]
+        $welcome[0] | Should -BeLike "Welcome to Microsoft Graph!*Connected via apponly access using $ClientId$([Environment]::NewLine)Readme:*-NoWelcome*"
     }
 }
 
@@ -464,7 +468,7 @@ Describe 'Disconnect-MgGraph' {
         Get-MgContext | Should -BeNullOrEmpty
         Clear-EmulatorRequest
         Invoke-MgKeepCommunicationCallAlive -CallId auth-call -ErrorVariable failure -ErrorAction SilentlyContinue
-        $failure[0].FullyQualifiedErrorId | Should -Be 'NotConnected,Invoke-MgKeepCommunicationCallAlive'
+        $failure[0].FullyQualifiedErrorId | Should -BeExactly 'Microsoft.Graph.PowerShell.Cmdlets.InvokeMgKeepCommunicationCallAlive_Keep'
         @(Get-EmulatorRequest).Count | Should -Be 0
     }
 }
@@ -545,7 +549,8 @@ Describe 'Invoke-MgBetaKeepCommunicationCallAlive' {
         $log = @(Get-EmulatorKeepAlive)
         $log.rawPath | Should -Be @('/beta/communications/calls/auth-call/keepAlive', '/beta/communications/calls/auth-call/keepAlive')
         Invoke-MgBetaKeepCommunicationCallAlive -CallId no-such-call -ErrorVariable failure -ErrorAction SilentlyContinue
-        $failure[0].FullyQualifiedErrorId | Should -Be 'itemNotFound,Invoke-MgBetaKeepCommunicationCallAlive'
+        $failure[0].FullyQualifiedErrorId | Should -BeExactly 'itemNotFound,Microsoft.Graph.Beta.PowerShell.Cmdlets.InvokeMgBetaKeepCommunicationCallAlive_Keep'
+        $failure[0].CategoryInfo.Activity | Should -Be 'Invoke-MgBetaKeepCommunicationCallAlive_Keep'
     }
 
     It 'honours -WhatIf' {
@@ -673,12 +678,12 @@ Describe 'No secret, key or token in any output stream' {
         $credential = [pscredential]::new($ClientId, (ConvertTo-SecureString $Secret -AsPlainText -Force))
         $wrong = [pscredential]::new($ClientId, (ConvertTo-SecureString "$Secret-wrong" -AsPlainText -Force))
         $steps = @(
-            { Connect-MgGraph -ClientId $ClientId -TenantId $TenantId -ClientSecretCredential $credential -Environment Emulator @common }
+            { Connect-MgGraph -TenantId $TenantId -ClientSecretCredential $credential -Environment Emulator @common }
             { Get-MgContext @common }
             { Invoke-MgKeepCommunicationCallAlive -CallId auth-call -PassThru -ResponseHeadersVariable h @common; $h | Out-String }
             { Invoke-MgBetaKeepCommunicationCallAlive -CallId auth-call -PassThru @common }
             { Invoke-MgKeepCommunicationCallAlive -CallId no-such-call @common }
-            { Connect-MgGraph -ClientId $ClientId -TenantId $TenantId -ClientSecretCredential $wrong -Environment Emulator @common }
+            { Connect-MgGraph -TenantId $TenantId -ClientSecretCredential $wrong -Environment Emulator @common }
             { Connect-MgGraph -ClientId $ClientId -TenantId $TenantId -CertificateThumbprint $Cert.Thumbprint -SendCertificateChain $true -Environment Emulator @common }
             { Invoke-MgKeepCommunicationCallAlive -CallId auth-call -PassThru @common }
             { Connect-MgGraph -ClientId $ClientId -TenantId $TenantId -CertificatePath $PfxPath -CertificatePassword (ConvertTo-SecureString 'file-password' -AsPlainText -Force) -Environment Emulator @common }
