@@ -71,7 +71,7 @@ pub enum CoreError {
 }
 
 /// The text PowerShell users know from the official cmdlet.
-pub const NOT_CONNECTED_MESSAGE: &str = "Authentication needed, call Connect-MgGraph.";
+pub const NOT_CONNECTED_MESSAGE: &str = "Authentication needed. Please call Connect-MgGraph.";
 
 impl CoreError {
     pub fn transport(call_id: Option<&str>, message: impl Into<String>) -> Self {

@@ -944,17 +944,20 @@ function script:Write-MgkaKeepAliveError {
             $info.TargetType = '<>f__AnonymousType3`1'
         }
     }
-    # The id must not get this function's name appended (a function's WriteError appends it):
-    # Write-Error keeps the invocation it finds in $MyInvocation, and one without a command leaves
-    # the id as it is. It points at the caller's command line, as Microsoft's record does.
-    $invocation = $State.ErrorInvocation
-    if ($null -eq $invocation) {
-        $invocation = New-MgkaCallerInvocation -Invocation $State.Cmdlet.MyInvocation
-        $State.ErrorInvocation = $invocation
-    }
+    if ($null -eq $State.ErrorInvocation) { $State.ErrorInvocation = New-MgkaCallerInvocation -Invocation $State.Cmdlet.MyInvocation }
+    Write-MgkaExactError -Record $shaped -Activity "$($names.Activity)_$variant" -Invocation $State.ErrorInvocation
+}
+
+function script:Write-MgkaExactError {
+    # Writes $Record (non-terminating) with its FullyQualifiedErrorId exactly as built: a function's
+    # WriteError would append the function's name. Write-Error keeps the invocation it finds in
+    # $MyInvocation, and one without a command (New-MgkaCallerInvocation) leaves the id as it is
+    # and points at the caller's command line, as Microsoft's records do. -ErrorAction, -ErrorVariable
+    # and $ErrorActionPreference of the calling command apply as for WriteError.
+    param([System.Management.Automation.ErrorRecord] $Record, [string] $Activity, [System.Management.Automation.InvocationInfo] $Invocation)
     & {
-        $MyInvocation = $invocation
-        Write-Error -ErrorRecord $shaped -CategoryActivity "$($names.Activity)_$variant"
+        $MyInvocation = $Invocation
+        Write-Error -ErrorRecord $Record -CategoryActivity $Activity
     }
 }
 

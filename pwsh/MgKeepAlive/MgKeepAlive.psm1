@@ -55,8 +55,10 @@ function Invoke-MgKeepCommunicationCallAlive {
     -InputObject also accepts objects that carry only Id (such as Get-MgCommunicationCall output)
     and plain call id strings; an identity without CallId or Id is a per-item error and the
     pipeline goes on; -PassThru:$false writes nothing; -ResponseHeadersVariable is set in the
-    caller's scope on success and on failure; the error category follows the HTTP status and the
-    exception exposes StatusCode, ErrorCode, RequestId, ClientRequestId, Date and ResponseHeaders.
+    caller's scope on success and on failure. Error records are Microsoft's (FullyQualifiedErrorId
+    '<code>,Microsoft.Graph.PowerShell.Cmdlets.InvokeMgKeepCommunicationCallAlive_Keep', category
+    InvalidOperation, the same ErrorDetails) and the exception also exposes StatusCode, ErrorCode,
+    RequestId, ClientRequestId, Date, ResponseHeaders, Attempts and AttemptLog.
 
     Piped input is sent concurrently (-ThrottleLimit, default 32 requests in flight), with one
     ShouldProcess and one result or error record per item, in input order.
@@ -324,8 +326,10 @@ function Invoke-MgBetaKeepCommunicationCallAlive {
     -InputObject also accepts objects that carry only Id (such as Get-MgCommunicationCall output)
     and plain call id strings; an identity without CallId or Id is a per-item error and the
     pipeline goes on; -PassThru:$false writes nothing; -ResponseHeadersVariable is set in the
-    caller's scope on success and on failure; the error category follows the HTTP status and the
-    exception exposes StatusCode, ErrorCode, RequestId, ClientRequestId, Date and ResponseHeaders.
+    caller's scope on success and on failure. Error records are Microsoft's (FullyQualifiedErrorId
+    '<code>,Microsoft.Graph.PowerShell.Cmdlets.InvokeMgKeepCommunicationCallAlive_Keep', category
+    InvalidOperation, the same ErrorDetails) and the exception also exposes StatusCode, ErrorCode,
+    RequestId, ClientRequestId, Date, ResponseHeaders, Attempts and AttemptLog.
 
     Piped input is sent concurrently (-ThrottleLimit, default 32 requests in flight), with one
     ShouldProcess and one result or error record per item, in input order.
@@ -665,7 +669,11 @@ function Connect-MgGraph {
     connect and every keep-alive, retries included. Default: 300.
 
     .PARAMETER NoWelcome
-    Hides the welcome message.
+    Hides the welcome message (Microsoft's text, written to the output stream as one string, as
+    Microsoft's Connect-MgGraph does).
+
+    .PARAMETER LoginHint
+    Delegated sign-in only (refused by MgKeepAlive); accepted for Microsoft's parameter sets.
 
     .PARAMETER Break
     Accepted for compatibility with Microsoft.Graph; ignored.
@@ -698,7 +706,7 @@ function Connect-MgGraph {
 
     .EXAMPLE
     try {
-        Connect-MgGraph -ClientId $appId -TenantId $tenantId -ClientSecretCredential $credential -ErrorAction Stop
+        Connect-MgGraph -TenantId $tenantId -ClientSecretCredential $credential -ErrorAction Stop
     } catch {
         "$($_.FullyQualifiedErrorId): trace id $($_.Exception.TraceId)"
     }
@@ -982,6 +990,10 @@ function Disconnect-MgGraph {
     Returns the context of the connection that was closed (see Get-MgContext). When there is no
     connection, writes a non-terminating error.
 
+    .PARAMETER SignOutFromBroker
+    Accepted for Microsoft's parameters; MgKeepAlive never signs in through the Windows broker
+    (WAM), so there is nothing more to sign out from.
+
     .EXAMPLE
     Disconnect-MgGraph
 
@@ -1023,9 +1035,10 @@ function Disconnect-MgGraph {
     Set-MgkaConnectedCloud -EnvironmentName $null
     Set-MgkaContextFacts $null
     if ($null -eq $context) {
-        $PSCmdlet.WriteError([System.Management.Automation.ErrorRecord]::new(
-                [System.InvalidOperationException]::new('No application to sign out from.'),
-                'NotConnected', [System.Management.Automation.ErrorCategory]::InvalidOperation, $null))
+        # Microsoft's record: no id of its own, so the id is its cmdlet's type name.
+        Write-MgkaExactError -Activity 'Disconnect-MgGraph' -Invocation (New-MgkaCallerInvocation -Invocation $PSCmdlet.MyInvocation) -Record (
+            [System.Management.Automation.ErrorRecord]::new([System.ArgumentException]::new('No application to sign out from.'),
+                'Microsoft.Graph.PowerShell.Authentication.Cmdlets.DisconnectMgGraph', [System.Management.Automation.ErrorCategory]::CloseError, $null))
         return
     }
     $context
@@ -1037,10 +1050,14 @@ function Get-MgContext {
     Gets the current Microsoft Graph connection of MgKeepAlive.
 
     .DESCRIPTION
-    Returns the context of the current connection: ClientId, TenantId, Scopes, AuthType,
-    TokenCredentialType, CertificateThumbprint, Environment, ContextScope and AppName. Returns
-    nothing ($null) when not connected, so scripts can test 'if (-not (Get-MgContext))'.
-    Never returns the token.
+    Returns the context of the current connection with the properties of Microsoft's AuthContext,
+    in its order: ClientId, TenantId, Scopes, AuthType, TokenCredentialType, CertificateThumbprint,
+    CertificateSubjectName, SendCertificateChain, Account, LoginHint, HomeAccountId, AppName,
+    ContextScope, Certificate, PSHostVersion, ManagedIdentityId, ClientSecret, Environment and
+    WamEnabled. For -AccessToken, ClientId, TenantId, Scopes and AppName come from the token's
+    claims, as in Microsoft's. Returns nothing ($null) when not connected, so scripts can test
+    'if (-not (Get-MgContext))'. Never returns the token, a secret (ClientSecret stays empty) or a
+    key (Certificate stays empty).
 
     .EXAMPLE
     Get-MgContext

@@ -294,6 +294,7 @@ Describe 'Certificates' {
         $name = if ($_ -eq 'full') { $Subject } else { $Subject -replace '^CN=', '' }
         Connect-MgGraph -ClientId $ClientId -TenantId $TenantId -CertificateSubjectName $name -Environment Emulator -NoWelcome
         (Get-MgContext).CertificateThumbprint | Should -Be $Cert.Thumbprint
+        (Get-MgContext).CertificateSubjectName | Should -BeExactly $name
     }
 
     It 'connects with -Certificate' {
@@ -352,7 +353,9 @@ Describe 'Connect-MgGraph -EnvironmentVariable' {
             Connect-MgGraph -EnvironmentVariable -Environment Emulator -NoWelcome
         }
         $context = Get-MgContext
-        $context.TokenCredentialType | Should -Be 'ClientSecret'
+        # As Microsoft's shows an -EnvironmentVariable connection.
+        $context.AuthType | Should -Be 'EnvironmentVariable'
+        $context.TokenCredentialType | Should -Be 'EnvironmentVariable'
         $context.ClientId | Should -Be $ClientId
         Invoke-MgKeepCommunicationCallAlive -CallId auth-call -PassThru | Should -BeTrue
     }
@@ -379,7 +382,8 @@ Describe 'Connect-MgGraph -EnvironmentVariable' {
             }) {
             Connect-MgGraph -EnvironmentVariable -Environment Emulator -NoWelcome
         }
-        (Get-MgContext).TokenCredentialType | Should -Be 'ClientSecret'
+        (Get-MgContext).TokenCredentialType | Should -Be 'EnvironmentVariable'
+        (Get-MgContext).CertificateThumbprint | Should -BeNullOrEmpty -Because 'the secret was used, not the certificate'
     }
 
     It 'refuses a user name/password-only environment' {
@@ -412,6 +416,9 @@ Describe 'Connect-MgGraph -Identity' {
         $context = Get-MgContext
         $context.AuthType | Should -Be 'ManagedIdentity'
         $context.TokenCredentialType | Should -Be 'ManagedIdentity'
+        # As Microsoft's shows them: its own default client id, and MSI@50342 for the system-assigned identity.
+        $context.ClientId | Should -Be '14d82eec-204b-4c2f-b7e8-296a70dab67e'
+        $context.ManagedIdentityId | Should -Be $(if ($Id) { $Id } else { 'MSI@50342' })
         $request = @(Get-EmulatorRequest | Where-Object kind -EQ managedIdentity)
         $request.Count | Should -Be 1
         $request[0].rawPath | Should -BeLike '/metadata/identity/oauth2/token*'

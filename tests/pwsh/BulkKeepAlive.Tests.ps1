@@ -179,7 +179,9 @@ Describe 'Bulk keep-alive: order and per-item results' {
         try {
             Disconnect-MgGraph | Out-Null
             $outcomes = @($ids[0], @{ Foo = 1 }, $ids[1], $ids[2] | Invoke-MgKeepCommunicationCallAlive -PassThru -ErrorAction Continue 2>&1 | ConvertTo-Outcome)
-            $outcomes | Should -Be @('NotConnected', 'InputObjectCallIdMissing', 'NotConnected', 'NotConnected')
+            # Microsoft's not-connected record has no id of its own: its FullyQualifiedErrorId is the command's.
+            $notConnected = 'Microsoft.Graph.PowerShell.Cmdlets.InvokeMgKeepCommunicationCallAlive_KeepViaIdentity'
+            $outcomes | Should -Be @($notConnected, 'InputObjectCallIdMissing', $notConnected, $notConnected)
         } finally {
             Connect-TestGraph
         }

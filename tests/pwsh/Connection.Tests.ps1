@@ -94,6 +94,9 @@ Describe 'Not connected' {
     It 'Disconnect-MgGraph when not connected is a non-terminating error' {
         Disconnect-MgGraph -ErrorVariable failure -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
         $failure[0].Exception.Message | Should -Be 'No application to sign out from.'
+        $failure[0].FullyQualifiedErrorId | Should -BeExactly 'Microsoft.Graph.PowerShell.Authentication.Cmdlets.DisconnectMgGraph'
+        $failure[0].CategoryInfo.Category | Should -Be 'CloseError'
+        $failure[0].Exception | Should -BeOfType [System.ArgumentException]
     }
 }
 

@@ -181,6 +181,12 @@ Describe 'Error records, compared with Microsoft''s' {
         $Ours.NotConnected.$Field | Should -BeExactly $Microsoft.NotConnected.$Field
     }
 
+    It 'Disconnect-MgGraph when not connected: <Field> as Microsoft''s' -ForEach @(
+        @{ Field = 'FullyQualifiedErrorId' }, @{ Field = 'Category' }, @{ Field = 'Activity' }, @{ Field = 'Reason' }, @{ Field = 'Message' }) {
+        if (-not (Test-Path -LiteralPath $PeersTarball)) { Set-ItResult -Skipped -Because $SkipReason; return }
+        $Ours.DisconnectNotConnected.$Field | Should -BeExactly $Microsoft.DisconnectNotConnected.$Field
+    }
+
     It '404 by -CallId: <Field> as Microsoft''s' -ForEach @(
         @{ Field = 'FullyQualifiedErrorId' }, @{ Field = 'Category' }, @{ Field = 'Activity' }, @{ Field = 'Reason' },
         @{ Field = 'TargetName' }, @{ Field = 'TargetType' }, @{ Field = 'Message' }, @{ Field = 'IsException' },

@@ -95,4 +95,8 @@ try { Invoke-MgKeepCommunicationCallAlive -CallId probe-gone -ErrorAction Stop }
 @{ CallId = 'probe-gone' } | Invoke-MgKeepCommunicationCallAlive -ErrorVariable byIdentity -ErrorAction SilentlyContinue
 $result.NotFoundByIdentity = ConvertTo-ProbeRecord $byIdentity[0]
 
+$null = Disconnect-MgGraph
+Disconnect-MgGraph -ErrorVariable disconnected -ErrorAction SilentlyContinue
+$result.DisconnectNotConnected = ConvertTo-ProbeRecord $disconnected[0]
+
 Set-Content -LiteralPath $OutFile -Value (ConvertTo-Json -InputObject $result -Depth 8) -Encoding utf8
