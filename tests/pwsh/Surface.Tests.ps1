@@ -7,8 +7,6 @@
 # ../shared/peers (a user's clone) every test here is skipped, saying why.
 
 BeforeDiscovery {
-    $PeersTarball = [System.IO.Path]::GetFullPath((Join-Path $PSScriptRoot '..' '..' '..' 'shared' 'peers' 'microsoft-graph-powershell-2.38.1.tar.gz'))
-    $PeersMissing = -not (Test-Path -LiteralPath $PeersTarball)
     $SharedCommands = @('Connect-MgGraph', 'Disconnect-MgGraph', 'Get-MgContext', 'Get-MgEnvironment', 'Add-MgEnvironment',
         'Set-MgEnvironment', 'Remove-MgEnvironment', 'Get-MgRequestContext', 'Set-MgRequestContext',
         'Invoke-MgKeepCommunicationCallAlive', 'Invoke-MgBetaKeepCommunicationCallAlive') | ForEach-Object { @{ Name = $_ } }
