@@ -66,7 +66,7 @@ if (-not (Test-Path -LiteralPath $LibraryPath -PathType Leaf)) {
 $destination = Join-Path ([System.IO.Path]::GetFullPath($OutputPath)) 'MgKeepAlive'
 if (Test-Path -LiteralPath $destination) { Remove-Item -LiteralPath $destination -Recurse -Force }
 $null = New-Item -ItemType Directory -Path (Join-Path $destination $RuntimeIdentifier) -Force
-foreach ($file in 'MgKeepAlive.psd1', 'MgKeepAlive.psm1', 'MgKeepAlive.Private.ps1', 'MgKeepAlive.Auth.ps1', 'MgKeepAlive.Format.ps1xml') {
+foreach ($file in 'MgKeepAlive.psd1', 'MgKeepAlive.psm1', 'MgKeepAlive.Private.ps1', 'MgKeepAlive.Auth.ps1', 'MgKeepAlive.Types.ps1', 'MgKeepAlive.Format.ps1xml') {
     Copy-Item -LiteralPath (Join-Path $source $file) -Destination $destination
 }
 Copy-Item -LiteralPath $LibraryPath -Destination (Join-Path $destination $RuntimeIdentifier $libraryName)

@@ -39,11 +39,9 @@ $script:BulkProgressId = 0x4D474B41
 $script:JsonObject = [System.Text.Json.JsonValueKind]::Object
 $script:JsonTrue = [System.Text.Json.JsonValueKind]::True
 
-# Get-MgContext's enums, with the names and values of Microsoft.Graph.PowerShell.Authentication's
-# (typed values also format like Microsoft's in tables).
-enum AuthenticationType { Delegated = 0; AppOnly = 1; UserProvidedAccessToken = 2; ManagedIdentity = 3; EnvironmentVariable = 4 }
-enum TokenCredentialType { InteractiveBrowser = 0; DeviceCode = 1; ClientCertificate = 2; UserProvidedAccessToken = 3; ManagedIdentity = 4; ClientSecret = 5; EnvironmentVariable = 6 }
-enum ContextScope { Process = 0; CurrentUser = 1 }
+# Get-MgContext's enums (MgKeepAlive.Types.ps1) are defined by the first context built: defining
+# types costs start-up time that keep-alive-only commands need not pay.
+$script:ContextTypes = $null
 
 # What Microsoft's cmdlets say and show, word for word (Microsoft.Graph 2.38.1).
 $script:NotConnectedMessage = 'Authentication needed. Please call Connect-MgGraph.'
@@ -1365,6 +1363,8 @@ function script:ConvertTo-MgkaContext {
     # empty: MgKeepAlive hands no secret or key back.
     param([AllowNull()][System.Collections.IDictionary] $Info)
     if ($null -eq $Info) { return }
+    if ($null -eq $script:ContextTypes) { . "$PSScriptRoot/MgKeepAlive.Types.ps1" }
+    $types = $script:ContextTypes
     $facts = [AppDomain]::CurrentDomain.GetData('MgKeepAlive.ContextFacts')
     if ($facts -isnot [hashtable]) { $facts = @{} }
     $fact = { param($Name, $Value) if ($facts.ContainsKey($Name)) { $facts[$Name] } else { $Value } }
@@ -1373,8 +1373,8 @@ function script:ConvertTo-MgkaContext {
         ClientId               = & $fact ClientId $Info['clientId']
         TenantId               = & $fact TenantId $Info['tenantId']
         Scopes                 = [string[]]@(& $fact Scopes @($Info['scopes'] | Where-Object { $null -ne $_ }))
-        AuthType               = [AuthenticationType](& $fact AuthType $Info['authType'])
-        TokenCredentialType    = [TokenCredentialType](& $fact TokenCredentialType $Info['tokenCredentialType'])
+        AuthType               = (& $fact AuthType $Info['authType']) -as $types.AuthType
+        TokenCredentialType    = (& $fact TokenCredentialType $Info['tokenCredentialType']) -as $types.TokenCredentialType
         CertificateThumbprint  = $Info['certificateThumbprint']
         CertificateSubjectName = & $fact CertificateSubjectName $null
         SendCertificateChain   = [bool]$Info['sendCertificateChain']
@@ -1382,7 +1382,7 @@ function script:ConvertTo-MgkaContext {
         LoginHint              = $null
         HomeAccountId          = $null
         AppName                = & $fact AppName $Info['appName']
-        ContextScope           = [ContextScope]$Info['contextScope']
+        ContextScope           = $Info['contextScope'] -as $types.ContextScope
         Certificate            = $null
         PSHostVersion          = $Host.Version
         ManagedIdentityId      = & $fact ManagedIdentityId $Info['managedIdentityId']
