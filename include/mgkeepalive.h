@@ -41,7 +41,7 @@ enum MgkaStatus
   MGKA_STATUS_OK = 0,
   // Graph answered with a non-2xx status; the error JSON has its status, code, message and ids.
   MGKA_STATUS_GRAPH_ERROR = 1,
-  // No session: "Authentication needed, call Connect-MgGraph."
+  // No session: "Authentication needed. Please call Connect-MgGraph."
   MGKA_STATUS_NOT_CONNECTED = 2,
   // A call id, identity, option or environment was refused; the error JSON names the `parameter`.
   MGKA_STATUS_INVALID_ARGUMENT = 3,

@@ -113,7 +113,7 @@ $OutputPath = [System.IO.Path]::GetFullPath($OutputPath)
 $destination = Join-Path $OutputPath 'MgKeepAlive'
 if (Test-Path -LiteralPath $destination) { Remove-Item -LiteralPath $destination -Recurse -Force }
 $null = New-Item -ItemType Directory -Path (Join-Path $destination 'en-US') -Force
-foreach ($file in 'MgKeepAlive.psd1', 'MgKeepAlive.psm1', 'MgKeepAlive.Private.ps1', 'MgKeepAlive.Auth.ps1', 'MgKeepAlive.Coexistence.ps1', 'MgKeepAlive.Format.ps1xml') {
+foreach ($file in 'MgKeepAlive.psd1', 'MgKeepAlive.psm1', 'MgKeepAlive.Private.ps1', 'MgKeepAlive.Auth.ps1', 'MgKeepAlive.Coexistence.ps1', 'MgKeepAlive.Types.ps1', 'MgKeepAlive.Format.ps1xml') {
     Copy-Item -LiteralPath (Join-Path $source $file) -Destination $destination
 }
 Copy-Item -LiteralPath (Join-Path $source 'en-US' 'about_MgKeepAlive.help.txt') -Destination (Join-Path $destination 'en-US')

@@ -84,7 +84,7 @@ pub(crate) fn panic_description(payload: &(dyn std::any::Any + Send)) -> String 
 }
 
 /// The text PowerShell users know from the official cmdlet.
-pub const NOT_CONNECTED_MESSAGE: &str = "Authentication needed, call Connect-MgGraph.";
+pub const NOT_CONNECTED_MESSAGE: &str = "Authentication needed. Please call Connect-MgGraph.";
 
 impl CoreError {
     pub fn transport(call_id: Option<&str>, message: impl Into<String>) -> Self {

@@ -216,7 +216,7 @@ fn keep_alive_by_id_and_identity_variants() {
     let (status, closed) = abi.json_call(|out| unsafe { disconnect(out) });
     assert_eq!((status, closed["environment"].as_str()), (OK, Some("AbiEmulator")));
     let (status, err) = abi.by_id(c"abi-call", None);
-    assert_eq!((status, err["message"].as_str()), (NOT_CONNECTED, Some("Authentication needed, call Connect-MgGraph.")));
+    assert_eq!((status, err["message"].as_str()), (NOT_CONNECTED, Some("Authentication needed. Please call Connect-MgGraph.")));
     let context: Symbol<unsafe extern "C" fn(OutJson) -> u32> = abi.sym("mgka_context");
     let mut out = ptr::null_mut();
     assert_eq!(unsafe { context(&mut out) }, OK);

@@ -1074,6 +1074,11 @@ mod tests {
             route(&segs("/beta/communications/calls/x/keepalive")),
             Route::KeepAlive { seg: "x" }
         ));
+        // Microsoft's SDK spells the action with its namespace.
+        assert!(matches!(
+            route(&segs("/v1.0/communications/calls/y/microsoft.graph.keepAlive")),
+            Route::KeepAlive { seg: "y" }
+        ));
         assert!(matches!(route(&segs("/v1.0/$batch")), Route::Batch));
         assert!(matches!(route(&segs("/v1.0/%24batch")), Route::Batch));
         assert!(matches!(

@@ -41,6 +41,20 @@ $script:BulkProgressId = 0x4D474B41
 $script:JsonObject = [System.Text.Json.JsonValueKind]::Object
 $script:JsonTrue = [System.Text.Json.JsonValueKind]::True
 
+# Get-MgContext's enums (MgKeepAlive.Types.ps1) are defined by the first context built: defining
+# types costs start-up time that keep-alive-only commands need not pay.
+$script:ContextTypes = $null
+
+# What Microsoft's cmdlets say and show, word for word (Microsoft.Graph 2.38.1).
+$script:NotConnectedMessage = 'Authentication needed. Please call Connect-MgGraph.'
+$script:GraphErrorRecommendation = 'See service error codes: https://learn.microsoft.com/graph/errors'
+# Microsoft's keep-alive commands are proxies of generated cmdlets (one per parameter set, such
+# as InvokeMgKeepCommunicationCallAlive_Keep); their error records are named after those.
+$script:KeepAliveCmdletNames = @{
+    'v1.0' = @{ Namespace = 'Microsoft.Graph.PowerShell.Cmdlets'; Type = 'InvokeMgKeepCommunicationCallAlive'; Activity = 'Invoke-MgKeepCommunicationCallAlive' }
+    'beta' = @{ Namespace = 'Microsoft.Graph.Beta.PowerShell.Cmdlets'; Type = 'InvokeMgBetaKeepCommunicationCallAlive'; Activity = 'Invoke-MgBetaKeepCommunicationCallAlive' }
+}
+
 function script:ConvertTo-MgkaUtf8 {
     # NUL-terminated UTF-8 for a C string; $null stays $null (a NULL pointer).
     param([AllowNull()][string] $Text)
@@ -313,19 +327,6 @@ function script:New-MgkaHeaderDictionary {
     , $result
 }
 
-function script:Get-MgkaErrorCategory {
-    param([int] $HttpStatus)
-    switch ($HttpStatus) {
-        400 { return [System.Management.Automation.ErrorCategory]::InvalidArgument }
-        401 { return [System.Management.Automation.ErrorCategory]::AuthenticationError }
-        403 { return [System.Management.Automation.ErrorCategory]::PermissionDenied }
-        404 { return [System.Management.Automation.ErrorCategory]::ObjectNotFound }
-        429 { return [System.Management.Automation.ErrorCategory]::ResourceUnavailable }
-        { $_ -ge 500 -and $_ -le 599 } { return [System.Management.Automation.ErrorCategory]::ResourceUnavailable }
-        default { return [System.Management.Automation.ErrorCategory]::InvalidOperation }
-    }
-}
-
 function script:Get-MgkaStatusName {
     param([uint32] $Status)
     if ($Status -lt $script:StatusNames.Count) { $script:StatusNames[$Status] } else { "Status$Status" }
@@ -339,26 +340,34 @@ function script:Limit-MgkaText {
 }
 
 function script:Format-MgkaErrorDetails {
-    # The text the official cmdlet shows for an HTTP error.
+    # The ErrorDetails text of Microsoft's cmdlets for an HTTP error, line for line: the message,
+    # Status, ErrorCode, Date (Graph's innerError date), then the response headers as .NET names
+    # and keeps them (content headers such as Content-Type are not among them).
     param([System.Collections.IDictionary] $Info, [string] $Code)
+    $newLine = [Environment]::NewLine
     $builder = [System.Text.StringBuilder]::new()
-    $message = if ($Info['graphMessage']) { [string]$Info['graphMessage'] } else { [string]$Info['message'] }
-    [void]$builder.AppendLine((Limit-MgkaText $message)).AppendLine()
+    $message = if ($null -ne $Info['graphMessage']) { [string]$Info['graphMessage'] } else { [string]$Info['message'] }
+    [void]$builder.Append((Limit-MgkaText $message)).Append($newLine).Append($newLine)
     $reason = if ($Info['reason']) { $Info['reason'] } else { [Enum]::ToObject([System.Net.HttpStatusCode], [int]$Info['httpStatus']).ToString() }
-    [void]$builder.AppendLine("Status: $($Info['httpStatus']) ($reason)")
-    [void]$builder.AppendLine("ErrorCode: $Code")
-    [void]$builder.AppendLine("Date: $($Info['date'])")
-    if ($Info['requestId']) { [void]$builder.AppendLine("RequestId: $($Info['requestId'])") }
-    if ($Info['clientRequestId']) { [void]$builder.AppendLine("ClientRequestId: $($Info['clientRequestId'])") }
-    if ($Info['attempts'] -gt 1) { [void]$builder.AppendLine("Attempts: $($Info['attempts'])") }
+    [void]$builder.Append("Status: $($Info['httpStatus']) ($reason)").Append($newLine)
+    [void]$builder.Append("ErrorCode: $Code").Append($newLine)
+    [void]$builder.Append("Date: $($Info['date'])").Append($newLine).Append($newLine)
+    [void]$builder.Append('Headers:').Append($newLine)
     $headers = $Info['headers']
     if ($headers -is [System.Collections.IDictionary] -and $headers.Count -gt 0) {
-        [void]$builder.AppendLine().AppendLine('Headers:')
-        foreach ($entry in $headers.GetEnumerator()) {
-            [void]$builder.AppendLine(('{0,-30}: {1}' -f $entry.Key, (@($entry.Value) -join ', ')))
-        }
+        # .NET's response headers give the names their canonical case (date -> Date) and leave
+        # out content headers, as Microsoft's cmdlet shows them.
+        $response = [System.Net.Http.HttpResponseMessage]::new()
+        try {
+            foreach ($entry in $headers.GetEnumerator()) {
+                foreach ($value in @($entry.Value)) { [void]$response.Headers.TryAddWithoutValidation([string]$entry.Key, [string]$value) }
+            }
+            $lines = foreach ($header in $response.Headers) { '{0,-30}: {1}' -f $header.Key, ($header.Value -join ', ') }
+            [void]$builder.Append(($lines -join $newLine))
+        } finally { $response.Dispose() }
     }
-    $builder.ToString().TrimEnd()
+    [void]$builder.Append($newLine).Append($newLine)
+    $builder.ToString()
 }
 
 function script:New-MgkaErrorRecord {
@@ -403,11 +412,11 @@ function script:New-MgkaErrorRecord {
                     CallId          = $Info['callId']
                 })
             $errorId = $code
-            $category = Get-MgkaErrorCategory $httpStatus
             $details = Format-MgkaErrorDetails -Info $Info -Code $code
         }
         'NotConnected' {
-            $message = 'Authentication needed, call Connect-MgGraph.'
+            # Microsoft's words; its record's CategoryInfo.Reason is AuthenticationException too.
+            $message = $script:NotConnectedMessage
             $exception = [System.Security.Authentication.AuthenticationException]::new($message)
             $errorId = 'NotConnected'
             $category = [System.Management.Automation.ErrorCategory]::AuthenticationError
@@ -472,7 +481,10 @@ function script:New-MgkaErrorRecord {
         }
     }
     $record = [System.Management.Automation.ErrorRecord]::new($exception, $errorId, $category, $TargetObject)
-    if ($details) { $record.ErrorDetails = [System.Management.Automation.ErrorDetails]::new($details) }
+    if ($details) {
+        $record.ErrorDetails = [System.Management.Automation.ErrorDetails]::new($details)
+        $record.ErrorDetails.RecommendedAction = $script:GraphErrorRecommendation
+    }
     # Only Microsoft's module connected: the record says which Connect-MgGraph line connects both.
     if ($kind -eq 'NotConnected' -and (Get-Module -Name Microsoft.Graph.Authentication)) { Import-MgkaCoexistence; Add-MgkaMicrosoftConnectHint -Record $record }
     $record
@@ -797,6 +809,8 @@ function script:Initialize-MgkaKeepAlive {
     $variable = [string]$bound['ResponseHeadersVariable']
     $state = @{
         Cmdlet                  = $Cmdlet
+        ApiVersion              = $ApiVersion
+        ErrorInvocation         = $null # see Write-MgkaKeepAliveError
         OptionsJson             = $optionsJson
         OptionsBytes            = $optionsBytes
         PassThru                = [bool]$bound['PassThru']
@@ -906,7 +920,76 @@ function script:Write-MgkaKeepAliveResult {
     Write-Verbose "Keep alive call '$DisplayId': $statusText in $elapsed ms$attemptsText"
     $record = New-MgkaErrorRecord -Status $Status -Info $Info -TargetObject $Target -Activity 'Keep alive'
     if ($record.ErrorDetails) { Write-Debug "Keep alive error response:`n$($record.ErrorDetails.Message)" }
-    $cmdlet.WriteError($record)
+    Write-MgkaKeepAliveError -State $State -Record $record
+}
+
+function script:Write-MgkaKeepAliveError {
+    <#
+    Writes a keep-alive command's error record the way Microsoft's cmdlet does: FullyQualifiedErrorId
+    "<id>,Microsoft.Graph.PowerShell.Cmdlets.InvokeMgKeepCommunicationCallAlive_Keep" (_KeepViaIdentity
+    for piped identities; the beta command's under Microsoft.Graph.Beta.PowerShell.Cmdlets), activity
+    "Invoke-MgKeepCommunicationCallAlive_Keep"; Graph errors in category InvalidOperation with reason
+    Exception and Microsoft's target name; not connected as Microsoft's (no id, NotSpecified).
+    The exception (with its extra properties), ErrorDetails and TargetObject are kept.
+    #>
+    param([hashtable] $State, [System.Management.Automation.ErrorRecord] $Record)
+    $names = $script:KeepAliveCmdletNames[$State.ApiVersion]
+    $variant = if ($State.Cmdlet.ParameterSetName -eq 'Keep') { 'Keep' } else { 'KeepViaIdentity' }
+    $errorId = $Record.FullyQualifiedErrorId
+    $category = $Record.CategoryInfo.Category
+    $exception = $Record.Exception
+    $graph = $errorId -ne 'NotConnected' -and $null -ne $exception.PSObject.Properties['GraphMessage']
+    if ($errorId -eq 'NotConnected') {
+        $errorId = ''
+        $category = [System.Management.Automation.ErrorCategory]::NotSpecified
+    } elseif ($graph) {
+        $category = [System.Management.Automation.ErrorCategory]::InvalidOperation
+    }
+    $fullId = "$($names.Namespace).$($names.Type)_$variant"
+    if ($errorId) { $fullId = "$errorId,$fullId" }
+    $shaped = [System.Management.Automation.ErrorRecord]::new($exception, $fullId, $category, $Record.TargetObject)
+    $shaped.ErrorDetails = $Record.ErrorDetails
+    $info = $shaped.CategoryInfo
+    if ($graph) {
+        # Microsoft's target is the generated cmdlet's parameters (an anonymous type).
+        $headers = $State.Cmdlet.MyInvocation.BoundParameters['Headers']
+        $info.Reason = 'Exception'
+        if ($variant -eq 'Keep') {
+            $info.TargetName = "{ CallId = $($exception.CallId), Headers = $headers }"
+            $info.TargetType = '<>f__AnonymousType78`2'
+        } else {
+            $info.TargetName = "{ Headers = $headers }"
+            $info.TargetType = '<>f__AnonymousType3`1'
+        }
+    }
+    if ($null -eq $State.ErrorInvocation) { $State.ErrorInvocation = New-MgkaCallerInvocation -Invocation $State.Cmdlet.MyInvocation }
+    Write-MgkaExactError -Record $shaped -Activity "$($names.Activity)_$variant" -Invocation $State.ErrorInvocation
+}
+
+function script:Write-MgkaExactError {
+    # Writes $Record (non-terminating) with its FullyQualifiedErrorId exactly as built: a function's
+    # WriteError would append the function's name. Write-Error keeps the invocation it finds in
+    # $MyInvocation, and one without a command (New-MgkaCallerInvocation) leaves the id as it is
+    # and points at the caller's command line, as Microsoft's records do. -ErrorAction, -ErrorVariable
+    # and $ErrorActionPreference of the calling command apply as for WriteError.
+    param([System.Management.Automation.ErrorRecord] $Record, [string] $Activity, [System.Management.Automation.InvocationInfo] $Invocation)
+    & {
+        $MyInvocation = $Invocation
+        Write-Error -ErrorRecord $Record -CategoryActivity $Activity
+    }
+}
+
+function script:New-MgkaCallerInvocation {
+    # An InvocationInfo without a command that points where $Invocation was called.
+    param([System.Management.Automation.InvocationInfo] $Invocation)
+    $line = if ($null -ne $Invocation.Line) { $Invocation.Line } else { '' }
+    $column = [Math]::Max(1, $Invocation.OffsetInLine)
+    $statement = [string]$Invocation.Statement
+    $end = [Math]::Min($line.Length + 1, $column + $statement.Length)
+    if ($end -lt $column) { $end = $column }
+    $start = [System.Management.Automation.Language.ScriptPosition]::new($Invocation.ScriptName, $Invocation.ScriptLineNumber, $column, $line)
+    $stop = [System.Management.Automation.Language.ScriptPosition]::new($Invocation.ScriptName, $Invocation.ScriptLineNumber, $end, $line)
+    [System.Management.Automation.InvocationInfo]::Create($null, [System.Management.Automation.Language.ScriptExtent]::new($start, $stop))
 }
 
 # Bulk keep-alive (piped input). Items are resolved and asked about (ShouldProcess) one by one,
@@ -985,7 +1068,7 @@ function script:Complete-MgkaBulk {
             $entries = $pending.ToArray()
             $pending.Clear()
             foreach ($entry in $entries) {
-                if ($entry -is [System.Management.Automation.ErrorRecord]) { $State.Cmdlet.WriteError($entry); continue }
+                if ($entry -is [System.Management.Automation.ErrorRecord]) { Write-MgkaKeepAliveError -State $State -Record $entry; continue }
                 if ($entry -is [string]) { Invoke-MgkaSingleKeepAlive -State $State -By Id -Value $entry -DisplayId $entry -Target $entry }
                 else { Invoke-MgkaSingleKeepAlive -State $State -By $entry.By -Value $entry.Value -DisplayId $entry.Display -Target $entry.Target }
             }
@@ -1100,7 +1183,7 @@ function script:Write-MgkaBulkResults {
     }
     try {
         foreach ($entry in $entries) {
-            if ($entry -is [System.Management.Automation.ErrorRecord]) { $cmdlet.WriteError($entry); continue }
+            if ($entry -is [System.Management.Automation.ErrorRecord]) { Write-MgkaKeepAliveError -State $State -Record $entry; continue }
             if ($entry -is [string]) { $display = [string]$entry; $target = $entry }
             else { $display = $entry.Display; $target = $entry.Target }
             if ($null -ne $failure) {
@@ -1108,8 +1191,8 @@ function script:Write-MgkaBulkResults {
                 continue
             }
             if (-not $answers.MoveNext()) {
-                $cmdlet.WriteError((New-MgkaErrorRecord -Status 12 -TargetObject $target -Activity 'Keep alive' -Info ([ordered]@{
-                                kind = 'Panic'; message = 'The bulk keep-alive answered fewer items than it was given.' })))
+                Write-MgkaKeepAliveError -State $State -Record (New-MgkaErrorRecord -Status 12 -TargetObject $target -Activity 'Keep alive' -Info ([ordered]@{
+                                kind = 'Panic'; message = 'The bulk keep-alive answered fewer items than it was given.' }))
                 continue
             }
             $answer = $answers.Current
@@ -1240,21 +1323,105 @@ function script:Set-MgkaConnectedCloud {
     [AppDomain]::CurrentDomain.SetData('MgKeepAlive.Cloud', $cloud)
 }
 
+function script:New-MgkaContextFacts {
+    <#
+    What Get-MgContext shows that the library does not know, as Microsoft's AuthContext shows it:
+    the parameter set's AuthType/TokenCredentialType (-EnvironmentVariable), the certificate subject
+    name asked for, and for -AccessToken the token's claims (tid, appid, roles, app_displayname;
+    claims are not secret, the token itself is not kept). Applied by Set-MgkaContextFacts once the
+    connection is made.
+    #>
+    param([string] $ParameterSet, [System.Collections.IDictionary] $Bound, [byte[]] $Token)
+    $facts = @{}
+    if ($ParameterSet -eq 'EnvironmentVariableParameterSet') {
+        $facts['AuthType'] = 'EnvironmentVariable'; $facts['TokenCredentialType'] = 'EnvironmentVariable'
+    }
+    if ($Bound.ContainsKey('CertificateSubjectName')) { $facts['CertificateSubjectName'] = [string]$Bound['CertificateSubjectName'] }
+    if ($ParameterSet -eq 'IdentityParameterSet') {
+        # Microsoft's context keeps its own default client id for a managed identity, and names a
+        # system-assigned identity MSI@50342 (Azure.Identity's account name for it).
+        $facts['ClientId'] = '14d82eec-204b-4c2f-b7e8-296a70dab67e'
+        $facts['ManagedIdentityId'] = if ($Bound['ClientId']) { [string]$Bound['ClientId'] } else { 'MSI@50342' }
+    }
+    if ($ParameterSet -eq 'AccessTokenParameterSet' -and $null -ne $Token) {
+        $facts['AppName'] = $null
+        $claims = $null
+        try {
+            # Only the claims segment becomes a string; the token's signature never does.
+            $first = [Array]::IndexOf($Token, [byte]46)
+            $second = if ($first -ge 0) { [Array]::IndexOf($Token, [byte]46, $first + 1) } else { -1 }
+            if ($second -gt $first + 1) {
+                $payload = $script:Utf8.GetString($Token, $first + 1, $second - $first - 1).Replace('-', '+').Replace('_', '/')
+                $payload += '=' * ((4 - $payload.Length % 4) % 4)
+                $claims = ConvertFrom-MgkaJson ($script:Utf8.GetString([Convert]::FromBase64String($payload)))
+            }
+        } catch { $claims = $null }   # not a JWT: nothing to show
+        if ($claims -is [System.Collections.IDictionary]) {
+            $appId = if ($claims['appid']) { $claims['appid'] } else { $claims['azp'] }
+            if ($appId) { $facts['ClientId'] = [string]$appId }
+            if ($claims['tid']) { $facts['TenantId'] = [string]$claims['tid'] }
+            $scopes = if ($claims['roles']) { @($claims['roles']) } elseif ($claims['scp']) { ([string]$claims['scp']).Split(' ', [StringSplitOptions]::RemoveEmptyEntries) }
+            $facts['Scopes'] = [string[]]@($scopes | Where-Object { $null -ne $_ })
+            $facts['AppName'] = [string]$claims['app_displayname']
+        }
+    }
+    $facts
+}
+
+function script:Set-MgkaContextFacts {
+    # Process-wide, like the connection itself ($null after Disconnect-MgGraph).
+    param([AllowNull()] [hashtable] $Facts)
+    [AppDomain]::CurrentDomain.SetData('MgKeepAlive.ContextFacts', $Facts)
+}
+
 function script:ConvertTo-MgkaContext {
+    # The library's context JSON as Microsoft's AuthContext: the same properties in the same order
+    # (Get-MgContext | Format-List shows what Microsoft's shows). ClientSecret and Certificate stay
+    # empty: MgKeepAlive hands no secret or key back.
     param([AllowNull()][System.Collections.IDictionary] $Info)
     if ($null -eq $Info) { return }
+    if ($null -eq $script:ContextTypes) { . "$PSScriptRoot/MgKeepAlive.Types.ps1" }
+    $types = $script:ContextTypes
+    $facts = [AppDomain]::CurrentDomain.GetData('MgKeepAlive.ContextFacts')
+    if ($facts -isnot [hashtable]) { $facts = @{} }
+    $fact = { param($Name, $Value) if ($facts.ContainsKey($Name)) { $facts[$Name] } else { $Value } }
     [pscustomobject]@{
-        PSTypeName            = 'MgKeepAlive.Context'
-        ClientId              = $Info['clientId']
-        TenantId              = $Info['tenantId']
-        Scopes                = [string[]]@($Info['scopes'] | Where-Object { $null -ne $_ })
-        AuthType              = $Info['authType']
-        TokenCredentialType   = $Info['tokenCredentialType']
-        CertificateThumbprint = $Info['certificateThumbprint']
-        Environment           = $Info['environment']
-        ContextScope          = $Info['contextScope']
-        AppName               = $Info['appName']
+        PSTypeName             = 'MgKeepAlive.Context'
+        ClientId               = & $fact ClientId $Info['clientId']
+        TenantId               = & $fact TenantId $Info['tenantId']
+        Scopes                 = [string[]]@(& $fact Scopes @($Info['scopes'] | Where-Object { $null -ne $_ }))
+        AuthType               = (& $fact AuthType $Info['authType']) -as $types.AuthType
+        TokenCredentialType    = (& $fact TokenCredentialType $Info['tokenCredentialType']) -as $types.TokenCredentialType
+        CertificateThumbprint  = $Info['certificateThumbprint']
+        CertificateSubjectName = & $fact CertificateSubjectName $null
+        SendCertificateChain   = [bool]$Info['sendCertificateChain']
+        Account                = $null
+        LoginHint              = $null
+        HomeAccountId          = $null
+        AppName                = & $fact AppName $Info['appName']
+        ContextScope           = $Info['contextScope'] -as $types.ContextScope
+        Certificate            = $null
+        PSHostVersion          = $Host.Version
+        ManagedIdentityId      = & $fact ManagedIdentityId $Info['managedIdentityId']
+        ClientSecret           = $null
+        Environment            = $Info['environment']
+        # Microsoft's default (Set-MgGraphOption -DisableLoginByWAM); MgKeepAlive signs in as an app only.
+        WamEnabled             = $true
     }
+}
+
+function script:Format-MgkaWelcome {
+    # Microsoft's welcome text, written to the output stream as one string as Microsoft's is.
+    param($Context)
+    $newLine = [Environment]::NewLine
+    "Welcome to Microsoft Graph!$newLine$newLine" +
+    "Connected via $(([string]$Context.AuthType).ToLowerInvariant()) access using $($Context.ClientId)$newLine" +
+    "Readme: https://aka.ms/graph/sdk/powershell$newLine" +
+    "SDK Docs: https://aka.ms/graph/sdk/powershell/docs$newLine" +
+    "API Docs: https://aka.ms/graph/docs$newLine$newLine" +
+    "NOTE: You can use the -NoWelcome parameter to suppress this message.$newLine" +
+    "NOTE: Sign in by Web Account Manager (WAM) is enabled by default on Windows systems and cannot be disabled when using the default ClientId.$newLine" +
+    "To disable WAM run Set-MgGraphOption -DisableLoginByWAM `$true and then use a custom ClientId.$newLine"
 }
 
 function script:ConvertTo-MgkaRequestContext {

@@ -64,8 +64,10 @@ function Invoke-MgKeepCommunicationCallAlive {
     -InputObject also accepts objects that carry only Id (such as Get-MgCommunicationCall output)
     and plain call id strings; an identity without CallId or Id is a per-item error and the
     pipeline goes on; -PassThru:$false writes nothing; -ResponseHeadersVariable is set in the
-    caller's scope on success and on failure; the error category follows the HTTP status and the
-    exception exposes StatusCode, ErrorCode, RequestId, ClientRequestId, Date and ResponseHeaders.
+    caller's scope on success and on failure. Error records are Microsoft's (FullyQualifiedErrorId
+    '<code>,Microsoft.Graph.PowerShell.Cmdlets.InvokeMgKeepCommunicationCallAlive_Keep', category
+    InvalidOperation, the same ErrorDetails) and the exception also exposes StatusCode, ErrorCode,
+    RequestId, ClientRequestId, Date, ResponseHeaders, Attempts and AttemptLog.
 
     Piped input is sent concurrently (-ThrottleLimit, default 32 requests in flight), with one
     ShouldProcess and one result or error record per item, in input order.
@@ -333,8 +335,10 @@ function Invoke-MgBetaKeepCommunicationCallAlive {
     -InputObject also accepts objects that carry only Id (such as Get-MgCommunicationCall output)
     and plain call id strings; an identity without CallId or Id is a per-item error and the
     pipeline goes on; -PassThru:$false writes nothing; -ResponseHeadersVariable is set in the
-    caller's scope on success and on failure; the error category follows the HTTP status and the
-    exception exposes StatusCode, ErrorCode, RequestId, ClientRequestId, Date and ResponseHeaders.
+    caller's scope on success and on failure. Error records are Microsoft's (FullyQualifiedErrorId
+    '<code>,Microsoft.Graph.PowerShell.Cmdlets.InvokeMgKeepCommunicationCallAlive_Keep', category
+    InvalidOperation, the same ErrorDetails) and the exception also exposes StatusCode, ErrorCode,
+    RequestId, ClientRequestId, Date, ResponseHeaders, Attempts and AttemptLog.
 
     Piped input is sent concurrently (-ThrottleLimit, default 32 requests in flight), with one
     ShouldProcess and one result or error record per item, in input order.
@@ -674,7 +678,11 @@ function Connect-MgGraph {
     connect and every keep-alive, retries included. Default: 300.
 
     .PARAMETER NoWelcome
-    Hides the welcome message.
+    Hides the welcome message (Microsoft's text, written to the output stream as one string, as
+    Microsoft's Connect-MgGraph does).
+
+    .PARAMETER LoginHint
+    Delegated sign-in only (refused by MgKeepAlive); accepted for Microsoft's parameter sets.
 
     .PARAMETER Break
     Accepted for compatibility with Microsoft.Graph; ignored.
@@ -707,7 +715,7 @@ function Connect-MgGraph {
 
     .EXAMPLE
     try {
-        Connect-MgGraph -ClientId $appId -TenantId $tenantId -ClientSecretCredential $credential -ErrorAction Stop
+        Connect-MgGraph -TenantId $tenantId -ClientSecretCredential $credential -ErrorAction Stop
     } catch {
         "$($_.FullyQualifiedErrorId): trace id $($_.Exception.TraceId)"
     }
@@ -739,26 +747,24 @@ function Connect-MgGraph {
     Get-MgEnvironment
     #>
     [CmdletBinding(DefaultParameterSetName = 'UserParameterSet', PositionalBinding = $false)]
-    [OutputType([void])]
     [Alias('Connect-Graph')]
     param(
-        [Parameter(ParameterSetName = 'UserParameterSet', Position = 0)]
+        [Parameter(ParameterSetName = 'UserParameterSet', Position = 1)]
         [string[]] $Scopes,
 
-        [Parameter(ParameterSetName = 'AppCertificateParameterSet', Mandatory, Position = 0)]
-        [Parameter(ParameterSetName = 'AppSecretCredentialParameterSet')]
+        [Parameter(ParameterSetName = 'AppCertificateParameterSet', Mandatory, Position = 1)]
         [Parameter(ParameterSetName = 'UserParameterSet')]
         [Parameter(ParameterSetName = 'IdentityParameterSet')]
         [Alias('AppId', 'ApplicationId')]
         [ValidateNotNullOrEmpty()]
         [string] $ClientId,
 
-        [Parameter(ParameterSetName = 'AppCertificateParameterSet', Position = 1)]
+        [Parameter(ParameterSetName = 'AppCertificateParameterSet', Position = 2)]
         [Alias('CertificateSubject', 'CertificateName')]
         [ValidateNotNullOrEmpty()]
         [string] $CertificateSubjectName,
 
-        [Parameter(ParameterSetName = 'AppCertificateParameterSet', Position = 2)]
+        [Parameter(ParameterSetName = 'AppCertificateParameterSet', Position = 3)]
         [ValidateNotNullOrEmpty()]
         [string] $CertificateThumbprint,
 
@@ -775,16 +781,16 @@ function Connect-MgGraph {
         [Parameter(ParameterSetName = 'AppCertificateParameterSet')]
         [securestring] $CertificatePassword,
 
-        [Parameter(ParameterSetName = 'AppSecretCredentialParameterSet', Mandatory)]
+        [Parameter(ParameterSetName = 'AppSecretCredentialParameterSet')]
         [Alias('SecretCredential', 'Credential')]
         [pscredential] $ClientSecretCredential,
 
-        [Parameter(ParameterSetName = 'AccessTokenParameterSet', Mandatory, Position = 0)]
+        [Parameter(ParameterSetName = 'AccessTokenParameterSet', Mandatory, Position = 1)]
         [securestring] $AccessToken,
 
         [Parameter(ParameterSetName = 'AppCertificateParameterSet')]
         [Parameter(ParameterSetName = 'AppSecretCredentialParameterSet')]
-        [Parameter(ParameterSetName = 'UserParameterSet', Position = 1)]
+        [Parameter(ParameterSetName = 'UserParameterSet', Position = 4)]
         [Alias('Audience', 'Tenant')]
         [ValidateNotNullOrEmpty()]
         [string] $TenantId,
@@ -797,10 +803,10 @@ function Connect-MgGraph {
         [ValidateSet('Process', 'CurrentUser')]
         [string] $ContextScope,
 
-        [Parameter(ParameterSetName = 'EnvironmentVariableParameterSet', Mandatory)]
+        [Parameter(ParameterSetName = 'EnvironmentVariableParameterSet')]
         [switch] $EnvironmentVariable,
 
-        [Parameter(ParameterSetName = 'IdentityParameterSet', Mandatory)]
+        [Parameter(ParameterSetName = 'IdentityParameterSet', Position = 1)]
         [Alias('ManagedIdentity', 'ManagedServiceIdentity', 'MSI')]
         [switch] $Identity,
 
@@ -808,13 +814,26 @@ function Connect-MgGraph {
         [Alias('UseDeviceAuthentication', 'DeviceCode', 'DeviceAuth', 'Device')]
         [switch] $UseDeviceCode,
 
-        [Parameter()]
+        [Parameter(ParameterSetName = 'UserParameterSet')]
+        [string] $LoginHint,
+
+        [Parameter(ParameterSetName = 'AccessTokenParameterSet')]
+        [Parameter(ParameterSetName = 'AppCertificateParameterSet')]
+        [Parameter(ParameterSetName = 'AppSecretCredentialParameterSet')]
+        [Parameter(ParameterSetName = 'EnvironmentVariableParameterSet')]
+        [Parameter(ParameterSetName = 'IdentityParameterSet')]
+        [Parameter(ParameterSetName = 'UserParameterSet')]
         [Alias('EnvironmentName', 'NationalCloud')]
         [ValidateNotNullOrEmpty()]
         [ArgumentCompleter({ & (Get-Module MgKeepAlive)[0] { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Complete-MgkaArgument @args } Environment $args[2] })]
         [string] $Environment,
 
-        [Parameter()]
+        [Parameter(ParameterSetName = 'AccessTokenParameterSet')]
+        [Parameter(ParameterSetName = 'AppCertificateParameterSet')]
+        [Parameter(ParameterSetName = 'AppSecretCredentialParameterSet')]
+        [Parameter(ParameterSetName = 'EnvironmentVariableParameterSet')]
+        [Parameter(ParameterSetName = 'IdentityParameterSet')]
+        [Parameter(ParameterSetName = 'UserParameterSet')]
         [ValidateRange(1, 2147483)]
         [double] $ClientTimeout,
 
@@ -948,6 +967,7 @@ function Connect-MgGraph {
             }
             Write-Debug "Connect request: $(ConvertTo-Json -InputObject $shown -Compress -Depth 5)"
         }
+        $facts = New-MgkaContextFacts -ParameterSet $set -Bound $PSBoundParameters -Token $secret
         $start = Invoke-MgkaNative ConnectStart -Text $text -Secret $secret
     } finally {
         # The library copied the secret before mgka_connect_start returned.
@@ -967,6 +987,7 @@ function Connect-MgGraph {
         $PSCmdlet.ThrowTerminatingError($record)
     }
     $info = ConvertFrom-MgkaJson $result.Json
+    Set-MgkaContextFacts $facts
     $context = ConvertTo-MgkaContext $info
     Set-MgkaConnectedCloud -EnvironmentName $context.Environment
     # Microsoft.Graph.Authentication gets the same sign-in, now or when it loads (see
@@ -974,17 +995,8 @@ function Connect-MgGraph {
     Import-MgkaCoexistence
     Complete-MgkaMicrosoftConnect -Cmdlet $PSCmdlet -Bound $PSBoundParameters -FileCertificate $fileCertificate
     Write-Verbose "Connected to Microsoft Graph ($($context.Environment)) with $($context.AuthType) ($($context.TokenCredentialType))."
-    if (-not $NoWelcome) {
-        $via = switch ($context.AuthType) {
-            'AppOnly' { "apponly access using $($context.ClientId)" }
-            'ManagedIdentity' { "managed identity$(if ($context.ClientId) { " $($context.ClientId)" })" }
-            default { 'a user-provided access token' }
-        }
-        $informationAction = if ($PSBoundParameters.ContainsKey('InformationAction')) { $PSBoundParameters['InformationAction'] } else { 'Continue' }
-        Write-Information -InformationAction $informationAction -MessageData ("Welcome to Microsoft Graph!`n`n" +
-            "Connected via $via (MgKeepAlive $script:ModuleVersion, environment $($context.Environment))`n`n" +
-            'NOTE: You can use the -NoWelcome parameter to suppress this message.')
-    }
+    # Like Microsoft's: the welcome is one string on the output stream.
+    if (-not $NoWelcome) { Format-MgkaWelcome -Context $context }
 }
 
 function Disconnect-MgGraph {
@@ -999,6 +1011,10 @@ function Disconnect-MgGraph {
     stopped and forgotten.
     Returns the context of the connection that was closed (see Get-MgContext). When there is no
     connection, writes a non-terminating error.
+
+    .PARAMETER SignOutFromBroker
+    Accepted for Microsoft's parameters; MgKeepAlive never signs in through the Windows broker
+    (WAM), so there is nothing more to sign out from.
 
     .EXAMPLE
     Disconnect-MgGraph
@@ -1025,7 +1041,11 @@ function Disconnect-MgGraph {
     [CmdletBinding()]
     [OutputType('MgKeepAlive.Context')]
     [Alias('Disconnect-Graph')]
-    param()
+    param(
+        # Microsoft's signs out of the Windows broker (WAM) too; MgKeepAlive never signs in through it.
+        [Parameter()]
+        [switch] $SignOutFromBroker
+    )
 
     if (-not $script:PrivateLoaded) { Import-MgkaPrivate }
     $result = Invoke-MgkaNative Disconnect
@@ -1035,6 +1055,7 @@ function Disconnect-MgGraph {
     }
     $context = ConvertTo-MgkaContext (ConvertFrom-MgkaJson $result.Json)
     Set-MgkaConnectedCloud -EnvironmentName $null
+    Set-MgkaContextFacts $null
     # Microsoft.Graph.Authentication signs out too; a sign-in kept for it is forgotten.
     $microsoft = $null
     if ($script:MicrosoftReplay -or (Get-Module -Name Microsoft.Graph.Authentication)) {
@@ -1044,9 +1065,10 @@ function Disconnect-MgGraph {
     }
     if ($null -eq $context -and $null -ne $microsoft) { return $microsoft }
     if ($null -eq $context) {
-        $PSCmdlet.WriteError([System.Management.Automation.ErrorRecord]::new(
-                [System.InvalidOperationException]::new('No application to sign out from.'),
-                'NotConnected', [System.Management.Automation.ErrorCategory]::InvalidOperation, $null))
+        # Microsoft's record: no id of its own, so the id is its cmdlet's type name.
+        Write-MgkaExactError -Activity 'Disconnect-MgGraph' -Invocation (New-MgkaCallerInvocation -Invocation $PSCmdlet.MyInvocation) -Record (
+            [System.Management.Automation.ErrorRecord]::new([System.ArgumentException]::new('No application to sign out from.'),
+                'Microsoft.Graph.PowerShell.Authentication.Cmdlets.DisconnectMgGraph', [System.Management.Automation.ErrorCategory]::CloseError, $null))
         return
     }
     $context
@@ -1058,10 +1080,14 @@ function Get-MgContext {
     Gets the current Microsoft Graph connection of MgKeepAlive.
 
     .DESCRIPTION
-    Returns the context of the current connection: ClientId, TenantId, Scopes, AuthType,
-    TokenCredentialType, CertificateThumbprint, Environment, ContextScope and AppName. Returns
-    nothing ($null) when not connected, so scripts can test 'if (-not (Get-MgContext))'.
-    Never returns the token.
+    Returns the context of the current connection with the properties of Microsoft's AuthContext,
+    in its order: ClientId, TenantId, Scopes, AuthType, TokenCredentialType, CertificateThumbprint,
+    CertificateSubjectName, SendCertificateChain, Account, LoginHint, HomeAccountId, AppName,
+    ContextScope, Certificate, PSHostVersion, ManagedIdentityId, ClientSecret, Environment and
+    WamEnabled. For -AccessToken, ClientId, TenantId, Scopes and AppName come from the token's
+    claims, as in Microsoft's. Returns nothing ($null) when not connected, so scripts can test
+    'if (-not (Get-MgContext))'. Never returns the token, a secret (ClientSecret stays empty) or a
+    key (Certificate stays empty).
 
     .EXAMPLE
     Get-MgContext
@@ -1085,7 +1111,7 @@ function Get-MgContext {
     .LINK
     Connect-MgGraph
     #>
-    [CmdletBinding()]
+    [CmdletBinding(DefaultParameterSetName = 'UserParameterSet')]
     [OutputType('MgKeepAlive.Context')]
     param()
 
@@ -1171,7 +1197,7 @@ function Set-MgRequestContext {
     .LINK
     Get-MgRequestContext
     #>
-    [CmdletBinding(SupportsShouldProcess)]
+    [CmdletBinding(SupportsShouldProcess, PositionalBinding = $false)]
     [OutputType('MgKeepAlive.RequestContext')]
     param(
         [Parameter(ValueFromPipelineByPropertyName)]
@@ -1239,7 +1265,7 @@ function Get-MgRequestContext {
     .LINK
     Set-MgRequestContext
     #>
-    [CmdletBinding()]
+    [CmdletBinding(SupportsShouldProcess)]
     [OutputType('MgKeepAlive.RequestContext')]
     param()
 
@@ -1286,7 +1312,7 @@ function Get-MgEnvironment {
     [CmdletBinding()]
     [OutputType('MgKeepAlive.Environment')]
     param(
-        [Parameter(Position = 0)]
+        [Parameter(Position = 0, ValueFromPipelineByPropertyName)]
         [ValidateNotNullOrEmpty()]
         [ArgumentCompleter({ & (Get-Module MgKeepAlive)[0] { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Complete-MgkaArgument @args } Environment $args[2] })]
         [string] $Name

@@ -8,7 +8,7 @@ pub enum MgkaStatus {
     Ok = 0,
     /// Graph answered with a non-2xx status; the error JSON has its status, code, message and ids.
     GraphError = 1,
-    /// No session: "Authentication needed, call Connect-MgGraph."
+    /// No session: "Authentication needed. Please call Connect-MgGraph."
     NotConnected = 2,
     /// A call id, identity, option or environment was refused; the error JSON names the `parameter`.
     InvalidArgument = 3,

@@ -81,7 +81,7 @@ int main(int argc, char **argv) {
     EXPECT(mgka_request_context_set("{\"ClientTimeout\":20}", &json), MGKA_STATUS_OK, "\"ClientTimeout\":20", "client timeout");
 
     EXPECT(mgka_keep_alive_by_id(active, NULL, &json), MGKA_STATUS_NOT_CONNECTED,
-           "Authentication needed, call Connect-MgGraph.", "not connected");
+           "Authentication needed. Please call Connect-MgGraph.", "not connected");
     EXPECT(mgka_keep_alive_by_id(NULL, NULL, &json), MGKA_STATUS_NULL_POINTER, "NullPointer", "NULL call id");
     CHECK(mgka_keep_alive_by_id("\xff\xfe", NULL, NULL) == MGKA_STATUS_INVALID_UTF8, "invalid UTF-8");
 

@@ -65,7 +65,7 @@ BeforeAll {
     function Connect-TestSecret {
         param([string] $Value = $Secret, [string] $Tenant = $TenantId, [string] $Client = $ClientId)
         $credential = [pscredential]::new($Client, (ConvertTo-SecureString $Value -AsPlainText -Force))
-        Connect-MgGraph -ClientId $Client -TenantId $Tenant -ClientSecretCredential $credential -Environment Emulator -NoWelcome
+        Connect-MgGraph -TenantId $Tenant -ClientSecretCredential $credential -Environment Emulator -NoWelcome
     }
 
     # The app's certificate, in the CurrentUser\My store, as PFX and PEM files.
@@ -175,19 +175,23 @@ Describe 'Client secret' {
         (Get-IssuedToken).Count | Should -Be 1
     }
 
-    It 'takes the client id from the credential''s user name, and the aliases -AppId, -Tenant, -Credential' {
+    It 'takes the client id from the credential''s user name, and the aliases -Tenant, -Credential; -ClientId is not in this set (as in Microsoft''s)' {
         $credential = [pscredential]::new($ClientId, (ConvertTo-SecureString $Secret -AsPlainText -Force))
         Connect-MgGraph -TenantId $TenantId -ClientSecretCredential $credential -Environment Emulator -NoWelcome
         (Get-MgContext).ClientId | Should -Be $ClientId
-        Connect-MgGraph -AppId $ClientId -Tenant $TenantId -Credential $credential -EnvironmentName Emulator -NoWelcome
+        Connect-MgGraph -Tenant $TenantId -Credential $credential -EnvironmentName Emulator -NoWelcome
         (Get-MgContext).TokenCredentialType | Should -Be 'ClientSecret'
+        { Connect-MgGraph -AppId $ClientId -Tenant $TenantId -Credential $credential -EnvironmentName Emulator -NoWelcome } |
+            Should -Throw -ErrorId 'AmbiguousParameterSet,Connect-MgGraph'
         Invoke-MgKeepCommunicationCallAlive -CallId auth-call -PassThru | Should -BeTrue
     }
 
-    It 'writes the official-style welcome to the information stream' {
+    It 'writes Microsoft''s welcome, one string on the output stream' {
         $credential = [pscredential]::new($ClientId, (ConvertTo-SecureString $Secret -AsPlainText -Force))
-        $welcome = Connect-MgGraph -ClientId $ClientId -TenantId $TenantId -ClientSecretCredential $credential -Environment Emulator 6>&1
-        "$welcome" | Should -BeLike "Welcome to Microsoft Graph!*apponly access using $ClientId*-NoWelcome*"
+        $welcome = @(Connect-MgGraph -TenantId $TenantId -ClientSecretCredential $credential -Environment Emulator 6>$null)
+        $welcome.Count | Should -Be 1
+        $welcome[0] | Should -BeOfType [string]
+        $welcome[0] | Should -BeLike "Welcome to Microsoft Graph!*Connected via apponly access using $ClientId$([Environment]::NewLine)Readme:*-NoWelcome*"
     }
 }
 
@@ -287,6 +291,7 @@ Describe 'Certificates' {
         $name = if ($_ -eq 'full') { $Subject } else { $Subject -replace '^CN=', '' }
         Connect-MgGraph -ClientId $ClientId -TenantId $TenantId -CertificateSubjectName $name -Environment Emulator -NoWelcome
         (Get-MgContext).CertificateThumbprint | Should -Be $Cert.Thumbprint
+        (Get-MgContext).CertificateSubjectName | Should -BeExactly $name
     }
 
     It 'connects with -Certificate' {
@@ -345,7 +350,9 @@ Describe 'Connect-MgGraph -EnvironmentVariable' {
             Connect-MgGraph -EnvironmentVariable -Environment Emulator -NoWelcome
         }
         $context = Get-MgContext
-        $context.TokenCredentialType | Should -Be 'ClientSecret'
+        # As Microsoft's shows an -EnvironmentVariable connection.
+        $context.AuthType | Should -Be 'EnvironmentVariable'
+        $context.TokenCredentialType | Should -Be 'EnvironmentVariable'
         $context.ClientId | Should -Be $ClientId
         Invoke-MgKeepCommunicationCallAlive -CallId auth-call -PassThru | Should -BeTrue
     }
@@ -372,7 +379,8 @@ Describe 'Connect-MgGraph -EnvironmentVariable' {
             }) {
             Connect-MgGraph -EnvironmentVariable -Environment Emulator -NoWelcome
         }
-        (Get-MgContext).TokenCredentialType | Should -Be 'ClientSecret'
+        (Get-MgContext).TokenCredentialType | Should -Be 'EnvironmentVariable'
+        (Get-MgContext).CertificateThumbprint | Should -BeNullOrEmpty -Because 'the secret was used, not the certificate'
     }
 
     It 'refuses a user name/password-only environment' {
@@ -405,6 +413,9 @@ Describe 'Connect-MgGraph -Identity' {
         $context = Get-MgContext
         $context.AuthType | Should -Be 'ManagedIdentity'
         $context.TokenCredentialType | Should -Be 'ManagedIdentity'
+        # As Microsoft's shows them: its own default client id, and MSI@50342 for the system-assigned identity.
+        $context.ClientId | Should -Be '14d82eec-204b-4c2f-b7e8-296a70dab67e'
+        $context.ManagedIdentityId | Should -Be $(if ($Id) { $Id } else { 'MSI@50342' })
         $request = @(Get-EmulatorRequest | Where-Object kind -EQ managedIdentity)
         $request.Count | Should -Be 1
         $request[0].rawPath | Should -BeLike '/metadata/identity/oauth2/token*'
@@ -466,7 +477,7 @@ Describe 'Disconnect-MgGraph' {
         Get-MgContext | Should -BeNullOrEmpty
         Clear-EmulatorRequest
         Invoke-MgKeepCommunicationCallAlive -CallId auth-call -ErrorVariable failure -ErrorAction SilentlyContinue
-        $failure[0].FullyQualifiedErrorId | Should -Be 'NotConnected,Invoke-MgKeepCommunicationCallAlive'
+        $failure[0].FullyQualifiedErrorId | Should -BeExactly 'Microsoft.Graph.PowerShell.Cmdlets.InvokeMgKeepCommunicationCallAlive_Keep'
         @(Get-EmulatorRequest).Count | Should -Be 0
     }
 }
@@ -547,7 +558,8 @@ Describe 'Invoke-MgBetaKeepCommunicationCallAlive' {
         $log = @(Get-EmulatorKeepAlive)
         $log.rawPath | Should -Be @('/beta/communications/calls/auth-call/keepAlive', '/beta/communications/calls/auth-call/keepAlive')
         Invoke-MgBetaKeepCommunicationCallAlive -CallId no-such-call -ErrorVariable failure -ErrorAction SilentlyContinue
-        $failure[0].FullyQualifiedErrorId | Should -Be 'itemNotFound,Invoke-MgBetaKeepCommunicationCallAlive'
+        $failure[0].FullyQualifiedErrorId | Should -BeExactly 'itemNotFound,Microsoft.Graph.Beta.PowerShell.Cmdlets.InvokeMgBetaKeepCommunicationCallAlive_Keep'
+        $failure[0].CategoryInfo.Activity | Should -Be 'Invoke-MgBetaKeepCommunicationCallAlive_Keep'
     }
 
     It 'honours -WhatIf' {
@@ -608,12 +620,12 @@ Describe 'No secret, key or token in any output stream' {
         $credential = [pscredential]::new($ClientId, (ConvertTo-SecureString $Secret -AsPlainText -Force))
         $wrong = [pscredential]::new($ClientId, (ConvertTo-SecureString "$Secret-wrong" -AsPlainText -Force))
         $steps = @(
-            { Connect-MgGraph -ClientId $ClientId -TenantId $TenantId -ClientSecretCredential $credential -Environment Emulator @common }
+            { Connect-MgGraph -TenantId $TenantId -ClientSecretCredential $credential -Environment Emulator @common }
             { Get-MgContext @common }
             { Invoke-MgKeepCommunicationCallAlive -CallId auth-call -PassThru -ResponseHeadersVariable h @common; $h | Out-String }
             { Invoke-MgBetaKeepCommunicationCallAlive -CallId auth-call -PassThru @common }
             { Invoke-MgKeepCommunicationCallAlive -CallId no-such-call @common }
-            { Connect-MgGraph -ClientId $ClientId -TenantId $TenantId -ClientSecretCredential $wrong -Environment Emulator @common }
+            { Connect-MgGraph -TenantId $TenantId -ClientSecretCredential $wrong -Environment Emulator @common }
             { Connect-MgGraph -ClientId $ClientId -TenantId $TenantId -CertificateThumbprint $Cert.Thumbprint -SendCertificateChain $true -Environment Emulator @common }
             { Invoke-MgKeepCommunicationCallAlive -CallId auth-call -PassThru @common }
             { Connect-MgGraph -ClientId $ClientId -TenantId $TenantId -CertificatePath $PfxPath -CertificatePassword (ConvertTo-SecureString 'file-password' -AsPlainText -Force) -Environment Emulator @common }

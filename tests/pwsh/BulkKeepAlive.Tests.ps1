@@ -153,8 +153,8 @@ Describe 'Bulk keep-alive: order and per-item results' {
         $ids[0], $identity, $ids[1], 'other-gone', $ids[2] | Invoke-MgKeepCommunicationCallAlive -ErrorVariable failure -ErrorAction SilentlyContinue
         $failure.Count | Should -Be 2
         $failure[0].TargetObject | Should -Be $identity
-        $failure[0].FullyQualifiedErrorId | Should -Be 'itemNotFound,Invoke-MgKeepCommunicationCallAlive'
-        $failure[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
+        $failure[0].FullyQualifiedErrorId | Should -BeExactly 'itemNotFound,Microsoft.Graph.PowerShell.Cmdlets.InvokeMgKeepCommunicationCallAlive_KeepViaIdentity'
+        $failure[0].CategoryInfo.Category | Should -Be 'InvalidOperation'
         [int]$failure[0].Exception.StatusCode | Should -Be 404
         $failure[0].Exception.ErrorCode | Should -Be 'itemNotFound'
         $failure[0].Exception.CallId | Should -Be 'gone-call'
@@ -179,7 +179,9 @@ Describe 'Bulk keep-alive: order and per-item results' {
         try {
             Disconnect-MgGraph | Out-Null
             $outcomes = @($ids[0], @{ Foo = 1 }, $ids[1], $ids[2] | Invoke-MgKeepCommunicationCallAlive -PassThru -ErrorAction Continue 2>&1 | ConvertTo-Outcome)
-            $outcomes | Should -Be @('NotConnected', 'InputObjectCallIdMissing', 'NotConnected', 'NotConnected')
+            # Microsoft's not-connected record has no id of its own: its FullyQualifiedErrorId is the command's.
+            $notConnected = 'Microsoft.Graph.PowerShell.Cmdlets.InvokeMgKeepCommunicationCallAlive_KeepViaIdentity'
+            $outcomes | Should -Be @($notConnected, 'InputObjectCallIdMissing', $notConnected, $notConnected)
         } finally {
             Connect-TestGraph
         }
@@ -234,7 +236,7 @@ Describe 'Bulk keep-alive: -WhatIf, -ErrorAction Stop, concurrency, Ctrl+C, prog
         $items = @($ids[0..9]) + 'stop-here-gone' + @($ids[10..39])
         $output = [System.Collections.Generic.List[object]]::new()
         { $items | Invoke-MgKeepCommunicationCallAlive -PassThru -ErrorAction Stop | ForEach-Object { $output.Add($_) } } |
-            Should -Throw -ErrorId 'itemNotFound,Invoke-MgKeepCommunicationCallAlive'
+            Should -Throw -ErrorId 'itemNotFound,Microsoft.Graph.PowerShell.Cmdlets.InvokeMgKeepCommunicationCallAlive_KeepViaIdentity'
         $output.Count | Should -Be 10
     }
 

@@ -16,24 +16,43 @@ AfterAll {
 }
 
 Describe 'Get-MgContext' {
-    It 'describes the connection without the token' {
+    It 'describes the connection without the token, with the properties of Microsoft''s AuthContext in its order' {
         $context = Get-MgContext
         $context.PSObject.TypeNames[0] | Should -Be 'MgKeepAlive.Context'
         $context.AuthType | Should -Be 'UserProvidedAccessToken'
         $context.TokenCredentialType | Should -Be 'UserProvidedAccessToken'
         $context.Environment | Should -Be 'Emulator'
         $context.ContextScope | Should -Be 'Process'
-        $context.AppName | Should -Be 'MgKeepAlive'
+        $context.AppName | Should -BeNullOrEmpty    # 'test-token' is no JWT: no claims to show
         $context.ClientId | Should -BeNullOrEmpty
         $context.TenantId | Should -BeNullOrEmpty
+        $context.PSHostVersion | Should -Be $Host.Version
+        $context.WamEnabled | Should -BeTrue
+        $context.ClientSecret | Should -BeNullOrEmpty
         , $context.Scopes | Should -BeOfType ([string[]])
         $context.PSObject.Properties.Name | Should -Be @('ClientId', 'TenantId', 'Scopes', 'AuthType', 'TokenCredentialType',
-            'CertificateThumbprint', 'Environment', 'ContextScope', 'AppName')
+            'CertificateThumbprint', 'CertificateSubjectName', 'SendCertificateChain', 'Account', 'LoginHint', 'HomeAccountId',
+            'AppName', 'ContextScope', 'Certificate', 'PSHostVersion', 'ManagedIdentityId', 'ClientSecret', 'Environment', 'WamEnabled')
     }
 
-    It 'formats as a table and as a list' {
-        Get-MgContext | Format-Table | Out-String | Should -Match 'UserProvidedAccessToken\s+Emulator'
-        Get-MgContext | Format-List | Out-String | Should -Match 'TokenCredentialType\s+: UserProvidedAccessToken'
+    It 'shows the claims of a JWT access token as Microsoft''s does (ClientId, TenantId, Scopes, AppName)' {
+        $token = New-TestJwt -Claims ([ordered]@{ tid = 'tenant-from-token'; appid = 'app-from-token'; app_displayname = 'Token App'; roles = @('Calls.Initiate.All') })
+        try {
+            Connect-TestGraph -Token $token
+            $context = Get-MgContext
+            $context.ClientId | Should -Be 'app-from-token'
+            $context.TenantId | Should -Be 'tenant-from-token'
+            $context.Scopes | Should -Be @('Calls.Initiate.All')
+            $context.AppName | Should -Be 'Token App'
+            Get-MgContext | Out-String | Should -Not -Match ([regex]::Escape($token.Split('.')[2]))
+        } finally { Connect-TestGraph }
+    }
+
+    It 'formats as a list of every property, as Microsoft''s AuthContext does' {
+        $text = Get-MgContext | Out-String
+        $text | Should -Match '(?m)^TokenCredentialType\s+: UserProvidedAccessToken\s*$'
+        $text | Should -Match '(?m)^WamEnabled\s+: True\s*$'
+        Get-MgContext | Format-Table | Out-String | Should -Match 'ClientId\s+TenantId\s+Scopes'
     }
 }
 
@@ -57,20 +76,27 @@ Describe 'Not connected' {
         -not (Get-MgContext) | Should -BeTrue
     }
 
-    It 'Invoke-MgKeepCommunicationCallAlive says "Authentication needed, call Connect-MgGraph." per item' {
+    It 'Invoke-MgKeepCommunicationCallAlive says "Authentication needed. Please call Connect-MgGraph." per item, in Microsoft''s record' {
         Clear-EmulatorRequest
         'conn-call', 'conn-call' | Invoke-MgKeepCommunicationCallAlive -ErrorVariable failure -ErrorAction SilentlyContinue
         $failure.Count | Should -Be 2
-        $failure[0].Exception.Message | Should -BeExactly 'Authentication needed, call Connect-MgGraph.'
-        $failure[0].FullyQualifiedErrorId | Should -Be 'NotConnected,Invoke-MgKeepCommunicationCallAlive'
-        $failure[0].CategoryInfo.Category | Should -Be 'AuthenticationError'
+        $failure[0].Exception.Message | Should -BeExactly 'Authentication needed. Please call Connect-MgGraph.'
+        $failure[0].FullyQualifiedErrorId | Should -BeExactly 'Microsoft.Graph.PowerShell.Cmdlets.InvokeMgKeepCommunicationCallAlive_KeepViaIdentity'
+        $failure[0].CategoryInfo.Category | Should -Be 'NotSpecified'
+        $failure[0].CategoryInfo.Reason | Should -Be 'AuthenticationException'
+        $failure[0].CategoryInfo.Activity | Should -Be 'Invoke-MgKeepCommunicationCallAlive_KeepViaIdentity'
         $failure[0].TargetObject | Should -Be 'conn-call'
+        Invoke-MgBetaKeepCommunicationCallAlive -CallId conn-call -ErrorVariable beta -ErrorAction SilentlyContinue
+        $beta[0].FullyQualifiedErrorId | Should -BeExactly 'Microsoft.Graph.Beta.PowerShell.Cmdlets.InvokeMgBetaKeepCommunicationCallAlive_Keep'
         (Get-EmulatorRequest).Count | Should -Be 0
     }
 
     It 'Disconnect-MgGraph when not connected is a non-terminating error' {
         Disconnect-MgGraph -ErrorVariable failure -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
         $failure[0].Exception.Message | Should -Be 'No application to sign out from.'
+        $failure[0].FullyQualifiedErrorId | Should -BeExactly 'Microsoft.Graph.PowerShell.Authentication.Cmdlets.DisconnectMgGraph'
+        $failure[0].CategoryInfo.Category | Should -Be 'CloseError'
+        $failure[0].Exception | Should -BeOfType [System.ArgumentException]
     }
 }
 

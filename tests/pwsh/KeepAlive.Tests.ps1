@@ -300,14 +300,14 @@ Describe 'Keeping calls alive' {
             # The second item's keep-alive goes out with the first (one chunk); its result is not written.
             $output = [System.Collections.Generic.List[object]]::new()
             { 'ended-or-unknown', 'call-1' | Invoke-MgKeepCommunicationCallAlive -PassThru -ErrorAction Stop | ForEach-Object { $output.Add($_) } } |
-                Should -Throw -ErrorId 'itemNotFound,Invoke-MgKeepCommunicationCallAlive'
+                Should -Throw -ErrorId 'itemNotFound,Microsoft.Graph.PowerShell.Cmdlets.InvokeMgKeepCommunicationCallAlive_KeepViaIdentity'
             $output.Count | Should -Be 0
             (Get-EmulatorKeepAlive).callId | Should -Contain 'ended-or-unknown'
         }
 
         It 'stops at the first error with -ErrorAction Stop (-CallId: nothing else is sent)' {
             { Invoke-MgKeepCommunicationCallAlive -CallId 'ended-or-unknown' -ErrorAction Stop; Invoke-MgKeepCommunicationCallAlive -CallId call-1 -ErrorAction Stop } |
-                Should -Throw -ErrorId 'itemNotFound,Invoke-MgKeepCommunicationCallAlive'
+                Should -Throw -ErrorId 'itemNotFound,Microsoft.Graph.PowerShell.Cmdlets.InvokeMgKeepCommunicationCallAlive_Keep'
             (Get-EmulatorRequest).callId | Should -Be @('ended-or-unknown')
         }
 
@@ -342,9 +342,11 @@ Describe 'Errors from Graph' {
             $output.Count | Should -Be 0
         }
 
-        It 'has ErrorId itemNotFound, category ObjectNotFound and the call id as target' {
-            $record.FullyQualifiedErrorId | Should -Be 'itemNotFound,Invoke-MgKeepCommunicationCallAlive'
-            $record.CategoryInfo.Category | Should -Be 'ObjectNotFound'
+        It 'has Microsoft''s id, category and activity, and the call id as target' {
+            $record.FullyQualifiedErrorId | Should -BeExactly 'itemNotFound,Microsoft.Graph.PowerShell.Cmdlets.InvokeMgKeepCommunicationCallAlive_Keep'
+            $record.CategoryInfo.Category | Should -Be 'InvalidOperation'
+            $record.CategoryInfo.Activity | Should -Be 'Invoke-MgKeepCommunicationCallAlive_Keep'
+            $record.CategoryInfo.Reason | Should -Be 'Exception'
             $record.TargetObject | Should -BeExactly 'ended-call'
         }
 
@@ -360,6 +362,9 @@ Describe 'Errors from Graph' {
             $details | Should -Match '(?m)^Date: \S+'
             $details | Should -Match '(?m)^Headers:$'
             $details | Should -Match '(?m)^request-id\s+: [0-9a-f-]{36}$'
+            $details | Should -Match '(?m)^Date\s+: \w{3}, '    # .NET's name for the date header
+            $details | Should -Not -Match '(?m)^(RequestId|ClientRequestId|Attempts): '
+            $record.ErrorDetails.RecommendedAction | Should -BeExactly 'See service error codes: https://learn.microsoft.com/graph/errors'
         }
 
         It 'exposes the structured fields as exception properties' {
@@ -382,7 +387,8 @@ Describe 'Errors from Graph' {
             } catch {
                 $_.Exception.StatusCode | Should -Be 404
                 $_.Exception.ErrorCode | Should -Be 'itemNotFound'
-                $_.CategoryInfo.Category | Should -Be 'ObjectNotFound'
+                $_.CategoryInfo.Category | Should -Be 'InvalidOperation'
+                $_.FullyQualifiedErrorId | Should -BeExactly 'itemNotFound,Microsoft.Graph.PowerShell.Cmdlets.InvokeMgKeepCommunicationCallAlive_Keep'
             }
         }
 
@@ -398,22 +404,22 @@ Describe 'Errors from Graph' {
         }
     }
 
-    It 'maps HTTP <Status> to category <Category> and ErrorId <Code>' -TestCases @(
-        @{ Status = 400; Category = 'InvalidArgument'; Code = 'BadRequest' }
-        @{ Status = 401; Category = 'AuthenticationError'; Code = 'InvalidAuthenticationToken' }
-        @{ Status = 403; Category = 'PermissionDenied'; Code = 'Forbidden' }
-        @{ Status = 409; Category = 'InvalidOperation'; Code = 'Conflict' }
-        @{ Status = 418; Category = 'InvalidOperation'; Code = 'UnknownError' }
-        @{ Status = 429; Category = 'ResourceUnavailable'; Code = 'TooManyRequests' }
-        @{ Status = 500; Category = 'ResourceUnavailable'; Code = 'InternalServerError' }
-        @{ Status = 503; Category = 'ResourceUnavailable'; Code = 'ServiceUnavailable' }
+    It 'gives HTTP <Status> Microsoft''s record: category InvalidOperation, ErrorId <Code>' -TestCases @(
+        @{ Status = 400; Code = 'BadRequest' }
+        @{ Status = 401; Code = 'InvalidAuthenticationToken' }
+        @{ Status = 403; Code = 'Forbidden' }
+        @{ Status = 409; Code = 'Conflict' }
+        @{ Status = 418; Code = 'UnknownError' }
+        @{ Status = 429; Code = 'TooManyRequests' }
+        @{ Status = 500; Code = 'InternalServerError' }
+        @{ Status = 503; Code = 'ServiceUnavailable' }
     ) {
-        param($Status, $Category, $Code)
+        param($Status, $Code)
         $null = Invoke-Emulator POST faults @{ callId = 'live-call'; count = 20; responses = @(@{ status = $Status; headers = @{ 'Retry-After' = '0' } }) }
         Invoke-MgKeepCommunicationCallAlive -CallId live-call -ErrorVariable failure -ErrorAction SilentlyContinue
         $failure.Count | Should -Be 1
-        $failure[0].CategoryInfo.Category | Should -Be $Category
-        $failure[0].FullyQualifiedErrorId | Should -Be "$Code,Invoke-MgKeepCommunicationCallAlive"
+        $failure[0].CategoryInfo.Category | Should -Be 'InvalidOperation'
+        $failure[0].FullyQualifiedErrorId | Should -BeExactly "$Code,Microsoft.Graph.PowerShell.Cmdlets.InvokeMgKeepCommunicationCallAlive_Keep"
         [int]$failure[0].Exception.StatusCode | Should -Be $Status
         $failure[0].ErrorDetails.Message | Should -Match "(?m)^Status: $Status "
     }
@@ -421,7 +427,7 @@ Describe 'Errors from Graph' {
     It 'reports a non-JSON (HTML) error body as UnknownError with the raw text' {
         $null = Invoke-Emulator POST faults @{ callId = 'live-call'; responses = @(@{ status = 502; body = '<html>bad gateway</html>'; contentType = 'text/html' }) }
         Invoke-MgKeepCommunicationCallAlive -CallId live-call -ErrorVariable failure -ErrorAction SilentlyContinue
-        $failure[0].FullyQualifiedErrorId | Should -Be 'UnknownError,Invoke-MgKeepCommunicationCallAlive'
+        $failure[0].FullyQualifiedErrorId | Should -BeExactly 'UnknownError,Microsoft.Graph.PowerShell.Cmdlets.InvokeMgKeepCommunicationCallAlive_Keep'
         $failure[0].Exception.Message | Should -BeLike '`[UnknownError`] : *bad gateway*'
     }
 
@@ -430,7 +436,7 @@ Describe 'Errors from Graph' {
         Invoke-MgKeepCommunicationCallAlive -CallId live-call -ErrorVariable failure -ErrorAction SilentlyContinue
         $failure.Count | Should -Be 1
         $failure[0].CategoryInfo.Category | Should -Be 'ConnectionError'
-        $failure[0].FullyQualifiedErrorId | Should -Be 'TransportError,Invoke-MgKeepCommunicationCallAlive'
+        $failure[0].FullyQualifiedErrorId | Should -BeExactly 'TransportError,Microsoft.Graph.PowerShell.Cmdlets.InvokeMgKeepCommunicationCallAlive_Keep'
     }
 
     It 'reports the client timeout as OperationTimeout' {
@@ -440,7 +446,7 @@ Describe 'Errors from Graph' {
             Invoke-MgKeepCommunicationCallAlive -CallId live-call -ErrorVariable failure -ErrorAction SilentlyContinue
             $failure.Count | Should -Be 1
             $failure[0].CategoryInfo.Category | Should -Be 'OperationTimeout'
-            $failure[0].FullyQualifiedErrorId | Should -Be 'Timeout,Invoke-MgKeepCommunicationCallAlive'
+            $failure[0].FullyQualifiedErrorId | Should -BeExactly 'Timeout,Microsoft.Graph.PowerShell.Cmdlets.InvokeMgKeepCommunicationCallAlive_Keep'
         } finally {
             # -ClientTimeout set the process-wide request context: back to the default.
             $null = Set-MgRequestContext -ClientTimeout 300

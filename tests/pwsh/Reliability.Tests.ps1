@@ -198,9 +198,9 @@ Describe 'Retries' {
     }
 
     It 'never retries <Status>: one request, error <ErrorId> (<Category>)' -TestCases @(
-        @{ Status = 400; ErrorId = 'BadRequest'; Category = 'InvalidArgument' }
-        @{ Status = 403; ErrorId = 'Forbidden'; Category = 'PermissionDenied' }
-        @{ Status = 404; ErrorId = 'itemNotFound'; Category = 'ObjectNotFound' }
+        @{ Status = 400; ErrorId = 'BadRequest'; Category = 'InvalidOperation' }
+        @{ Status = 403; ErrorId = 'Forbidden'; Category = 'InvalidOperation' }
+        @{ Status = 404; ErrorId = 'itemNotFound'; Category = 'InvalidOperation' }
     ) {
         $id = "nr-$Status"
         New-EmulatorCall $id
@@ -210,7 +210,7 @@ Describe 'Retries' {
         Invoke-MgKeepCommunicationCallAlive -CallId $id -ErrorVariable errors -ErrorAction SilentlyContinue
         $stopwatch.Stop()
         $errors.Count | Should -Be 1
-        $errors[0].FullyQualifiedErrorId | Should -Be "$ErrorId,Invoke-MgKeepCommunicationCallAlive"
+        $errors[0].FullyQualifiedErrorId | Should -Be "$ErrorId,Microsoft.Graph.PowerShell.Cmdlets.InvokeMgKeepCommunicationCallAlive_Keep"
         $errors[0].CategoryInfo.Category | Should -Be $Category
         $errors[0].Exception.Attempts | Should -Be 1
         $errors[0].ErrorDetails.Message | Should -Not -Match 'Attempts:'
@@ -218,7 +218,7 @@ Describe 'Retries' {
         Add-MatrixRow "$Status always" "error $ErrorId" 1 $stopwatch.ElapsedMilliseconds
     }
 
-    It 'gives up after MaxRetry: error with Attempts 3, AttemptLog, "Attempts: 3" in ErrorDetails, 3 requests' {
+    It 'gives up after MaxRetry: error with Attempts 3 and AttemptLog (ErrorDetails stay Microsoft''s), 3 requests' {
         $null = Set-MgRequestContext -MaxRetry 2
         New-EmulatorCall 'r-exhaust'
         Add-Fault 'r-exhaust' @(@{ status = 503 }) -Count 10
@@ -227,13 +227,13 @@ Describe 'Retries' {
         Invoke-MgKeepCommunicationCallAlive -CallId r-exhaust -ErrorVariable errors -ErrorAction SilentlyContinue
         $stopwatch.Stop()
         $errors.Count | Should -Be 1
-        $errors[0].FullyQualifiedErrorId | Should -Be 'ServiceUnavailable,Invoke-MgKeepCommunicationCallAlive'
-        $errors[0].CategoryInfo.Category | Should -Be 'ResourceUnavailable'
+        $errors[0].FullyQualifiedErrorId | Should -Be 'ServiceUnavailable,Microsoft.Graph.PowerShell.Cmdlets.InvokeMgKeepCommunicationCallAlive_Keep'
+        $errors[0].CategoryInfo.Category | Should -Be 'InvalidOperation'
         $errors[0].Exception.StatusCode | Should -Be 503
         $errors[0].Exception.Attempts | Should -Be 3
         $errors[0].Exception.AttemptLog.Count | Should -Be 3
         $errors[0].Exception.AttemptLog.Status | Should -Be @(503, 503, 503)
-        $errors[0].ErrorDetails.Message | Should -Match '(?m)^Attempts: 3\s*$'
+        $errors[0].ErrorDetails.Message | Should -Not -Match 'Attempts:'
         (Get-CallRequest 'r-exhaust').Count | Should -Be 3
         Add-MatrixRow '503 always, MaxRetry 2' 'error ServiceUnavailable, Attempts 3' 3 $stopwatch.ElapsedMilliseconds
     }
@@ -255,7 +255,7 @@ Describe 'Retries' {
         Invoke-MgKeepCommunicationCallAlive -CallId r-limit -ErrorVariable errors -ErrorAction SilentlyContinue
         $stopwatch.Stop()
         $errors.Count | Should -Be 1
-        $errors[0].FullyQualifiedErrorId | Should -Be 'TooManyRequests,Invoke-MgKeepCommunicationCallAlive'
+        $errors[0].FullyQualifiedErrorId | Should -Be 'TooManyRequests,Microsoft.Graph.PowerShell.Cmdlets.InvokeMgKeepCommunicationCallAlive_Keep'
         (Get-CallRequest 'r-limit').Count | Should -Be 1
         # The library gave up without a wait (a wait would be recorded on the attempt).
         $errors[0].Exception.AttemptLog.Count | Should -Be 1
@@ -291,7 +291,7 @@ Describe 'Retries' {
         Invoke-MgKeepCommunicationCallAlive -CallId r-hung -ErrorVariable errors -ErrorAction SilentlyContinue
         $stopwatch.Stop()
         $errors.Count | Should -Be 1
-        $errors[0].FullyQualifiedErrorId | Should -Be 'Timeout,Invoke-MgKeepCommunicationCallAlive'
+        $errors[0].FullyQualifiedErrorId | Should -Be 'Timeout,Microsoft.Graph.PowerShell.Cmdlets.InvokeMgKeepCommunicationCallAlive_Keep'
         $errors[0].CategoryInfo.Category | Should -Be 'OperationTimeout'
         $errors[0].Exception | Should -BeOfType [System.TimeoutException]
         $stopwatch.ElapsedMilliseconds | Should -BeGreaterOrEqual 950 -Because 'the client timeout is 1 s'
@@ -312,7 +312,7 @@ Describe 'Retries' {
         $stopwatch.Stop()
         # Not a Timeout error: the library did not sit out the client timeout, and it recorded no wait.
         $errors.Count | Should -Be 1
-        $errors[0].FullyQualifiedErrorId | Should -Be 'TooManyRequests,Invoke-MgKeepCommunicationCallAlive'
+        $errors[0].FullyQualifiedErrorId | Should -Be 'TooManyRequests,Microsoft.Graph.PowerShell.Cmdlets.InvokeMgKeepCommunicationCallAlive_Keep'
         $errors[0].Exception.AttemptLog.Count | Should -Be 1
         $errors[0].Exception.AttemptLog[0].WaitMs | Should -BeNullOrEmpty
         (Get-CallRequest 'r-late').Count | Should -Be 1
@@ -338,7 +338,7 @@ Describe 'Retries' {
         $stopwatch.Stop()
         $output | Should -Be @($true)
         $errors.Count | Should -Be 1
-        $errors[0].FullyQualifiedErrorId | Should -Be 'TransportError,Invoke-MgKeepCommunicationCallAlive'
+        $errors[0].FullyQualifiedErrorId | Should -Be 'TransportError,Microsoft.Graph.PowerShell.Cmdlets.InvokeMgKeepCommunicationCallAlive_KeepViaIdentity'
         $errors[0].CategoryInfo.Category | Should -Be 'ConnectionError'
         $errors[0].Exception.Attempts | Should -Be 2
         $errors[0].Exception.AttemptLog.Count | Should -Be 2
@@ -354,7 +354,7 @@ Describe 'Retries' {
         Add-Fault 'r-slow' @(@{ status = 200; delayMs = 5000 }) -Count 2
         $output = 'r-slow', 'r-next' | Invoke-MgKeepCommunicationCallAlive -PassThru -ErrorVariable errors -ErrorAction SilentlyContinue
         $output | Should -Be @($true)
-        $errors[0].FullyQualifiedErrorId | Should -Be 'Timeout,Invoke-MgKeepCommunicationCallAlive'
+        $errors[0].FullyQualifiedErrorId | Should -Be 'Timeout,Microsoft.Graph.PowerShell.Cmdlets.InvokeMgKeepCommunicationCallAlive_KeepViaIdentity'
     }
 
     It '-Verbose writes one line per attempt: number, status, elapsed, the wait and Retry-After' {
@@ -499,7 +499,7 @@ Describe 'Hostile call ids through the cmdlet' {
         Clear-EmulatorRequest
         $errors = $null
         Invoke-MgKeepCommunicationCallAlive -CallId $script:Hostile[$_] -ErrorVariable errors -ErrorAction SilentlyContinue
-        $errors[0].FullyQualifiedErrorId | Should -Be 'InvalidCallId,Invoke-MgKeepCommunicationCallAlive'
+        $errors[0].FullyQualifiedErrorId | Should -Be 'InvalidCallId,Microsoft.Graph.PowerShell.Cmdlets.InvokeMgKeepCommunicationCallAlive_Keep'
         @(Get-EmulatorRequest).Count | Should -Be 0
     }
 }
@@ -532,7 +532,7 @@ Describe 'Hostile identities through the pipeline' {
         $output = @((, $Item) + 'id-ok') | Invoke-MgKeepCommunicationCallAlive -PassThru -ErrorVariable errors -ErrorAction SilentlyContinue
         $output | Should -Be @($true)
         $errors.Count | Should -Be 1
-        $errors[0].FullyQualifiedErrorId | Should -Be "$ErrorId,Invoke-MgKeepCommunicationCallAlive"
+        $errors[0].FullyQualifiedErrorId | Should -Be "$ErrorId,Microsoft.Graph.PowerShell.Cmdlets.InvokeMgKeepCommunicationCallAlive_KeepViaIdentity"
         $errors[0].CategoryInfo.Category | Should -Be 'InvalidArgument'
         $errors[0].Exception.Message.Length | Should -BeLessThan 400
         $log = @(Get-EmulatorRequest)
@@ -568,7 +568,7 @@ Describe 'Proxies' {
     It 'without a proxy the endpoint is unreachable (TransportError)' {
         $errors = $null
         Invoke-MgKeepCommunicationCallAlive -CallId px-call -ErrorVariable errors -ErrorAction SilentlyContinue
-        $errors[0].FullyQualifiedErrorId | Should -Be 'TransportError,Invoke-MgKeepCommunicationCallAlive'
+        $errors[0].FullyQualifiedErrorId | Should -Be 'TransportError,Microsoft.Graph.PowerShell.Cmdlets.InvokeMgKeepCommunicationCallAlive_Keep'
         @(Get-EmulatorRequest).Count | Should -Be 0
     }
 
@@ -627,7 +627,7 @@ Describe 'Proxies' {
         $env:HTTP_PROXY = $Emulator.Url
         $env:NO_PROXY = '127.0.0.2'
         Invoke-MgKeepCommunicationCallAlive -CallId px-call -ErrorVariable errors -ErrorAction SilentlyContinue
-        $errors[0].FullyQualifiedErrorId | Should -Be 'TransportError,Invoke-MgKeepCommunicationCallAlive'
+        $errors[0].FullyQualifiedErrorId | Should -Be 'TransportError,Microsoft.Graph.PowerShell.Cmdlets.InvokeMgKeepCommunicationCallAlive_Keep'
         @(Get-EmulatorRequest).Count | Should -Be 0
     }
 

@@ -185,3 +185,13 @@ function Connect-TestGraph {
     Connect-MgGraph -AccessToken (ConvertTo-SecureString $Token -AsPlainText -Force) -Environment Emulator -NoWelcome
 }
 
+
+function New-TestJwt {
+    # An unsigned JWT-shaped access token with these claims (the emulator accepts any bearer
+    # token until one is registered; Microsoft's module reads tid/appid/roles from the claims).
+    param([System.Collections.IDictionary] $Claims = [ordered]@{})
+    $encode = { param($Text) [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes($Text)).TrimEnd('=').Replace('+', '-').Replace('/', '_') }
+    $body = [ordered]@{ exp = 4102444800 }
+    foreach ($entry in $Claims.GetEnumerator()) { $body[$entry.Key] = $entry.Value }
+    (& $encode '{"alg":"none","typ":"JWT"}') + '.' + (& $encode (ConvertTo-Json -InputObject $body -Compress)) + '.' + (& $encode 'signature')
+}
