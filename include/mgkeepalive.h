@@ -269,14 +269,17 @@ MgkaStatus mgka_keep_alive_by_identity_start(const char *identity_json,
 
 // Starts a bulk keep-alive: `request_json` is `{"items":[{"callId":"..."}|{"identity":"{...}"}],
 // "concurrency":16}` or, for plain ids, `{"callIds":["...","..."],"concurrency":16}` (exactly one
-// of `items` and `callIds`; concurrency 1–256, default 16; optional `"details":false`).
-// Returns at once with a handle; the result of `mgka_operation_wait` is a JSON array with one
-// answer per item, in input order: `{"ok":true,"result":{...success JSON...}}` (only
-// `{"ok":true}` with `"details":false`) or `{"ok":false,"error":{...error JSON...}}`.
+// of `items` and `callIds`; concurrency 1–256, default 16; optional `"details":false`,
+// `"notes":true`). Returns at once with a handle; the result of `mgka_operation_wait` is a JSON
+// array with one answer per item, in input order: `{"ok":true,"result":{...success JSON...}}`
+// (only `{"ok":true}` with `"details":false`) or `{"ok":false,"error":{...error JSON...}}`; with
+// `"notes":true` it is `{"answers":[that array],"notes":["..."]}`, the notes being what a host
+// shows with -Verbose (e.g. that this Graph refuses batched keep-alives).
 // Two or more keep-alives are sent through Graph JSON batching (`$batch`, up to 20 per batch, at
 // most `concurrency` batches in flight), falling back to single requests when a batch fails or an
-// item's answer is retryable; each answer is the one a single request would give. With
-// `"debug":true` in the options, every keep-alive is a single request (for its HTTP trace).
+// item's answer is not a verdict about its call; each answer is the one a single request would
+// give. A Graph found to refuse batched keep-alives gets single requests from then on, in the
+// whole process. With `"debug":true` in the options, every keep-alive is a single request.
 // The wait's status is `MGKA_STATUS_OK` unless the whole request failed (e.g. not connected,
 // a malformed request). Cancelling aborts every request still under way. Thread-safe.
 //

@@ -703,3 +703,32 @@ fn the_keeper_records_a_panic_on_its_call_and_keeps_the_others() {
     let disconnect: Symbol<unsafe extern "C" fn(OutJson) -> u32> = abi.sym("mgka_disconnect");
     unsafe { disconnect(ptr::null_mut()) };
 }
+
+#[test]
+fn bulk_keep_alive_with_notes_answers_an_object_and_says_when_graph_refuses_batched_keep_alives() {
+    let _one = SESSION.lock().unwrap_or_else(|p| p.into_inner());
+    let abi = &*ABI;
+    let emu = emulator();
+    emu.set_refuse_batched_keep_alive(true);
+    abi.connect(&emu, "abi-token");
+    let ids: Vec<String> = (0..30).map(|_| emu.create_call(None)).collect();
+
+    // Without "notes": the array alone, every item kept alive (sent again singly).
+    let (status, answers) = bulk(abi, &serde_json::json!({"callIds": ids, "details": false}));
+    assert_eq!(status, OK);
+    assert_eq!(answers, serde_json::json!(vec![serde_json::json!({"ok": true}); 30]));
+    assert!(ids.iter().all(|id| emu.call_state(id).unwrap().keep_alive_count == 1));
+
+    // With "notes": {"answers":[...],"notes":[...]}; the refusal is remembered: single requests only.
+    emu.clear_requests();
+    let (status, answer) = bulk(abi, &serde_json::json!({"callIds": ids, "details": false, "notes": true}));
+    assert_eq!(status, OK);
+    assert_eq!(answer["answers"], serde_json::json!(vec![serde_json::json!({"ok": true}); 30]));
+    let notes = answer["notes"].as_array().unwrap();
+    assert_eq!(notes.len(), 1);
+    assert!(notes[0].as_str().unwrap().contains(&emu.base_url()), "{notes:?}");
+    assert!(emu.requests().iter().all(|r| r.kind == "keepAlive" && r.status == Some(200)));
+    assert_eq!(emu.requests().len(), 30);
+    let disconnect: Symbol<unsafe extern "C" fn(OutJson) -> u32> = abi.sym("mgka_disconnect");
+    unsafe { disconnect(ptr::null_mut()) };
+}

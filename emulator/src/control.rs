@@ -74,6 +74,7 @@ struct ConfigUpdate {
     #[serde(default, deserialize_with = "present")]
     token_refresh_in_secs: Option<Value>,
     identity_header: Option<String>,
+    refuse_batched_keep_alive: Option<bool>,
 }
 
 /// Deserializes a field that is present (even as `null`) into `Some(value)`.
@@ -241,6 +242,9 @@ fn route(
             if let Some(c) = upd.log_capacity {
                 state.set_log_capacity(c);
             }
+            if let Some(r) = upd.refuse_batched_keep_alive {
+                state.set_refuse_batched_keep_alive(r);
+            }
             respond(200, &to_value(&state.config_view()))
         }
 
@@ -284,6 +288,12 @@ fn route(
         ("DELETE", ["requests"]) => {
             state.clear_log();
             respond(200, &json!([]))
+        }
+
+        ("GET", ["in-flight"]) => respond(200, &to_value(&state.in_flight())),
+        ("DELETE", ["in-flight"]) => {
+            state.reset_max_in_flight();
+            respond(200, &to_value(&state.in_flight()))
         }
 
         ("POST", ["tokens"]) => {

@@ -32,8 +32,8 @@ pub use assertion::LoggedAssertion;
 pub use jwt::{tenant_guid, MANAGED_IDENTITY_TENANT_ID, TOKEN_ROLES};
 pub use server::MAX_BATCH;
 pub use state::{
-    AppRegistration, CallState, ConfigView, FaultResponse, FaultScript, LoggedBatchItem,
-    LoggedRequest, ManagedIdentity, DEFAULT_IDENTITY_HEADER, LOG_CAPACITY,
+    AppRegistration, CallState, ConfigView, FaultResponse, FaultScript, InFlightView,
+    LoggedBatchItem, LoggedRequest, ManagedIdentity, DEFAULT_IDENTITY_HEADER, LOG_CAPACITY,
     SYSTEM_ASSIGNED_CLIENT_ID,
 };
 pub use tls::{TlsIdentity, CERTIFICATE_NAMES};
@@ -227,6 +227,24 @@ macro_rules! handle_api {
         /// The current runtime settings (as `GET /_emulator/config`).
         pub fn config(&self) -> ConfigView {
             self.handle.state.config_view()
+        }
+
+        /// Refuses (true) or handles (false, the default) keep-alives inside a `$batch`: each such
+        /// item is answered 400 `BadRequest`, as a Graph that does not take keepAlive in JSON
+        /// batches would answer. Single keep-alives are unaffected. `reset` turns it off.
+        pub fn set_refuse_batched_keep_alive(&self, refuse: bool) {
+            self.handle.state.set_refuse_batched_keep_alive(refuse);
+        }
+
+        /// Requests being answered now and the most at once since start, reset or
+        /// [`reset_max_in_flight`](Self::reset_max_in_flight).
+        pub fn in_flight(&self) -> InFlightView {
+            self.handle.state.in_flight()
+        }
+
+        /// Starts a new maximum of requests in flight from those in flight now.
+        pub fn reset_max_in_flight(&self) {
+            self.handle.state.reset_max_in_flight();
         }
 
         /// Registers an access token (turns strict token checking on).

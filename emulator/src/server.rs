@@ -236,6 +236,7 @@ pub(crate) async fn handle(
     if segs[0] == "_emulator" {
         return Ok(control::handle(&state, req, &segs[1..]).await);
     }
+    let _in_flight = state.enter_request();
     let arrival = SystemTime::now();
     let raw_path = req
         .uri()
@@ -668,6 +669,19 @@ async fn batch_item(
     if !method.eq_ignore_ascii_case("POST") {
         let m = Method::from_bytes(method.as_bytes()).unwrap_or(Method::GET);
         return (Some(method_not_allowed(&m, crid)), Some(id));
+    }
+    if state.refuses_batched_keep_alive() {
+        // Refused where a Graph without keepAlive in JSON batches would refuse it: before the
+        // call is looked at (so fault scripts are left for the item's own request).
+        return (
+            Some(Reply::graph_error(
+                400,
+                "BadRequest",
+                "Unsupported request in a JSON batch: keepAlive must be sent as its own request.",
+                crid,
+            )),
+            Some(id),
+        );
     }
     if let Some(f) = state.take_fault(&FaultTarget {
         call_id: Some(&id),

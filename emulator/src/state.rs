@@ -241,6 +241,19 @@ pub struct ConfigView {
     pub token_refresh_in_secs: Option<f64>,
     /// The value `X-IDENTITY-HEADER` must have at the App Service managed-identity endpoint.
     pub identity_header: String,
+    /// True: keep-alives inside a `$batch` are refused (400 per item), as a Graph that does not
+    /// accept keepAlive in JSON batches would answer; single keep-alives are unaffected.
+    pub refuse_batched_keep_alive: bool,
+}
+
+/// How many Graph, token and identity requests are being answered (`GET /_emulator/in-flight`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct InFlightView {
+    /// Requests being answered now.
+    pub in_flight: usize,
+    /// The most answered at once since start, reset or the last `DELETE /_emulator/in-flight`.
+    pub max_in_flight: usize,
 }
 
 /// An app registration for the token endpoint.
@@ -403,6 +416,19 @@ pub(crate) struct State {
     jtis: Mutex<HashMap<String, f64>>,
     /// User-assigned managed identities (client ids).
     identities: Mutex<Vec<String>>,
+
+    refuse_batched_keep_alive: AtomicBool,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+}
+
+/// Counts one request as in flight until dropped (also when its connection is dropped).
+pub(crate) struct InFlight<'a>(&'a State);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 pub(crate) enum KeepAliveOutcome {
@@ -437,6 +463,9 @@ impl State {
             apps: Mutex::new(Vec::new()),
             jtis: Mutex::new(HashMap::new()),
             identities: Mutex::new(Vec::new()),
+            refuse_batched_keep_alive: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
         }
     }
 
@@ -464,7 +493,34 @@ impl State {
             log_capacity: self.log_capacity(),
             token_refresh_in_secs: self.token_refresh_in().map(|d| d.as_secs_f64()),
             identity_header: self.identity_header(),
+            refuse_batched_keep_alive: self.refuses_batched_keep_alive(),
         }
+    }
+    pub fn refuses_batched_keep_alive(&self) -> bool {
+        self.refuse_batched_keep_alive.load(Ordering::Relaxed)
+    }
+    pub fn set_refuse_batched_keep_alive(&self, on: bool) {
+        self.refuse_batched_keep_alive.store(on, Ordering::Relaxed);
+    }
+
+    // --- requests in flight -------------------------------------------------------------------
+
+    /// Counts a request as in flight (raising the maximum if needed) until the guard is dropped.
+    pub(crate) fn enter_request(&self) -> InFlight<'_> {
+        let now = self.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::AcqRel);
+        InFlight(self)
+    }
+    pub fn in_flight(&self) -> InFlightView {
+        InFlightView {
+            in_flight: self.in_flight.load(Ordering::Acquire),
+            max_in_flight: self.max_in_flight.load(Ordering::Acquire),
+        }
+    }
+    /// Starts a new maximum from the requests in flight now.
+    pub fn reset_max_in_flight(&self) {
+        self.max_in_flight
+            .store(self.in_flight.load(Ordering::Acquire), Ordering::Release);
     }
     pub fn token_refresh_in(&self) -> Option<Duration> {
         *lock(&self.token_refresh_in)
@@ -487,6 +543,8 @@ impl State {
         self.set_token_lifetime(self.defaults.token_lifetime);
         self.set_token_refresh_in(self.defaults.token_refresh_in);
         self.set_identity_header(&self.defaults.identity_header);
+        self.set_refuse_batched_keep_alive(false);
+        self.reset_max_in_flight();
         lock(&self.jtis).clear();
         lock(&self.identities).clear();
         for shard in &self.calls {

@@ -667,7 +667,8 @@ async fn request_log_and_control_api() {
     assert_eq!(
         cfg,
         json!({"callTimeoutSecs": 2700.0, "tokenLifetimeSecs": 3599.0, "strictAuth": false, "logCapacity": 100000,
-               "tokenRefreshInSecs": null, "identityHeader": "emulator-identity-header"})
+               "tokenRefreshInSecs": null, "identityHeader": "emulator-identity-header",
+               "refuseBatchedKeepAlive": false})
     );
     assert_eq!(control("GET", &base, "nope", None).await.status, 404);
 }
@@ -684,4 +685,78 @@ async fn refuses_non_loopback_and_shuts_down() {
     let addr = emu.local_addr();
     emu.shutdown().await;
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusing_mode_answers_batched_keep_alives_400_and_leaves_single_ones_alone() {
+    let emu = start().await;
+    let base = emu.base_url();
+    let id = emu.create_call(None);
+    // A fault script for the call is left for its own request, not used by the refused item.
+    emu.push_faults(FaultScript::for_call(&id, vec![FaultResponse::status(503)]));
+    let r = control("PUT", &base, "config", Some(json!({"refuseBatchedKeepAlive": true}))).await;
+    assert_eq!(r.json()["refuseBatchedKeepAlive"], true);
+
+    let body = json!({"requests":[
+        {"id":"1","method":"POST","url":format!("/communications/calls/{id}/keepAlive"),"headers":{"client-request-id":"c-1"}},
+        {"id":"2","method":"POST","url":"/communications/calls/never-created/keepAlive"}
+    ]});
+    let r = send(
+        client()
+            .post(format!("{base}/v1.0/$batch"))
+            .header("Authorization", "Bearer t")
+            .header("Content-Type", "application/json")
+            .body(body.to_string()),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let j = r.json();
+    for item in j["responses"].as_array().unwrap() {
+        assert_eq!(item["status"], 400, "{item}");
+        assert_eq!(item["body"]["error"]["code"], "BadRequest");
+        assert!(item["body"]["error"]["message"].as_str().unwrap().contains("keepAlive"));
+    }
+    assert_eq!(j["responses"][0]["body"]["error"]["innerError"]["client-request-id"], "c-1");
+    assert_eq!(emu.call_state(&id).unwrap().keep_alive_count, 0, "a refused item is no keep-alive");
+    let items = emu.requests()[0].items.clone().unwrap();
+    assert_eq!((items[0].call_id.as_deref(), items[0].status), (Some(id.as_str()), Some(400)));
+
+    // Single keep-alives are answered as always (here: the scripted 503, then the keep-alive).
+    assert_eq!(keep_alive(&base, &id, Some("t")).await.status, 503);
+    assert_eq!(keep_alive(&base, &id, Some("t")).await.status, 200);
+
+    // Reset turns the mode off.
+    control("POST", &base, "reset", None).await;
+    assert_eq!(control("GET", &base, "config", None).await.json()["refuseBatchedKeepAlive"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_flight_gauge_counts_requests_being_answered() {
+    let emu = start().await;
+    let base = emu.base_url();
+    let id = emu.create_call(None);
+    // Long enough that the three overlap even on a loaded machine.
+    emu.push_faults(FaultScript::for_call(&id, vec![FaultResponse::status(200).delay_ms(1500)]).count(3));
+    let zero = control("GET", &base, "in-flight", None).await.json();
+    assert_eq!(zero, json!({"inFlight": 0, "maxInFlight": 0}));
+
+    let slow = (0..3).map(|_| {
+        let base = base.clone();
+        let id = id.clone();
+        tokio::spawn(async move { keep_alive(&base, &id, Some("t")).await.status })
+    });
+    let slow: Vec<_> = slow.collect();
+    let deadline = Instant::now() + Duration::from_millis(1500);
+    while emu.in_flight().in_flight < 3 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(emu.in_flight().in_flight, 3);
+    for task in slow {
+        assert_eq!(task.await.unwrap(), 200);
+    }
+    let after = control("GET", &base, "in-flight", None).await.json();
+    assert_eq!(after, json!({"inFlight": 0, "maxInFlight": 3}), "control requests are not counted");
+    assert_eq!(control("DELETE", &base, "in-flight", None).await.json()["maxInFlight"], 0);
+    keep_alive(&base, &id, Some("t")).await;
+    assert_eq!(emu.in_flight().max_in_flight, 1);
 }

@@ -834,6 +834,7 @@ function script:Initialize-MgkaKeepAlive {
         $state.ProgressShown = $false
         $state.ProgressAt = 0L
         $state.PendingMixed = $false # the pending chunk holds more than plain call id strings
+        $state.NotesWritten = $false # the library's notes (e.g. no JSON batching) are written once
     }
     $state
 }
@@ -1036,7 +1037,7 @@ function script:Send-MgkaBulkChunk {
         $previous.Stopwatch.Stop()
         $finished = @{ Chunk = $previous.Chunk; Result = $result; ElapsedMs = $previous.Stopwatch.ElapsedMilliseconds }
     }
-    $result = @{ Status = $script:MGKA_OK; Json = '[]' }   # a chunk without requests
+    $result = @{ Status = $script:MGKA_OK; Json = '{"answers":[],"notes":[]}' }   # a chunk without requests
     if ($null -ne $request) {
         $text = [System.Collections.Specialized.OrderedDictionary]::new()
         $text['InputObject'] = $request; $text['Headers'] = $State.OptionsJson
@@ -1105,12 +1106,13 @@ function script:Stop-MgkaBulk {
 }
 
 function script:ConvertTo-MgkaBulkRequest {
-    # The chunk's request JSON: {"items":[{"callId":"..."}|{"identity":"..."}],"concurrency":n},
-    # or $null when it has no request. Counts the chunk's Requests and Errors. A value that is
-    # not valid UTF-16 (a lone surrogate) becomes that item's error, as for a single keep-alive.
+    # The chunk's request JSON: {"items":[{"callId":"..."}|{"identity":"..."}],"concurrency":n,
+    # "notes":true}, or $null when it has no request. Counts the chunk's Requests and Errors. A
+    # value that is not valid UTF-16 (a lone surrogate) becomes that item's error, as for a single
+    # keep-alive.
     param([hashtable] $State, [hashtable] $Chunk)
     $entries = $Chunk.Entries
-    $tail = ',"concurrency":' + $State.ThrottleLimit + $(if ($State.WantDetails) { '}' } else { ',"details":false}' })
+    $tail = ',"concurrency":' + $State.ThrottleLimit + ',"notes":true' + $(if ($State.WantDetails) { '}' } else { ',"details":false}' })
     if (-not $Chunk.Mixed) {
         # Only plain call ids (the process block's inline path): one .NET call encodes them all.
         # It throws on a lone surrogate; then the loop below finds the item.
@@ -1154,11 +1156,21 @@ function script:ConvertTo-MgkaBulkRequest {
 
 function script:Write-MgkaBulkResults {
     # Writes a chunk's results in input order: the resolution errors in their places, one $true
-    # (-PassThru) or one error record per request. $Result: the bulk operation's @{ Status; Json }.
+    # (-PassThru) or one error record per request. $Result: the bulk operation's @{ Status; Json },
+    # Json being {"answers":[...],"notes":[...]}; the first notes are written with Write-Verbose.
     param([hashtable] $State, [hashtable] $Chunk, [hashtable] $Result, [long] $ElapsedMs)
     $entries = $Chunk.Entries
     $json = $Result.Json
     $State.Done += $entries.Length
+    if (-not $State.NotesWritten -and $Result.Status -eq $script:MGKA_OK -and $json.Contains('"notes":["')) {
+        $State.NotesWritten = $true
+        $notes = [System.Text.Json.JsonDocument]::Parse($json)
+        try {
+            foreach ($note in $notes.RootElement.GetProperty('notes').EnumerateArray()) { Write-Verbose $note.GetString() }
+        } finally {
+            $notes.Dispose()
+        }
+    }
     if ($Result.Status -eq $script:MGKA_OK -and $Chunk.Errors -eq 0 -and -not $State.WantDetails -and
         -not $json.Contains('"ok":false') -and -not $json.Contains('[null') -and -not $json.Contains(',null')) {
         # Every item succeeded (a failed item's answer always holds "ok":false, a lost one null):
@@ -1175,7 +1187,7 @@ function script:Write-MgkaBulkResults {
     $failure = $null
     if ($Result.Status -eq $script:MGKA_OK) {
         $document = [System.Text.Json.JsonDocument]::Parse($json)
-        $answers = $document.RootElement.EnumerateArray()
+        $answers = $document.RootElement.GetProperty('answers').EnumerateArray()
     } else {
         # The whole request failed (not connected, ...): each item gets that error.
         $failure = ConvertFrom-MgkaJson $json

@@ -4,21 +4,29 @@
 //! Whether Graph accepts keepAlive inside a batch is unconfirmed, so everything falls back to the
 //! single keep-alive path (`client::keep_alive_from`, with the full retry and 401 policy): a batch
 //! that fails as a whole (transport error, a non-2xx status, a body that is not a batch answer, no
-//! answer within half the client timeout) sends its items singly; an item without an answer is sent singly; an item's own non-2xx
-//! answer is that item's first attempt, and the retry policy decides what follows (404, 403, 400
-//! are final; 429, 503, 504 wait their `Retry-After` and are retried singly; 401 renews the token).
+//! answer within half the client timeout) sends its items singly, and so does an item without an
+//! answer. An item's own answer is taken as the answer a single request would get only when it is
+//! a verdict about the call: 2xx, 404 or 403 are final, 401 renews the token, 429, 503 and 504
+//! wait their `Retry-After` and are retried singly. Any other answer (400, 405, 500, ...) may be
+//! about the batch rather than the call, so the item is sent again singly and that answer is
+//! the item's.
+//!
+//! When an item answered with a client error (a 4xx other than 401, 403, 404, 429) gets a
+//! different answer as a single request, this Graph (endpoint and API version) refuses batched
+//! keep-alives: the process stops batching keep-alives to it (see [`refuses_batched_keep_alive`]).
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::StatusCode;
 use serde_json::Value;
+use once_cell::sync::Lazy;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::client::{bearer, graph_error, header_map, keep_alive_from, read_bounded, shown_header_value, Answered, MAX_RESPONSE_BYTES};
-use super::{encode_segment, AttemptRecord, KeepAliveOptions, KeepAliveSuccess};
+use super::{encode_segment, ApiVersion, AttemptRecord, KeepAliveOptions, KeepAliveSuccess};
 use crate::auth::Secret;
 use crate::error::CoreError;
 use crate::runtime::http_client_for;
@@ -26,6 +34,73 @@ use crate::session::Session;
 
 /// Graph's limit of requests in one `$batch`.
 pub(crate) const MAX_BATCH_REQUESTS: usize = 20;
+
+/// The Graphs (`{endpoint}/{version}`) found to refuse keep-alives inside a batch, for the
+/// process's life: a Graph does not start accepting them within a process's lifetime, and a new
+/// connection to another cloud or emulator is another key.
+static REFUSING_GRAPHS: Lazy<Mutex<HashSet<String>>> = Lazy::new(|| Mutex::new(HashSet::new()));
+
+fn graph_key(graph_endpoint: &str, api_version: ApiVersion) -> String {
+    format!("{}/{}", graph_endpoint.trim_end_matches('/'), api_version.as_str())
+}
+
+/// Whether this process has found that the Graph at `graph_endpoint` refuses keep-alives inside a
+/// JSON batch for `api_version`; then bulk keep-alives to it are single requests.
+pub fn refuses_batched_keep_alive(graph_endpoint: &str, api_version: ApiVersion) -> bool {
+    REFUSING_GRAPHS.lock().unwrap_or_else(|p| p.into_inner()).contains(&graph_key(graph_endpoint, api_version))
+}
+
+/// What a bulk keep-alive to a Graph that refuses batched keep-alives says (once, with -Verbose).
+pub fn refusal_note(graph_endpoint: &str, api_version: ApiVersion) -> String {
+    format!(
+        "Microsoft Graph at {} ({}) answered keep-alives inside a JSON batch ($batch) differently from the same \
+         keep-alives sent alone: this process sends its keep-alives as single requests.",
+        graph_endpoint.trim_end_matches('/'),
+        api_version.as_str()
+    )
+}
+
+fn record_refusal(graph_endpoint: &str, api_version: ApiVersion) {
+    REFUSING_GRAPHS.lock().unwrap_or_else(|p| p.into_inner()).insert(graph_key(graph_endpoint, api_version));
+}
+
+/// How a batch item's own answer is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ItemAnswer {
+    /// 2xx: the keep-alive succeeded.
+    Success,
+    /// 404, 403: what a single request would get; final.
+    Verdict,
+    /// 401, 429, 503, 504: the single request's retry policy takes it as attempt 1.
+    Retry,
+    /// Anything else: maybe about the batch, not the call; the item is sent again singly.
+    Resend,
+}
+
+fn item_answer(status: u16) -> ItemAnswer {
+    match status {
+        200..=299 => ItemAnswer::Success,
+        403 | 404 => ItemAnswer::Verdict,
+        401 => ItemAnswer::Retry,
+        s if super::is_retryable_status(s) => ItemAnswer::Retry,
+        _ => ItemAnswer::Resend,
+    }
+}
+
+/// Whether an item answered `batch_status` in a batch and `single` alone shows that Graph refuses
+/// batched keep-alives: a client error in the batch (not a verdict, not throttling) that the same
+/// keep-alive alone does not get. Server errors (5xx) and a single request without an answer
+/// (timeout, transport) prove nothing.
+fn shows_refusal(batch_status: u16, single: &Result<KeepAliveSuccess, CoreError>) -> bool {
+    if !(400..500).contains(&batch_status) || item_answer(batch_status) != ItemAnswer::Resend {
+        return false;
+    }
+    match single {
+        Ok(_) => true,
+        Err(CoreError::Graph(g)) => g.http_status != batch_status,
+        Err(_) => false,
+    }
+}
 
 /// One keep-alive to send: its position in the caller's list, its call id and its URL.
 #[derive(Debug, Clone)]
@@ -69,48 +144,51 @@ pub async fn keep_alive_batch(
     drop(permit);
 
     let mut answers = Vec::with_capacity(items.len());
-    let mut singles: Vec<(BatchItem, Option<Answered>)> = Vec::new();
+    // Items to send singly: with their batch answer when the retry policy takes it as attempt 1,
+    // or with the status of a batch answer that is not theirs to keep.
+    let mut singles: Vec<(BatchItem, Option<Answered>, Option<u16>)> = Vec::new();
     match exchange {
         Ok(Ok(mut answer)) => {
             for (position, (item, sent_request_id)) in items.into_iter().zip(&request_ids).enumerate() {
-                match answer.responses.remove(&(position + 1).to_string()) {
-                    Some(response) => {
-                        let headers = item_headers(&answer.headers, &response, sent_request_id);
-                        if (200..300).contains(&response.status) {
-                            answers.push((item.index, Ok(success(&item, response.status, headers, started, elapsed))));
-                        } else {
-                            let status = StatusCode::from_u16(response.status).expect("checked to be 100-599");
-                            let error = graph_error(&item.call_id, status, headers, &response.body);
-                            let answered = Answered { error: CoreError::Graph(Box::new(error)), elapsed, token: token.clone() };
-                            singles.push((item, Some(answered)));
-                        }
+                // No answer for this item: it is sent on its own.
+                let Some(response) = answer.responses.remove(&(position + 1).to_string()) else {
+                    singles.push((item, None, None));
+                    continue;
+                };
+                let headers = item_headers(&answer.headers, &response, sent_request_id);
+                let kind = item_answer(response.status);
+                if kind == ItemAnswer::Success {
+                    answers.push((item.index, Ok(success(&item, response.status, headers, started, elapsed))));
+                } else if kind == ItemAnswer::Resend {
+                    singles.push((item, None, Some(response.status)));
+                } else {
+                    let status = StatusCode::from_u16(response.status).expect("checked to be 100-599");
+                    let error = graph_error(&item.call_id, status, headers, &response.body);
+                    let answered = Answered { error: CoreError::Graph(Box::new(error)), elapsed, token: token.clone() };
+                    if kind == ItemAnswer::Verdict {
+                        // Final: the policy returns it without a request.
+                        let outcome = keep_alive_from(&session, &item.url, &item.call_id, &options, started, Some(answered)).await;
+                        answers.push((item.index, outcome.map_err(|e| e.with_call_id(&item.call_id))));
+                    } else {
+                        singles.push((item, Some(answered), None));
                     }
-                    // No answer for this item: it is sent on its own.
-                    None => singles.push((item, None)),
                 }
             }
         }
         // The batch failed as a whole: every item is sent on its own.
-        Ok(Err(_)) | Err(_) => singles.extend(items.into_iter().map(|item| (item, None))),
+        Ok(Err(_)) | Err(_) => singles.extend(items.into_iter().map(|item| (item, None, None))),
     }
 
     let mut tasks = super::ItemTasks::default();
-    for (item, first) in singles {
-        let needs_request = match &first {
-            None => true,
-            Some(answered) => matches!(&answered.error, CoreError::Graph(g) if g.http_status == 401 || super::is_retryable_status(g.http_status)),
-        };
-        if !needs_request {
-            // A final answer (404, 403, 400, ...): the policy returns it without a request.
-            let outcome = keep_alive_from(&session, &item.url, &item.call_id, &options, started, first).await;
-            answers.push((item.index, outcome.map_err(|e| e.with_call_id(&item.call_id))));
-            continue;
-        }
+    for (item, first, batch_status) in singles {
         let Ok(permit) = permits.clone().acquire_owned().await else { break };
         let (session, options) = (session.clone(), options.clone());
         tasks.spawn(vec![(item.index, item.call_id.clone())], async move {
             let _permit = permit;
             let outcome = keep_alive_from(&session, &item.url, &item.call_id, &options, started, first).await;
+            if batch_status.is_some_and(|status| shows_refusal(status, &outcome)) {
+                record_refusal(&session.environment.graph_endpoint, options.api_version);
+            }
             vec![(item.index, outcome.map_err(|e| e.with_call_id(&item.call_id)))]
         });
     }

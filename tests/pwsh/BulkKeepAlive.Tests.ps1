@@ -1,7 +1,9 @@
 #Requires -Modules @{ ModuleName = 'Pester'; ModuleVersion = '5.5.0' }
 # Piped input to Invoke-MgKeepCommunicationCallAlive is sent concurrently (-ThrottleLimit, chunks
 # through mgka_keep_alive_bulk_start) with per-item semantics: one ShouldProcess, one $true or one
-# error record per item, in input order.
+# error record per item, in input order. The per-item tests run against a Graph that accepts
+# keep-alives inside $batch and against one that refuses them (the emulator's refusing mode).
+# What was sent is counted from the emulator (its request log and its in-flight gauge).
 
 BeforeAll {
     . $PSScriptRoot/TestHelpers.ps1
@@ -22,6 +24,33 @@ BeforeAll {
         $responses = foreach ($n in 1..20) { @{ id = "$n"; status = 200; headers = @{}; body = $null } }
         @{ path = 'batch'; count = $Count; responses = @(@{ status = 200; delayMs = 300; json = @{ responses = @($responses) } }) }
     }
+
+    function Get-KeptAliveCount {
+        # How many keep-alives the emulator accepted (answered 200) per call id, single or batched:
+        # @{ id = count } for $Id (0 for an id never kept alive).
+        param([string[]] $Id)
+        $counts = @{}
+        foreach ($callId in $Id) { $counts[$callId] = 0 }
+        foreach ($request in Get-EmulatorKeepAlive) {
+            if ($request.status -eq 200 -and $counts.ContainsKey([string]$request.callId)) { $counts[[string]$request.callId]++ }
+        }
+        $counts
+    }
+
+    function Assert-KeptAliveOnce {
+        # Each of $Id was kept alive exactly once since the request log was cleared.
+        param([string[]] $Id)
+        $counts = Get-KeptAliveCount $Id
+        $wrong = @($Id | Where-Object { $counts[$_] -ne 1 } | ForEach-Object { "$_ x $($counts[$_])" })
+        $wrong | Should -BeNullOrEmpty -Because 'each call is kept alive exactly once'
+    }
+
+    function Get-EmulatorInFlight {
+        # The emulator's gauge: @{ inFlight; maxInFlight } (requests being answered; most at once).
+        Invoke-Emulator GET in-flight
+    }
+
+    function Reset-EmulatorInFlight { $null = Invoke-Emulator DELETE in-flight }
 
     function ConvertTo-Outcome {
         # Output and error records (2>&1) -> 'ok' or the error's FullyQualifiedErrorId prefix.
@@ -60,20 +89,108 @@ Describe '-ThrottleLimit' {
 
     It 'accepts -ThrottleLimit <_>' -TestCases @(1, 256) {
         $ids = New-BulkCall 20
+        Clear-EmulatorRequest
         $output = @($ids | Invoke-MgKeepCommunicationCallAlive -ThrottleLimit $_ -PassThru)
         $output.Count | Should -Be 20
+        Assert-KeptAliveOnce $ids
     }
 
     It 'is accepted (and harmless) with -CallId' {
         $id = @(New-BulkCall 1)
+        Clear-EmulatorRequest
         Invoke-MgKeepCommunicationCallAlive -CallId $id[0] -ThrottleLimit 4 -PassThru | Should -BeTrue
+        @(Get-EmulatorRequest).kind | Should -Be @('keepAlive')
+        Assert-KeptAliveOnce $id
     }
 }
 
-Describe 'Bulk keep-alive: order and per-item results' {
+Describe 'Bulk keep-alive: order and per-item results, against a Graph <Mode> keep-alives in $batch' -ForEach @(
+    @{ Mode = 'accepting' }, @{ Mode = 'refusing' }
+) {
+    BeforeAll {
+        # Refusing: an emulator of its own (a new Graph endpoint: the library remembers per
+        # endpoint, for the process's life, that a Graph refuses batched keep-alives).
+        $MainEmulator = $Emulator
+        if ($Mode -eq 'refusing') {
+            $Emulator = Start-TestEmulator
+            $null = Invoke-Emulator PUT config @{ refuseBatchedKeepAlive = $true }
+            Connect-TestGraph
+        }
+    }
+    AfterAll {
+        if ($Mode -eq 'refusing') {
+            Stop-TestEmulator $Emulator
+            $Emulator = $MainEmulator
+            Connect-TestGraph
+        }
+    }
     BeforeEach {
         Clear-EmulatorRequest
         $null = Invoke-Emulator DELETE faults
+    }
+
+    # First in this block: in refusing mode, the process learns here that Graph refuses batches.
+    It '200 piped ids give 200 $true and no error; -Verbose says once if Graph refuses batched keep-alives' {
+        $ids = New-BulkCall 200
+        $records = @($ids | Invoke-MgKeepCommunicationCallAlive -PassThru -Verbose -ErrorVariable failures -ErrorAction SilentlyContinue 4>&1)
+        $output = @($records | Where-Object { $_ -is [bool] })
+        $output.Count | Should -Be 200
+        @($output | Where-Object { $_ -ne $true }).Count | Should -Be 0
+        $failures.Count | Should -Be 0
+        $notes = @($records | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] -and $_.Message -like '*JSON batch*' })
+        $requests = @(Get-EmulatorRequest)
+        $batches = @($requests | Where-Object kind -EQ 'batch')
+        $singles = @($requests | Where-Object kind -EQ 'keepAlive')
+        if ($Mode -eq 'accepting') {
+            $notes.Count | Should -Be 0
+            ($batches.Count, $singles.Count) | Should -Be @(10, 0)
+        } else {
+            $notes.Count | Should -Be 1
+            $notes[0].Message | Should -BeLike "Microsoft Graph at $($Emulator.Url) (v1.0) answered keep-alives inside a JSON batch*single requests."
+            # The refused items were each sent again singly, once, and answered as single requests.
+            $batches.Count | Should -BeGreaterThan 0
+            $batches | ForEach-Object { $_.items.status | Sort-Object -Unique | Should -Be 400 }
+            $singles.Count | Should -Be 200
+            ($singles.callId | Sort-Object) | Should -Be ($ids | Sort-Object)
+        }
+        Assert-KeptAliveOnce $ids
+    }
+
+    It 'gives each item the answer of a single request; refusing: sends single requests only, from now on' {
+        $ids = New-BulkCall 45
+        $ended = New-BulkCall 2
+        foreach ($id in $ended) { $null = Invoke-Emulator POST "calls/$id/end" }
+        Clear-EmulatorRequest
+        $items = @($ids[0..19]) + $ended[0] + @($ids[20..44]) + $ended[1]
+        $outcomes = @($items | Invoke-MgKeepCommunicationCallAlive -PassThru -ErrorAction Continue 2>&1 | ConvertTo-Outcome)
+        $kinds = @(Get-EmulatorRequest).kind
+        $expected = foreach ($item in $items) {
+            # The same item alone (-CallId: a single request).
+            Invoke-MgKeepCommunicationCallAlive -CallId $item -PassThru -ErrorAction Continue 2>&1 | ConvertTo-Outcome
+        }
+        $outcomes | Should -Be @($expected)
+        @($outcomes | Where-Object { $_ -eq 'ok' }).Count | Should -Be 45
+        if ($Mode -eq 'accepting') {
+            $kinds | Should -Be @('batch', 'batch', 'batch')
+        } else {
+            $kinds | Should -Be (@('keepAlive') * 47)
+        }
+        (Get-KeptAliveCount $ids).Values | Sort-Object -Unique | Should -Be 2 -Because 'once in the pipeline, once alone'
+    }
+
+    It 'keeps at most -ThrottleLimit requests in flight, and that many: <Limit>' -TestCases @(@{ Limit = 4 }, @{ Limit = 16 }) {
+        param($Limit)
+        # Every request is answered after 300 ms (batches: a scripted 200 for items 1-20;
+        # singles: a scripted 200), so -ThrottleLimit requests are in flight at once.
+        $ids = New-BulkCall 400
+        if ($Mode -eq 'accepting') { $null = Invoke-Emulator POST faults (New-DelayedBatchFault -Count 20) }
+        else { $null = Invoke-Emulator POST faults @{ path = '/keepAlive'; count = 3 * $Limit; responses = @(@{ status = 200; delayMs = 300 }) } }
+        Reset-EmulatorInFlight
+        $output = @($ids | Invoke-MgKeepCommunicationCallAlive -ThrottleLimit $Limit -PassThru)
+        $output.Count | Should -Be 400
+        (Get-EmulatorInFlight).maxInFlight | Should -Be $Limit
+        $kinds = @(Get-EmulatorRequest).kind | Sort-Object -Unique
+        $kinds | Should -Be $(if ($Mode -eq 'accepting') { 'batch' } else { 'keepAlive' })
     }
 
     It 'writes exactly N booleans with -PassThru, in order, and sends each id exactly once (<Count> items)' -TestCases @(
@@ -85,12 +202,12 @@ Describe 'Bulk keep-alive: order and per-item results' {
         $output.Count | Should -Be $Count
         $output | ForEach-Object { $_ | Should -BeOfType [bool]; $_ | Should -BeTrue }
         $requests = @(Get-EmulatorKeepAlive)
-        $requests.Count | Should -Be $Count
+        $requests.Count | Should -Be $Count -Because 'each id is sent once (refusing: as a single request)'
         $seen = $requests | Group-Object callId
         $seen.Count | Should -Be $Count
         $seen | Where-Object Count -NE 1 | Should -BeNullOrEmpty
         ($requests.callId | Sort-Object) | Should -Be ($ids | Sort-Object)
-        # Each call got exactly one keep-alive.
+        Assert-KeptAliveOnce $ids
         foreach ($id in $ids[0], $ids[-1]) { (Invoke-Emulator GET "calls/$id").keepAliveCount | Should -Be 1 }
     }
 
@@ -98,8 +215,10 @@ Describe 'Bulk keep-alive: order and per-item results' {
         $ids = New-BulkCall 50
         @($ids | Invoke-MgKeepCommunicationCallAlive).Count | Should -Be 0
         @(Get-EmulatorKeepAlive).Count | Should -Be 50
-        # Sent as JSON batches of at most 20.
-        @(Get-EmulatorRequest).kind | Should -Be @('batch', 'batch', 'batch')
+        Assert-KeptAliveOnce $ids
+        # Sent as JSON batches of at most 20 (refusing: single requests).
+        $expected = if ($Mode -eq 'accepting') { @('batch', 'batch', 'batch') } else { @('keepAlive') * 50 }
+        @(Get-EmulatorRequest).kind | Should -Be $expected
     }
 
     It 'keeps results and errors in input order with good, ended, invalid, id-less and malformed items (<Count> items, -ThrottleLimit <Limit>)' -TestCases @(
@@ -145,6 +264,8 @@ Describe 'Bulk keep-alive: order and per-item results' {
         $goodRequests.Count | Should -Be $good.Count
         ($goodRequests | Group-Object callId).Count | Should -Be $good.Count
         $requests.callId | Should -Not -Contain '..'
+        Assert-KeptAliveOnce $good
+        if ($Mode -eq 'refusing') { @(Get-EmulatorRequest | Where-Object kind -EQ 'batch').Count | Should -Be 0 }
     }
 
     It 'gives every error its fields and the item as TargetObject' {
@@ -162,6 +283,11 @@ Describe 'Bulk keep-alive: order and per-item results' {
         $failure[0].ErrorDetails.Message | Should -Match '(?m)^Status: 404 \(NotFound\)$'
         $failure[1].TargetObject | Should -BeExactly 'other-gone'
         $failure[1].Exception.CallId | Should -Be 'other-gone'
+        # What was sent: each good call kept alive once, each gone one asked once.
+        Assert-KeptAliveOnce $ids[0..2]
+        foreach ($gone in 'gone-call', 'other-gone') {
+            @(Get-EmulatorKeepAlive | Where-Object callId -EQ $gone).status | Should -Be 404
+        }
     }
 
     It 'sets -ResponseHeadersVariable to the headers of the last item' {
@@ -172,6 +298,7 @@ Describe 'Bulk keep-alive: order and per-item results' {
         'gone-first', $ids[0], $ids[1] | Invoke-MgKeepCommunicationCallAlive -RHV bulkHeaders -ErrorAction SilentlyContinue
         $bulkHeaders['request-id'][0] | Should -Match '^[0-9a-f-]{36}$'
         $bulkHeaders['request-id'][0] | Should -Not -Be $failure[0].Exception.ResponseHeaders['request-id'][0]
+        (Get-KeptAliveCount $ids[0])[$ids[0]] | Should -Be 2 -Because 'both pipelines sent it'
     }
 
     It 'reports NotConnected for every item when there is no session' {
@@ -182,6 +309,7 @@ Describe 'Bulk keep-alive: order and per-item results' {
             # Microsoft's not-connected record has no id of its own: its FullyQualifiedErrorId is the command's.
             $notConnected = 'Microsoft.Graph.PowerShell.Cmdlets.InvokeMgKeepCommunicationCallAlive_KeepViaIdentity'
             $outcomes | Should -Be @($notConnected, 'InputObjectCallIdMissing', $notConnected, $notConnected)
+            @(Get-EmulatorRequest).Count | Should -Be 0 -Because 'nothing is sent without a session'
         } finally {
             Connect-TestGraph
         }
@@ -193,6 +321,7 @@ Describe 'Bulk keep-alive: order and per-item results' {
             Where-Object { $_ -is [System.Management.Automation.VerboseRecord] -and $_.Message -like 'Keep alive call*' }
         @($verbose).Count | Should -Be 3
         for ($i = 0; $i -lt 3; $i++) { $verbose[$i].Message | Should -Match "^Keep alive call '$($ids[$i])': 200 in \d+ ms$" }
+        Assert-KeptAliveOnce $ids
     }
 
     It 'writes the HTTP traces per item with -Debug' {
@@ -202,13 +331,19 @@ Describe 'Bulk keep-alive: order and per-item results' {
         @($debug).Count | Should -Be 2
         $debug[0].Message | Should -Match ([regex]::Escape($ids[0]))
         $debug[1].Message | Should -Match ([regex]::Escape($ids[1]))
+        @(Get-EmulatorRequest).kind | Should -Be @('keepAlive', 'keepAlive')
+        Assert-KeptAliveOnce $ids
     }
 
     It 'sends the beta twin''s items to /beta' {
         $ids = New-BulkCall 3
         @($ids | Invoke-MgBetaKeepCommunicationCallAlive -PassThru).Count | Should -Be 3
-        (Get-EmulatorRequest).rawPath | Should -Be '/beta/$batch'
+        # Refusing: beta is a Graph of its own; its first batch is refused, then each item goes singly.
+        $paths = @(Get-EmulatorRequest | ForEach-Object rawPath)
+        $paths[0] | Should -Be '/beta/$batch'
+        $paths.Count | Should -Be $(if ($Mode -eq 'accepting') { 1 } else { 4 })
         @(Get-EmulatorKeepAlive).rawPath | ForEach-Object { $_ | Should -BeLike '/beta/communications/calls/*/keepAlive' }
+        Assert-KeptAliveOnce $ids
     }
 }
 
@@ -238,30 +373,32 @@ Describe 'Bulk keep-alive: -WhatIf, -ErrorAction Stop, concurrency, Ctrl+C, prog
         { $items | Invoke-MgKeepCommunicationCallAlive -PassThru -ErrorAction Stop | ForEach-Object { $output.Add($_) } } |
             Should -Throw -ErrorId 'itemNotFound,Microsoft.Graph.PowerShell.Cmdlets.InvokeMgKeepCommunicationCallAlive_KeepViaIdentity'
         $output.Count | Should -Be 10
+        # The items before it were kept alive once; none twice (the chunk went out as a whole).
+        Assert-KeptAliveOnce $ids[0..9]
+        $counts = Get-KeptAliveCount $ids
+        @($ids | Where-Object { $counts[$_] -gt 1 }) | Should -BeNullOrEmpty
     }
 
-    It 'really sends concurrently: 26 batch requests delayed 300 ms each, -ThrottleLimit 16, take well under 26 x 300 ms' {
+    It 'really sends concurrently: 26 batch requests answered after 300 ms, -ThrottleLimit 16, 16 in flight at once' {
         # 512 items (one chunk) are 26 JSON batches of 19-20; each batch is answered after 300 ms.
         $ids = New-BulkCall 512
         $null = Invoke-Emulator POST faults (New-DelayedBatchFault -Count 26)
-        $stopwatch = [System.Diagnostics.Stopwatch]::StartNew()
+        Reset-EmulatorInFlight
         $output = @($ids | Invoke-MgKeepCommunicationCallAlive -ThrottleLimit 16 -PassThru)
-        $stopwatch.Stop()
         $output.Count | Should -Be 512
-        @(Get-EmulatorRequest).kind | Sort-Object -Unique | Should -Be 'batch'
-        # Two waves of 300 ms; sequential would be 7.8 s.
-        $stopwatch.ElapsedMilliseconds | Should -BeLessThan 2500
-        $stopwatch.ElapsedMilliseconds | Should -BeGreaterOrEqual 550
+        $requests = @(Get-EmulatorRequest)
+        $requests.kind | Sort-Object -Unique | Should -Be 'batch'
+        $requests.Count | Should -Be 26
+        (Get-EmulatorInFlight).maxInFlight | Should -Be 16
     }
 
-    It 'honours -ThrottleLimit as a bound: -ThrottleLimit 4 with 16 batch requests delayed 300 ms takes four waves' {
+    It 'honours -ThrottleLimit as a bound: -ThrottleLimit 4 with 16 batch requests answered after 300 ms, 4 in flight at most' {
         $ids = New-BulkCall 320
         $null = Invoke-Emulator POST faults (New-DelayedBatchFault -Count 16)
-        $stopwatch = [System.Diagnostics.Stopwatch]::StartNew()
+        Reset-EmulatorInFlight
         $null = $ids | Invoke-MgKeepCommunicationCallAlive -ThrottleLimit 4
-        $stopwatch.Stop()
-        $stopwatch.ElapsedMilliseconds | Should -BeGreaterOrEqual 1150
-        $stopwatch.ElapsedMilliseconds | Should -BeLessThan 4000
+        @(Get-EmulatorRequest).Count | Should -Be 16
+        (Get-EmulatorInFlight).maxInFlight | Should -Be 4
     }
 
     It 'stops within 1 s on Ctrl+C during a bulk chunk and sends nothing after' {
@@ -296,6 +433,7 @@ Describe 'Bulk keep-alive: -WhatIf, -ErrorAction Stop, concurrency, Ctrl+C, prog
             $null = $powershell.AddScript("`$ProgressPreference = 'Continue'; Import-Module '$ManifestPath'; `$args[0] | Invoke-MgKeepCommunicationCallAlive -ThrottleLimit 4 -PassThru").AddArgument($ids)
             $output = $powershell.Invoke()
             $output.Count | Should -Be 3000
+            Assert-KeptAliveOnce $ids
             $progress = @($powershell.Streams.Progress | Where-Object Activity -EQ 'Keeping calls alive')
             $progress.Count | Should -BeGreaterThan 0
             $progress[-1].RecordType | Should -Be 'Completed'
@@ -312,6 +450,7 @@ Describe 'Bulk keep-alive: -WhatIf, -ErrorAction Stop, concurrency, Ctrl+C, prog
             $null = $powershell.AddScript("`$ProgressPreference = 'Continue'; Import-Module '$ManifestPath'; `$args[0] | Invoke-MgKeepCommunicationCallAlive").AddArgument($ids)
             $null = $powershell.Invoke()
             @($powershell.Streams.Progress | Where-Object Activity -EQ 'Keeping calls alive').Count | Should -Be 0
+            Assert-KeptAliveOnce $ids
         } finally {
             $powershell.Dispose()
         }

@@ -29,7 +29,7 @@ fn main() {
     connect_library(&emu.base_url);
     let warm = emu.create_calls(64);
     let items = |ids: &[String]| ids.iter().map(|id| BulkItem { call_id: Some(id.clone()), identity: None }).collect::<Vec<_>>();
-    run_blocking(None, session::keep_alive_many(items(&warm), Default::default(), 64, false)).expect("warm-up");
+    run_blocking(None, session::keep_alive_many(items(&warm), Default::default(), 64, false, false)).expect("warm-up");
     let what = if mode == "batch" { "session::keep_alive_many, JSON batching" } else { "single requests, bench-only" };
     println!("library bulk keep-alive ({what}), {calls} distinct calls per run, median of {rounds}");
     let mut out = Vec::new();
@@ -41,7 +41,7 @@ fn main() {
             let batch = items(&ids);
             let t = Instant::now();
             let answers = if mode == "batch" {
-                run_blocking(None, session::keep_alive_many(batch, Default::default(), conc, false)).expect("bulk")
+                run_blocking(None, session::keep_alive_many(batch, Default::default(), conc, false, false)).expect("bulk")
             } else {
                 run_blocking(None, singles(batch, conc)).expect("bulk")
             };
