@@ -189,7 +189,8 @@ function script:Get-MgkaMicrosoftConnectHint {
             else { '-Certificate $certificate' }
             "Connect-MgGraph -ClientId $($context.ClientId) -TenantId $($context.TenantId) $which"
         }
-        'ClientSecret' { "Connect-MgGraph -ClientId $($context.ClientId) -TenantId $($context.TenantId) -ClientSecretCredential `$credential" }
+        # The client id goes in the credential's user name: -ClientId is not in the secret's set.
+        'ClientSecret' { "Connect-MgGraph -TenantId $($context.TenantId) -ClientSecretCredential `$credential   # `$credential: user name $($context.ClientId), password the secret" }
         'UserProvidedAccessToken' { 'Connect-MgGraph -AccessToken $token' }
         'ManagedIdentity' { "Connect-MgGraph -Identity$(if ($context.ManagedIdentityId) { " -ClientId $($context.ManagedIdentityId)" })" }
         'EnvironmentVariable' { 'Connect-MgGraph -EnvironmentVariable' }

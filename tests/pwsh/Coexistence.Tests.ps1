@@ -209,7 +209,7 @@ Import-Module Microsoft.Graph.Authentication
 Import-Module MgKeepAlive
 `$null = Add-MgEnvironment -Name Emulator -AzureADEndpoint `$Url -GraphEndpoint `$Url
 `$credential = [pscredential]::new('$AppId', (ConvertTo-SecureString 'coexistence-secret' -AsPlainText -Force))
-try { Connect-MgGraph -ClientId $AppId -TenantId $TenantId -ClientSecretCredential `$credential -Environment Emulator -NoWelcome; `$caught = `$null } catch { `$caught = `$_ }
+try { Connect-MgGraph -TenantId $TenantId -ClientSecretCredential `$credential -Environment Emulator -NoWelcome; `$caught = `$null } catch { `$caught = `$_ }
 [ordered]@{
     errorId = `$caught.FullyQualifiedErrorId
     message = `$caught.Exception.Message
@@ -339,7 +339,7 @@ $result | ConvertTo-Json -Compress
     }
 
     It 'signs both in with <Name>, through a whole call''s life' -TestCases @(
-        @{ Name = 'a client secret'; Expected = 'ClientSecret'; Connect = '$credential = [pscredential]::new(''__APP__'', (ConvertTo-SecureString ''tls-secret'' -AsPlainText -Force)); Connect-MgGraph -ClientId __APP__ -TenantId __TENANT__ -ClientSecretCredential $credential -Environment EmulatorTls -NoWelcome' }
+        @{ Name = 'a client secret'; Expected = 'ClientSecret'; Connect = '$credential = [pscredential]::new(''__APP__'', (ConvertTo-SecureString ''tls-secret'' -AsPlainText -Force)); Connect-MgGraph -TenantId __TENANT__ -ClientSecretCredential $credential -Environment EmulatorTls -NoWelcome' }
         @{ Name = 'a certificate file (-CertificatePath, passed on as -Certificate)'; Expected = 'ClientCertificate'; Connect = 'Connect-MgGraph -ClientId __APP__ -TenantId __TENANT__ -CertificatePath ''__PFX__'' -CertificatePassword (ConvertTo-SecureString ''pfx-password'' -AsPlainText -Force) -Environment EmulatorTls -NoWelcome' }
     ) {
         $connect = $Connect.Replace('__APP__', $TlsApp).Replace('__TENANT__', $TlsTenant).Replace('__PFX__', $PfxPath)

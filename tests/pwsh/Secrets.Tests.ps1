@@ -51,7 +51,7 @@ BeforeAll {
         param([string] $Tenant = $TenantId, [switch] $Trace)
         $credential = [pscredential]::new($ClientId, (ConvertTo-SecureString $Secret -AsPlainText -Force))
         $common = if ($Trace) { @{ Verbose = $true; Debug = $true } } else { @{} }
-        Connect-MgGraph -ClientId $ClientId -TenantId $Tenant -ClientSecretCredential $credential -Environment Emulator -NoWelcome -ErrorAction Stop @common
+        Connect-MgGraph -TenantId $Tenant -ClientSecretCredential $credential -Environment Emulator -NoWelcome -ErrorAction Stop @common
     }
 }
 
