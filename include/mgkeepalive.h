@@ -25,11 +25,29 @@
 #include <stdint.h>
 #include <stddef.h>
 
-// The official limits: at most 10 retries, each wait at most 180 s.
-#define MAX_RETRY_LIMIT 10
+// Item kind: a string piped as it is. `text` is the string: a JSON identity when its first
+// non-blank character is `{`, refused when it is a JSON array, else the call id itself.
+#define MGKA_ITEM_TEXT 0
+
+// Item kind: a call id given as such (`-CallId`); `text` is taken as it is.
+#define MGKA_ITEM_CALL_ID 1
+
+// Item kind: an object or dictionary; `text` is its `CallId` value and `id` its `Id` value as
+// text (NULL: absent or null). The first non-empty one names the call.
+#define MGKA_ITEM_PROPERTIES 2
+
+// `not_text` flag (MGKA_ITEM_PROPERTIES): the `CallId` value has no text form; `text` is its
+// type's name (such as `Hashtable`). The item is refused, naming that type.
+#define MGKA_ITEM_CALL_ID_NOT_TEXT 1
+
+// `not_text` flag (MGKA_ITEM_PROPERTIES): likewise for the `Id` value, given in `id`.
+#define MGKA_ITEM_ID_NOT_TEXT 2
 
 // Most keep-alives in flight at once in a bulk request.
 #define MAX_BULK_CONCURRENCY 256
+
+// The official limits: at most 10 retries, each wait at most 180 s.
+#define MAX_RETRY_LIMIT 10
 
 // The result of every `mgka_*` function. Values are stable and never reused.
 enum MgkaStatus
@@ -301,6 +319,94 @@ MgkaStatus mgka_operation_wait(uint64_t operation, uint32_t timeout_ms, char **o
 // Cancels an operation: its request is abandoned at once and the handle released.
 // `MGKA_STATUS_OK`, or `MGKA_STATUS_INVALID_HANDLE` if it was unknown or already collected. Thread-safe.
 MgkaStatus mgka_operation_cancel(uint64_t operation);
+
+// The call a piped item names, by the identity rule that the keep-alive and keeper commands share
+// (see MGKA_ITEM_TEXT, MGKA_ITEM_CALL_ID, MGKA_ITEM_PROPERTIES). `text`/`text_len` and
+// `id`/`id_len` are UTF-16 code units (not NUL-terminated; NULL only with length 0).
+// `*out_json`: `{"callId":"...","verbatim":true|false}` (verbatim: the call id is `text` itself),
+// or the error: `InvalidArgument` with parameter `InputObject` (an invalid identity: a JSON
+// array, invalid JSON, a CallId that is not a string), `InputObject.CallId` (the item names no
+// call: "InputObject has null value for InputObject.CallId"), or `CallId`/`InputObject` for text
+// that holds NUL or a lone surrogate. The call id itself is checked when it is sent. Caller frees
+// `*out_json`. Thread-safe.
+//
+// # Safety
+// `text` points to `text_len` readable code units (or is NULL with 0), likewise `id`;
+// `out_json` is NULL or writable.
+MgkaStatus mgka_identity_resolve(uint32_t kind,
+                                 const uint16_t *text,
+                                 size_t text_len,
+                                 const uint16_t *id,
+                                 size_t id_len,
+                                 uint32_t not_text,
+                                 char **out_json);
+
+// Opens a keep-alive stream: `options_json` as for `mgka_keep_alive_by_id` (NULL: defaults),
+// `stream_json` NULL or `{"concurrency":32,"details":false,"notes":false}` (concurrency 1–256,
+// default 32: requests in flight at most; details: every success is answered with its result,
+// else successes are counted; notes: notes for the user, such as that this Graph refuses batched
+// keep-alives, are answered once). Push items with `mgka_keep_alive_stream_push`, read answers
+// with `mgka_keep_alive_stream_next`, end with `mgka_keep_alive_stream_finish`, and always
+// release the handle with `mgka_keep_alive_stream_close`. `*out_json`: the error, on failure.
+// Thread-safe; one stream is used by one host thread at a time.
+//
+// # Safety
+// `options_json` and `stream_json` are NULL or NUL-terminated strings; `out_stream` is writable;
+// `out_json` is NULL or writable.
+MgkaStatus mgka_keep_alive_stream_open(const char *options_json,
+                                       const char *stream_json,
+                                       uint64_t *out_stream,
+                                       char **out_json);
+
+// Pushes one piped item (kinds as for `mgka_identity_resolve`) into a stream. The item is
+// resolved and *staged*: ask the user about it, and call `mgka_keep_alive_stream_withdraw` if
+// the answer is no; the next call on the stream commits it. Returns:
+// `MGKA_STATUS_OK`: staged; `*out_call_id` is NULL when the call id is `text` itself, else the
+// call id (UTF-8, caller frees with `mgka_string_free`).
+// `MGKA_STATUS_PENDING`: staged as for OK, and answers of earlier items are due: read them with
+// `mgka_keep_alive_stream_next` until it reports none due before pushing more.
+// `MGKA_STATUS_INVALID_ARGUMENT`: the item is refused (nothing to ask); its error is answered in
+// its place by `mgka_keep_alive_stream_next`. Answers may be due as well: read until none is due.
+// `MGKA_STATUS_INVALID_HANDLE`: no such stream. `*out_call_id` is written only with OK/PENDING.
+//
+// # Safety
+// As `mgka_identity_resolve`; `out_call_id` is NULL or writable.
+MgkaStatus mgka_keep_alive_stream_push(uint64_t stream,
+                                       uint32_t kind,
+                                       const uint16_t *text,
+                                       size_t text_len,
+                                       const uint16_t *id,
+                                       size_t id_len,
+                                       uint32_t not_text,
+                                       char **out_call_id);
+
+// Drops the item staged by the last push (the user said no): it is neither sent nor answered.
+// `MGKA_STATUS_OK`, or `MGKA_STATUS_INVALID_HANDLE`. Thread-safe.
+MgkaStatus mgka_keep_alive_stream_withdraw(uint64_t stream);
+
+// No more items: sends what is left; every answer is now due. `MGKA_STATUS_OK`,
+// `MGKA_STATUS_INVALID_HANDLE`, or the error of a chunk that cannot be sent (no runtime).
+MgkaStatus mgka_keep_alive_stream_finish(uint64_t stream);
+
+// Reads the next answers in input order, waiting up to `timeout_ms` for a due one (keep it
+// short to stay interruptible). `MGKA_STATUS_OK`: `*out_successes` items succeeded, in a row,
+// then, when `*out_json` is not NULL, the next item's answer: `{"ok":true,"result":{...}}`
+// (streams with details), `{"ok":false,"error":{...}}`, or a note `{"note":"..."}` (caller
+// frees). `*out_successes` 0 and `*out_json` NULL: every due answer has been read (after
+// `mgka_keep_alive_stream_finish`: the stream is complete). `MGKA_STATUS_PENDING`: no due answer
+// arrived in time; call again. Otherwise the call failed and `*out_json` holds its error.
+//
+// # Safety
+// `out_successes` is writable; `out_json` is NULL or writable.
+MgkaStatus mgka_keep_alive_stream_next(uint64_t stream,
+                                       uint32_t timeout_ms,
+                                       uint64_t *out_successes,
+                                       char **out_json);
+
+// Cancels what the stream still has under way (its answers are never given) and releases the
+// handle. Call it once per opened stream, also after a complete one. `MGKA_STATUS_OK`, or
+// `MGKA_STATUS_INVALID_HANDLE`. Thread-safe.
+MgkaStatus mgka_keep_alive_stream_close(uint64_t stream);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -248,142 +248,17 @@ pub fn context() -> Option<Context> {
     current().ok().map(|s| s.context())
 }
 
-/// One item of a bulk keep-alive: a call id, or an identity JSON object.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct BulkItem {
-    #[serde(default)]
-    pub call_id: Option<String>,
-    #[serde(default)]
-    pub identity: Option<String>,
-}
-
-/// Most keep-alives in flight at once in a bulk request.
-pub const MAX_BULK_CONCURRENCY: usize = 256;
-
-/// What a bulk keep-alive answers: one answer per item, in input order, and notes for the user
-/// (shown with -Verbose), such as that this Graph refuses batched keep-alives.
-#[derive(Debug, Default)]
-pub struct BulkAnswers {
-    pub answers: Vec<serde_json::Value>,
-    pub notes: Vec<String>,
-}
-
-impl BulkAnswers {
-    /// The answers' JSON array, or with `notes` the object `{"answers":[...],"notes":[...]}`.
-    pub fn into_json(self, notes: bool) -> serde_json::Value {
-        let answers = serde_json::Value::Array(self.answers);
-        if notes {
-            serde_json::json!({ "answers": answers, "notes": self.notes })
-        } else {
-            answers
-        }
-    }
-}
-
-/// Keeps many calls alive with at most `concurrency` requests in flight, answering one result per
-/// item in input order: `{"ok":true,"result":{...}}` (with `details`; else `{"ok":true}`: a host
-/// that shows nothing for a success need not be handed, nor copy, thousands of them) or
-/// `{"ok":false,"error":{...}}`, as [`BulkAnswers::into_json`] with `notes`. Cancelling the
-/// returned future aborts every request still under way. See [`keep_alive_many_in`].
+/// Keeps many calls alive in the current session (`mgka_keep_alive_bulk_start`): see
+/// [`crate::graph::keep_alive_many_in`], whose answers this returns as JSON (with `notes`, as
+/// [`crate::graph::BulkAnswers::into_json`]).
 pub async fn keep_alive_many(
-    items: Vec<BulkItem>,
+    items: Vec<crate::graph::BulkItem>,
     options: crate::graph::KeepAliveOptions,
     concurrency: usize,
     details: bool,
     notes: bool,
 ) -> crate::operation::Outcome {
-    Ok(keep_alive_many_in(current()?, items, options, concurrency, details).await.into_json(notes))
-}
-
-/// `keep_alive_many` in `session`. Items that cannot be resolved (an identity without a call id,
-/// an invalid id) get their error without anything being sent. Two or more items to send go
-/// through Graph JSON batching (up to 20 keep-alives per `$batch`, at most `concurrency` batches
-/// in flight), falling back to single requests whenever a batch or an item's answer calls for it
-/// (see `graph::keep_alive_batch`); each item's answer is the one a single request would give.
-/// With `options.trace` (-Debug wants each request's HTTP exchange), one item, or a Graph found
-/// to refuse batched keep-alives (from then on, also in the middle of this request, with a note
-/// saying so), single requests.
-pub async fn keep_alive_many_in(
-    session: Arc<Session>,
-    items: Vec<BulkItem>,
-    options: crate::graph::KeepAliveOptions,
-    concurrency: usize,
-    details: bool,
-) -> BulkAnswers {
-    let permits = Arc::new(tokio::sync::Semaphore::new(concurrency.clamp(1, MAX_BULK_CONCURRENCY)));
-    let options = Arc::new(options);
-    let mut answers = vec![serde_json::Value::Null; items.len()];
-    let mut sendable = Vec::with_capacity(items.len());
-    for (index, item) in items.into_iter().enumerate() {
-        match resolve(item, &session, &options) {
-            Ok((call_id, url)) => sendable.push(crate::graph::BatchItem { index, call_id, url }),
-            Err(error) => answers[index] = answer(Err(error), details),
-        }
-    }
-    // A task that panics answers its items with the panic: no item is left without an answer.
-    let mut tasks = crate::graph::ItemTasks::default();
-    let graph = session.environment.graph_endpoint.clone();
-    let refused = || crate::graph::refuses_batched_keep_alive(&graph, options.api_version);
-    let batching = !options.trace && sendable.len() > 1;
-    let mut sizes = if batching { crate::graph::batch_sizes(sendable.len()) } else { Vec::new() }.into_iter();
-    let mut sendable = sendable.into_iter().peekable();
-    while sendable.peek().is_some() {
-        // Spawn only with a permit in hand, so a large request holds few tasks at a time.
-        let Ok(permit) = permits.clone().acquire_owned().await else { break };
-        while let Some(done) = tasks.try_join_next() {
-            record(&mut answers, done, details);
-        }
-        // Asked again for every batch: a refusal found by an earlier batch counts at once.
-        let batch = batching && !refused();
-        let size = if batch { sizes.next().unwrap_or(crate::graph::MAX_BATCH_REQUESTS) } else { 1 };
-        let chunk: Vec<_> = sendable.by_ref().take(size).collect();
-        let answered_by_task = chunk.iter().map(|item| (item.index, item.call_id.clone())).collect();
-        let (session, options, permits) = (session.clone(), options.clone(), permits.clone());
-        tasks.spawn(answered_by_task, async move {
-            if batch {
-                crate::graph::keep_alive_batch(session, chunk, options, permit, permits).await
-            } else {
-                let _permit = permit;
-                let mut done = Vec::with_capacity(1);
-                for item in chunk {
-                    let outcome = crate::graph::keep_alive(&session, &item.call_id, &options).await;
-                    done.push((item.index, outcome.map_err(|e| e.with_call_id(&item.call_id))));
-                }
-                done
-            }
-        });
-    }
-    while let Some(done) = tasks.join_next().await {
-        record(&mut answers, done, details);
-    }
-    let notes = if batching && refused() { vec![crate::graph::refusal_note(&graph, options.api_version)] } else { Vec::new() };
-    BulkAnswers { answers, notes }
-}
-
-/// An item's call id and keep-alive URL, or the error it gets without being sent.
-fn resolve(item: BulkItem, session: &Session, options: &crate::graph::KeepAliveOptions) -> Result<(String, reqwest::Url), CoreError> {
-    let id = match (item.call_id, item.identity) {
-        (Some(id), None) => id,
-        (None, Some(identity)) => crate::graph::call_id_from_identity_json(&identity)?,
-        _ => return Err(CoreError::invalid("InputObject", "Each item needs exactly one of callId or identity.")),
-    };
-    let url = crate::graph::keep_alive_url(&session.environment.graph_endpoint, options.api_version, &id).map_err(|e| e.with_call_id(&id))?;
-    Ok((id, url))
-}
-
-fn answer(outcome: Result<crate::graph::KeepAliveSuccess, CoreError>, details: bool) -> serde_json::Value {
-    match outcome {
-        Ok(success) if details => serde_json::json!({ "ok": true, "result": success }),
-        Ok(_) => serde_json::json!({ "ok": true }),
-        Err(error) => serde_json::json!({ "ok": false, "error": error.to_json() }),
-    }
-}
-
-fn record(answers: &mut [serde_json::Value], done: Vec<crate::graph::ItemOutcome>, details: bool) {
-    for (index, outcome) in done {
-        answers[index] = answer(outcome, details);
-    }
+    Ok(crate::graph::keep_alive_many_in(current()?, items, options, concurrency, details).await.into_json(notes))
 }
 
 /// One keep-alive in the current session. The session is taken once, at the start, so a

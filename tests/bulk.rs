@@ -1,4 +1,4 @@
-//! The bulk keep-alive (`session::keep_alive_many_in`, behind `mgka_keep_alive_bulk_start`) against
+//! The bulk keep-alive (`graph::keep_alive_many_in`, behind `mgka_keep_alive_bulk_start`) against
 //! the Graph emulator: JSON batching, its fallbacks to single requests, and per-item answers that
 //! are the ones single requests would give — against a Graph that accepts keep-alives in `$batch`
 //! and against one that refuses them (the emulator's refusing mode), after which the process
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use graph_emulator::{EmulatorThread, FaultResponse, FaultScript, LoggedRequest};
 use mgkeepalive::graph::KeepAliveOptions;
-use mgkeepalive::session::{keep_alive_many_in, BulkAnswers, BulkItem};
+use mgkeepalive::graph::{keep_alive_many_in, BulkAnswers, BulkItem};
 use serde_json::Value;
 
 mod common;

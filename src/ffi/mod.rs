@@ -9,6 +9,7 @@
 //! - Every function may be called from any thread, concurrently.
 
 mod boundary;
+mod keep_alive_stream;
 mod status;
 
 use std::ffi::{c_char, CString};
@@ -480,7 +481,7 @@ async fn connect(request: String, secret: Zeroizing<Vec<u8>>) -> Outcome {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct BulkRequest {
     #[serde(default)]
-    items: Option<Vec<session::BulkItem>>,
+    items: Option<Vec<crate::graph::BulkItem>>,
     /// The cheaper form for plain ids: the same as `items` with a `callId` each.
     #[serde(default)]
     call_ids: Option<Vec<String>>,
@@ -495,10 +496,10 @@ struct BulkRequest {
 }
 
 impl BulkRequest {
-    fn into_items(self) -> Result<(Vec<session::BulkItem>, usize), CoreError> {
+    fn into_items(self) -> Result<(Vec<crate::graph::BulkItem>, usize), CoreError> {
         let items = match (self.items, self.call_ids) {
             (Some(items), None) => items,
-            (None, Some(ids)) => ids.into_iter().map(|id| session::BulkItem { call_id: Some(id), identity: None }).collect(),
+            (None, Some(ids)) => ids.into_iter().map(|id| crate::graph::BulkItem { call_id: Some(id), identity: None }).collect(),
             _ => return Err(CoreError::invalid("InputObject", "The bulk request needs exactly one of items or callIds.")),
         };
         Ok((items, self.concurrency.unwrap_or(16)))
@@ -551,7 +552,7 @@ where
 mod tests {
     use super::*;
 
-    fn items(json: &str) -> Result<(Vec<session::BulkItem>, usize), CoreError> {
+    fn items(json: &str) -> Result<(Vec<crate::graph::BulkItem>, usize), CoreError> {
         parse_json::<BulkRequest>(json, "InputObject")?.into_items()
     }
 
