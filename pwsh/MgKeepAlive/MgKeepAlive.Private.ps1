@@ -3,8 +3,8 @@
 # in a session, not at import: import time is a feature, and defining these ~60 functions and the
 # .NET objects below costs more than the rest of the import. The functions are defined in the
 # module's script scope (function script:...), where the module's Set-StrictMode -Version 3.0
-# applies; every native call goes through Invoke-MgkaNative, except the single keep-alive's direct
-# path (Invoke-MgkaSingleKeepAlive).
+# applies; every native call goes through Invoke-MgkaNative, except the keep-alive stream's
+# (Open-MgkaKeepAlive and the commands' process blocks: a call per piped item).
 
 #region Native interop ---------------------------------------------------------------------------
 
@@ -28,18 +28,10 @@ $script:Utf8 = [System.Text.UTF8Encoding]::new($false, $true)
 # Wait slice: how long one native wait may block, i.e. how soon Ctrl+C is honoured.
 $script:WaitSliceMs = [uint32]100
 
-# Bulk keep-alive of piped input: the default -ThrottleLimit (requests in flight; on loopback 32
-# reaches the plateau of 64 while 16 gives 75-90 % of it, and Graph's throttling argues against
-# more; the parameters' default in the two commands is the same number), the chunk size (items
-# per mgka_keep_alive_bulk_start: the larger of BulkMinChunkSize and BulkChunkFactor x
-# -ThrottleLimit; 512 measured best, 128 much worse), and when Write-Progress starts (items done).
-$script:BulkDefaultThrottleLimit = 32
-$script:BulkMinChunkSize = 512
-$script:BulkChunkFactor = 4
+# Piped input: when Write-Progress starts (items done). Chunks and concurrency are the library's
+# (mgka_keep_alive_stream_open).
 $script:BulkProgressAfter = 500
 $script:BulkProgressId = 0x4D474B41
-$script:JsonObject = [System.Text.Json.JsonValueKind]::Object
-$script:JsonTrue = [System.Text.Json.JsonValueKind]::True
 
 # Get-MgContext's enums (MgKeepAlive.Types.ps1) are defined by the first context built: defining
 # types costs start-up time that keep-alive-only commands need not pay.
@@ -126,7 +118,7 @@ function script:Initialize-MgkaNative {
         }
         $script:LibraryPath = $path
     }
-    $script:Native = [AppDomain]::CurrentDomain.GetData("MgKeepAlive.Native.4|$script:LibraryPath")
+    $script:Native = [AppDomain]::CurrentDomain.GetData("MgKeepAlive.Native.5|$script:LibraryPath")
     if ($script:Native -isnot [type]) {
         $assemblyName = [System.Reflection.AssemblyName]::new('MgKeepAlive.Native.' + [guid]::NewGuid().ToString('N'))
         $typeBuilder = [System.Reflection.Emit.AssemblyBuilder]::DefineDynamicAssembly($assemblyName, 'Run').
@@ -151,12 +143,19 @@ function script:Initialize-MgkaNative {
                 , @('mgka_operation_cancel', [uint32], [type[]]@([uint64]))
                 , @('mgka_request_context_get', [uint32], [type[]]@($ptrOut))
                 , @('mgka_request_context_set', [uint32], [type[]]@($bytes, $ptrOut))
+                , @('mgka_identity_resolve', [uint32], [type[]]@([uint32], [string], [UIntPtr], [string], [UIntPtr], [uint32], $ptrOut))
+                , @('mgka_keep_alive_stream_open', [uint32], [type[]]@($bytes, $bytes, $u64Out, $ptrOut))
+                , @('mgka_keep_alive_stream_push', [uint32], [type[]]@([uint64], [uint32], [string], [UIntPtr], [string], [UIntPtr], [uint32], $ptrOut))
+                , @('mgka_keep_alive_stream_withdraw', [uint32], [type[]]@([uint64]))
+                , @('mgka_keep_alive_stream_finish', [uint32], [type[]]@([uint64]))
+                , @('mgka_keep_alive_stream_next', [uint32], [type[]]@([uint64], [uint32], $u64Out, $ptrOut))
+                , @('mgka_keep_alive_stream_close', [uint32], [type[]]@([uint64]))
             )) {
             $typeBuilder.DefinePInvokeMethod($signature[0], $script:LibraryPath, 'Public, Static, PinvokeImpl, HideBySig', 'Standard',
-                $signature[1], $signature[2], 'Cdecl', 'Ansi').SetImplementationFlags('PreserveSig')
+                $signature[1], $signature[2], 'Cdecl', 'Unicode').SetImplementationFlags('PreserveSig')
         }
         $script:Native = $typeBuilder.CreateType()
-        [AppDomain]::CurrentDomain.SetData("MgKeepAlive.Native.4|$script:LibraryPath", $script:Native)
+        [AppDomain]::CurrentDomain.SetData("MgKeepAlive.Native.5|$script:LibraryPath", $script:Native)
     }
     $script:Native
 }
@@ -428,6 +427,7 @@ function script:New-MgkaErrorRecord {
             $errorId = switch ($parameter) {
                 'CallId' { 'InvalidCallId' }
                 'InputObject' { 'InvalidIdentity' }
+                'InputObject.CallId' { 'InputObjectCallIdMissing' }
                 'Headers' { 'InvalidHeaders' }
                 'Environment' { 'InvalidEnvironment' }
                 'AccessToken' { 'InvalidAccessToken' }
@@ -488,127 +488,6 @@ function script:New-MgkaErrorRecord {
     # Only Microsoft's module connected: the record says which Connect-MgGraph line connects both.
     if ($kind -eq 'NotConnected' -and (Get-Module -Name Microsoft.Graph.Authentication)) { Import-MgkaCoexistence; Add-MgkaMicrosoftConnectHint -Record $record }
     $record
-}
-
-function script:Get-MgkaIdentityCallId {
-    # Returns the call id of an identity (CallId first, then Id; names case-insensitive) or $null,
-    # or an ArgumentException (not thrown) when the value is a collection or an object.
-    param($Identity)
-    foreach ($name in 'CallId', 'Id') {
-        $value = $null
-        if ($Identity -is [System.Collections.IDictionary]) {
-            foreach ($key in $Identity.Keys) {
-                if ([string]::Equals([string]$key, $name, [StringComparison]::OrdinalIgnoreCase)) { $value = $Identity[$key]; break }
-            }
-        } else {
-            $property = $Identity.PSObject.Properties[$name]
-            if ($property) { $value = $property.Value }
-        }
-        if ($null -ne $value) {
-            if ($value -is [psobject]) { $value = $value.PSObject.BaseObject }
-            if ($value -isnot [string] -and ($value -is [System.Collections.IEnumerable] -or $value -is [System.Management.Automation.PSCustomObject])) {
-                # Never a silent "System.Collections.Hashtable" call id: the caller reports this.
-                return [System.ArgumentException]::new("InputObject.$name must be a string, not $($value.GetType().Name).")
-            }
-            $text = if ($value -is [System.IFormattable]) { $value.ToString($null, [cultureinfo]::InvariantCulture) } else { [string]$value }
-            if ($text.Length -gt 0) { return $text }
-        }
-    }
-    $null
-}
-
-function script:Get-MgkaJsonIdentityCallId {
-    # For ShouldProcess/verbose text only: the library resolves the identity JSON itself.
-    # Returns @{ Ok; CallId; Error }.
-    param([string] $Json)
-    # Test-Json first: an exception, even one caught here, would land in the caller's
-    # -ErrorVariable. -ErrorAction Ignore records nothing.
-    if (-not (Test-Json -Json $Json -ErrorAction Ignore)) {
-        return @{ Ok = $false; Error = 'InputObject is not a valid JSON identity: the text starts with ''{'' but is not valid JSON.' }
-    }
-    try {
-        $document = [System.Text.Json.JsonDocument]::Parse($Json)
-    } catch {
-        return @{ Ok = $false; Error = "InputObject is not a valid JSON identity: $($_.Exception.InnerException.Message)" }
-    }
-    try {
-        $root = $document.RootElement
-        if ($root.ValueKind -ne 'Object') { return @{ Ok = $false; Error = 'InputObject is not a valid JSON identity: expected a JSON object.' } }
-        foreach ($name in 'CallId', 'Id') {
-            foreach ($property in $root.EnumerateObject()) {
-                if ([string]::Equals($property.Name, $name, [StringComparison]::OrdinalIgnoreCase) -and $property.Value.ValueKind -ne 'Null') {
-                    $text = if ($property.Value.ValueKind -eq 'String') { $property.Value.GetString() } else { $property.Value.GetRawText() }
-                    if ($text.Length -gt 0) { return @{ Ok = $true; CallId = $text } }
-                }
-            }
-        }
-        @{ Ok = $true; CallId = $null }
-    } finally { $document.Dispose() }
-}
-
-function script:New-MgkaMissingCallIdError {
-    param($TargetObject)
-    [System.Management.Automation.ErrorRecord]::new(
-        [System.ArgumentException]::new('InputObject has null value for InputObject.CallId'),
-        'InputObjectCallIdMissing',
-        [System.Management.Automation.ErrorCategory]::InvalidArgument,
-        $TargetObject)
-}
-
-function script:Write-MgkaResolveError {
-    # Resolve-MgkaCallIdentity's errors: written through $Cmdlet, or kept in $ErrorList.
-    param([System.Management.Automation.PSCmdlet] $Cmdlet, [System.Collections.Generic.List[object]] $ErrorList, [System.Management.Automation.ErrorRecord] $Record)
-    if ($null -ne $ErrorList) { $ErrorList.Add($Record) } else { $Cmdlet.WriteError($Record) }
-}
-
-function script:Resolve-MgkaCallIdentity {
-    # One pipeline item of the keep-alive and keeper commands -> @{ By; Value; CallId }, or $null
-    # after writing the item's error through $Cmdlet. By 'Id': Value is the call id (a plain
-    # string, or an object's CallId, else Id); by 'Identity': Value is a JSON identity string
-    # (resolved again by the library) and CallId what it names. Errors: invalid JSON identity
-    # (InvalidIdentity), no CallId/Id (InputObjectCallIdMissing). With -ErrorList the error record
-    # is added to that list instead of written (the bulk keep-alive writes it in input order).
-    param(
-        [System.Management.Automation.PSCmdlet] $Cmdlet,
-        $Item,
-        [System.Collections.Generic.List[object]] $ErrorList
-    )
-    $base = if ($Item -is [psobject]) { $Item.PSObject.BaseObject } else { $Item }
-    if ($base -is [string]) {
-        $trimmed = $base.TrimStart()
-        if ($trimmed.StartsWith('[') -and (Test-Json -Json $base -ErrorAction Ignore)) {
-            Write-MgkaResolveError $Cmdlet $ErrorList ((New-MgkaErrorRecord -Status $script:MGKA_INVALID_ARGUMENT -TargetObject $Item -Info ([ordered]@{
-                            kind = 'InvalidArgument'; parameter = 'InputObject'
-                            message = 'InputObject is a JSON array, not a JSON identity: pipe its items one at a time (ConvertFrom-Json unrolls them).' })))
-            return
-        }
-        if (-not $trimmed.StartsWith('{')) { return @{ By = 'Id'; Value = $base; CallId = $base } }
-        $parsed = Get-MgkaJsonIdentityCallId -Json $base
-        if (-not $parsed.Ok) {
-            Write-MgkaResolveError $Cmdlet $ErrorList ((New-MgkaErrorRecord -Status $script:MGKA_INVALID_ARGUMENT -TargetObject $Item -Info ([ordered]@{
-                            kind = 'InvalidArgument'; parameter = 'InputObject'; message = $parsed.Error })))
-            return
-        }
-        if ($null -eq $parsed.CallId) {
-            Write-MgkaResolveError $Cmdlet $ErrorList ((New-MgkaMissingCallIdError -TargetObject $Item))
-            return
-        }
-        return @{ By = 'Identity'; Value = $base; CallId = $parsed.CallId }
-    }
-    $value = Get-MgkaIdentityCallId -Identity $base
-    if ($null -eq $value -and $base -isnot [System.Collections.IDictionary]) {
-        $value = Get-MgkaIdentityCallId -Identity $Item
-    }
-    if ($value -is [System.ArgumentException]) {
-        Write-MgkaResolveError $Cmdlet $ErrorList ((New-MgkaErrorRecord -Status $script:MGKA_INVALID_ARGUMENT -TargetObject $Item -Info ([ordered]@{
-                        kind = 'InvalidArgument'; parameter = 'InputObject'; message = $value.Message })))
-        return
-    }
-    if ($null -eq $value) {
-        Write-MgkaResolveError $Cmdlet $ErrorList ((New-MgkaMissingCallIdError -TargetObject $Item))
-        return
-    }
-    @{ By = 'Id'; Value = $value; CallId = $value }
 }
 
 function script:Wait-MgkaOperation {
@@ -741,15 +620,16 @@ function script:Write-MgkaAttemptLog {
     }
 }
 
-function script:Initialize-MgkaKeepAlive {
+function script:Open-MgkaKeepAlive {
     # The begin block of Invoke-MgKeepCommunicationCallAlive and
-    # Invoke-MgBetaKeepCommunicationCallAlive (they differ only in -ApiVersion). Writes the
-    # warnings and returns the state the process block needs. Runs once per command, i.e. once
-    # per keep-alive for a bot's timer: the common case stays in this one function.
+    # Invoke-MgBetaKeepCommunicationCallAlive (they differ only in -ApiVersion): writes the
+    # warnings, opens the keep-alive stream (mgka_keep_alive_stream_open) that -CallId or every
+    # piped item is pushed into, and returns the state the other blocks need. Runs once per
+    # command, i.e. once per keep-alive for a bot's timer.
     param(
         [System.Management.Automation.PSCmdlet] $Cmdlet,
         [string] $ApiVersion,
-        [int] $ThrottleLimit = $script:BulkDefaultThrottleLimit
+        [int] $ThrottleLimit
     )
     $bound = $Cmdlet.MyInvocation.BoundParameters
     if ($bound.ContainsKey('HttpPipelineAppend')) { Write-Warning 'MgKeepAlive does not support -HttpPipelineAppend; the request is sent without it.' }
@@ -803,82 +683,148 @@ function script:Initialize-MgkaKeepAlive {
         if ($debug) { $options['debug'] = $true }
         $optionsJson = ConvertTo-Json -Compress -Depth 4 -InputObject $options
     }
-    # The options as the C string the library takes; $null when they cannot be encoded (a lone
-    # surrogate in -Headers), so that the general path reports it.
-    $optionsBytes = try { $script:Utf8.GetBytes($optionsJson + [char]0) } catch [System.Text.EncoderFallbackException] { $null }
     $variable = [string]$bound['ResponseHeadersVariable']
+    # Success details are parsed only when someone will see them.
+    $verbose = $VerbosePreference -ne 'SilentlyContinue' -and $VerbosePreference -ne 'Ignore'
+    $details = [bool]$variable -or $debug -or $verbose
+    $stream = [uint64]0; $out = [IntPtr]::Zero
+    $settings = '{"concurrency":' + $ThrottleLimit + ',"details":' + $(if ($details) { 'true' } else { 'false' }) + ',"notes":' + $(if ($verbose) { 'true}' } else { 'false}' })
+    try { $optionsBytes = $script:Utf8.GetBytes($optionsJson + [char]0) } catch [System.Text.EncoderFallbackException] { $optionsBytes = $null }
+    if ($null -eq $script:Native) { $null = Initialize-MgkaNative }
+    $status = if ($null -eq $optionsBytes) { $script:MGKA_INVALID_ARGUMENT } else { $script:Native::mgka_keep_alive_stream_open($optionsBytes, $script:Utf8.GetBytes($settings + [char]0), [ref]$stream, [ref]$out) }
+    $json = Read-MgkaNativeString -Pointer $out
     $state = @{
         Cmdlet                  = $Cmdlet
         ApiVersion              = $ApiVersion
         ErrorInvocation         = $null # see Write-MgkaKeepAliveError
-        OptionsJson             = $optionsJson
-        OptionsBytes            = $optionsBytes
         PassThru                = [bool]$bound['PassThru']
         ResponseHeadersVariable = $variable
-        # Success details are parsed only when someone will see them.
-        WantDetails             = [bool]$variable -or $debug -or ($VerbosePreference -ne 'SilentlyContinue' -and $VerbosePreference -ne 'Ignore')
         Debug                   = $debug
-        # Piped input (KeepViaIdentity) is sent in chunks through mgka_keep_alive_bulk_start.
-        Bulk                    = $Cmdlet.ParameterSetName -ne 'Keep'
+        Stream                  = $stream
+        # MGKA_ITEM_CALL_ID for -CallId, MGKA_ITEM_TEXT for piped strings.
+        Kind                    = [uint32]$(if ($Cmdlet.ParameterSetName -eq 'Keep') { 1 } else { 0 })
+        # The items pushed and not withdrawn, in input order, for their answers' records; Read:
+        # how many have been answered; Shown: call ids of items that are not their own call id.
+        Targets                 = [System.Collections.Generic.List[object]]::new()
+        Shown                   = [System.Collections.Generic.Dictionary[int, string]]::new()
+        Read                    = 0
+        Done                    = 0
+        Clock                   = [System.Diagnostics.Stopwatch]::StartNew()
+        ProgressShown           = $false
+        ProgressAt              = 0L
+        OpenError               = $null
     }
-    if ($state.Bulk) {
-        $state.ThrottleLimit = $ThrottleLimit
-        $state.ChunkSize = [Math]::Max($script:BulkMinChunkSize, $script:BulkChunkFactor * $ThrottleLimit)
-        # The pending chunk, one entry per item in input order (see Send-MgkaBulkChunk).
-        $state.Pending = [System.Collections.Generic.List[object]]::new()
-        $state.ResolveErrors = [System.Collections.Generic.List[object]]::new()
-        $state.InFlight = $null # @{ Operation; Chunk; Stopwatch }: the chunk being sent
-        $state.Sent = 0         # items handed to bulk operations so far
-        $state.Done = 0         # items whose results were written
-        $state.Clock = $null    # started with the first bulk operation (progress)
-        $state.ProgressShown = $false
-        $state.ProgressAt = 0L
-        $state.PendingMixed = $false # the pending chunk holds more than plain call id strings
-        $state.NotesWritten = $false # the library's notes (e.g. no JSON batching) are written once
+    if ($status -ne $script:MGKA_OK) {
+        # The options cannot be used (a lone surrogate or a refused name in -Headers, ...): every
+        # item would fail the same way, as before the first request.
+        if ($null -eq $json) { $json = ConvertTo-Json -Compress @{ kind = 'InvalidArgument'; parameter = 'Headers'; message = 'The value of Headers is not valid Unicode text (it contains a lone surrogate).' } }
+        $state.OpenError = @{ Status = $status; Info = (ConvertFrom-MgkaJson $json) }
     }
     $state
 }
 
-function script:Invoke-MgkaSingleKeepAlive {
-    # One keep-alive (after ShouldProcess) and its result: -CallId, or a single piped item. The
-    # common case (a bot's timer: success, no -Verbose) calls the library directly, in this one
-    # function: each PowerShell function call costs more than the native round trip.
-    param(
-        [hashtable] $State,
-        [string] $By,          # Id or Identity
-        [string] $Value,       # the call id, or the identity JSON
-        [string] $DisplayId,
-        $Target
-    )
-    $started = [System.Diagnostics.Stopwatch]::GetTimestamp()
-    $valueBytes = $null
-    if ($null -ne $State.OptionsBytes -and $Value.IndexOf([char]0) -lt 0) {
-        $valueBytes = try { $script:Utf8.GetBytes($Value + [char]0) } catch [System.Text.EncoderFallbackException] { $null }
+function script:Get-MgkaIdentityValue {
+    # A piped item that is not a string, as the library's identity rule takes it
+    # (MGKA_ITEM_PROPERTIES): its CallId and Id values (a dictionary's keys or an object's
+    # properties, any case) as text, and the flags of values without a text form (a collection,
+    # an object), which are passed as their type's name. Returns @(CallId, Id, flags).
+    param($Item)
+    $base = if ($Item -is [psobject]) { $Item.PSObject.BaseObject } else { $Item }
+    $texts = [string[]]::new(2); $notText = [uint32]0
+    foreach ($i in 0, 1) {
+        $name = ('CallId', 'Id')[$i]; $value = $null
+        if ($base -is [System.Collections.IDictionary]) {
+            foreach ($key in $base.Keys) { if ([string]::Equals([string]$key, $name, [StringComparison]::OrdinalIgnoreCase)) { $value = $base[$key]; break } }
+        } elseif ($property = $Item.PSObject.Properties[$name]) { $value = $property.Value }
+        if ($null -eq $value) { continue }
+        if ($value -is [psobject]) { $value = $value.PSObject.BaseObject }
+        if ($value -isnot [string] -and ($value -is [System.Collections.IEnumerable] -or $value -is [System.Management.Automation.PSCustomObject])) {
+            $texts[$i] = $value.GetType().Name; $notText += $i + 1
+        } else { $texts[$i] = if ($value -is [System.IFormattable]) { $value.ToString($null, [cultureinfo]::InvariantCulture) } else { [string]$value } }
     }
-    if ($null -eq $valueBytes) {
-        # NUL, a lone surrogate: Invoke-MgkaNative names the parameter in the error.
-        $text = [System.Collections.Specialized.OrderedDictionary]::new()
-        $text[$(if ($By -eq 'Id') { 'CallId' } else { 'InputObject' })] = $Value; $text['Headers'] = $State.OptionsJson
-        $result = Invoke-MgkaNative $(if ($By -eq 'Id') { 'KeepAliveByIdStart' } else { 'KeepAliveByIdentityStart' }) -Text $text
-        $status = $result.Status; $json = $result.Json
+    , @($texts[0], [UIntPtr]::new([uint32]([string]$texts[0]).Length), $texts[1], [UIntPtr]::new([uint32]([string]$texts[1]).Length), $notText)
+}
+
+function script:Push-MgkaKeepAliveObject {
+    # Pushes a piped item that is not a string (Get-MgkaIdentityValue); returns the push's status.
+    param([hashtable] $State, $Item, [ref] $Out)
+    if ($State.Stream -eq 0) { return [uint32]10 }   # no stream: MGKA_STATUS_INVALID_HANDLE
+    $v = Get-MgkaIdentityValue $Item
+    $script:Native::mgka_keep_alive_stream_push($State.Stream, 2, $v[0], $v[1], $v[2], $v[3], $v[4], $Out)
+}
+
+function script:Step-MgkaKeepAlive {
+    # The rest of a push that the commands' process block does not handle inline: an item named
+    # by another call id than its text (asked about by that id), a refused item (answered in its
+    # place, nothing to ask), and answers that are due (read before pushing more).
+    param([hashtable] $State, [uint32] $Status, $Item, [IntPtr] $Out)
+    if ($State.OpenError) {
+        # No stream (its options were refused): each item asked about gets that error at the end.
+        if ($State.Cmdlet.ShouldProcess($Item, 'Keep alive')) { $State.Targets.Add($Item) }
+        return
+    }
+    $callId = Read-MgkaNativeString -Pointer $Out
+    if ($Status -eq $script:MGKA_OK -or $Status -eq $script:MGKA_PENDING) {
+        $shown = if ($null -ne $callId) { $callId } else { $Item }
+        if ($State.Cmdlet.ShouldProcess($shown, 'Keep alive')) {
+            if ($null -ne $callId) { $State.Shown[$State.Targets.Count] = $callId }
+            $State.Targets.Add($Item)
+        } else { $null = $script:Native::mgka_keep_alive_stream_withdraw($State.Stream) }
+    } elseif ($Status -eq $script:MGKA_INVALID_ARGUMENT) {
+        $State.Targets.Add($Item)
     } else {
-        if ($null -eq $script:Native) { $null = Initialize-MgkaNative }
-        $native = $script:Native
-        $operation = [uint64]0
-        $status = if ($By -eq 'Id') { $native::mgka_keep_alive_by_id_start($valueBytes, $State.OptionsBytes, [ref]$operation) }
-        else { $native::mgka_keep_alive_by_identity_start($valueBytes, $State.OptionsBytes, [ref]$operation) }
-        $json = $null
-        if ($status -eq $script:MGKA_OK) {
-            $result = Wait-MgkaOperation -Operation $operation -SuccessJson $State.WantDetails
-            $status = $result.Status; $json = $result.Json
-        }
-        if ($status -eq $script:MGKA_OK -and -not $State.WantDetails) {
-            if ($State.PassThru) { $true }
-            return
-        }
+        throw "MgKeepAlive internal error: the keep-alive stream refused an item ($(Get-MgkaStatusName $Status)). Please report it."
     }
-    $elapsedMs = [long](([System.Diagnostics.Stopwatch]::GetTimestamp() - $started) * 1000 / [System.Diagnostics.Stopwatch]::Frequency)
-    Write-MgkaKeepAliveResult -State $State -Status $status -Info (ConvertFrom-MgkaJson $json) -DisplayId $DisplayId -Target $Target -ElapsedMs $elapsedMs
+    Read-MgkaKeepAliveAnswers -State $State
+}
+
+function script:Read-MgkaKeepAliveAnswers {
+    # Writes the answers that are due, in input order: $true per success (-PassThru), and for an
+    # answer with details (a failure; every success with -Verbose, -Debug or
+    # -ResponseHeadersVariable) its lines, variable and error record; the library's note (once,
+    # -Verbose). Waits in short slices, so Ctrl+C is honoured within one.
+    param([hashtable] $State)
+    $native = $script:Native; $ok = [uint64]0; $out = [IntPtr]::Zero
+    while ($true) {
+        $status = $native::mgka_keep_alive_stream_next($State.Stream, $script:WaitSliceMs, [ref]$ok, [ref]$out)
+        if ($status -eq $script:MGKA_PENDING) { continue }
+        $json = Read-MgkaNativeString -Pointer $out
+        if ($status -ne $script:MGKA_OK) { throw "MgKeepAlive internal error: reading the keep-alive stream failed ($(Get-MgkaStatusName $status)): $json Please report it." }
+        if ($ok -gt 0) {
+            if ($State.PassThru) { for ($i = 0; $i -lt $ok; $i++) { $true } }
+            $State.Read += $ok; $State.Done += $ok
+        }
+        if ($null -ne $json) {
+            $answer = ConvertFrom-MgkaJson $json
+            if ($answer.Contains('note')) { Write-Verbose $answer['note']; continue }
+            $index = $State.Read++; $State.Done++
+            $target = $State.Targets[$index]
+            $shown = if ($State.Shown.ContainsKey($index)) { $State.Shown[$index] } else { [string]$target }
+            if ($answer['ok']) { $status = $script:MGKA_OK; $info = $answer['result'] }
+            else {
+                $info = $answer['error']
+                $status = [uint32][Math]::Max(0, [array]::IndexOf($script:StatusNames, [string]$info['kind']))
+            }
+            Write-MgkaKeepAliveResult -State $State -Status $status -Info $info -DisplayId $shown -Target $target -ElapsedMs $State.Clock.ElapsedMilliseconds
+        } elseif ($ok -eq 0) { break }
+        Write-MgkaBulkProgress -State $State
+    }
+    if ($State.Read -eq $State.Targets.Count) { $State.Targets.Clear(); $State.Shown.Clear(); $State.Read = 0 }
+}
+
+function script:Complete-MgkaKeepAlive {
+    # The end block: sends what is left and writes every answer, then completes the progress bar.
+    param([hashtable] $State)
+    if ($State.OpenError) {
+        foreach ($target in $State.Targets) { Write-MgkaKeepAliveResult -State $State -Status $State.OpenError.Status -Info $State.OpenError.Info -DisplayId ([string]$target) -Target $target -ElapsedMs 0 }
+        return
+    }
+    $null = $script:Native::mgka_keep_alive_stream_finish($State.Stream)
+    Read-MgkaKeepAliveAnswers -State $State
+    if ($State.ProgressShown) {
+        $State.ProgressShown = $false
+        Write-Progress -Id $script:BulkProgressId -Activity 'Keeping calls alive' -Completed
+    }
 }
 
 function script:Write-MgkaKeepAliveResult {
@@ -918,7 +864,8 @@ function script:Write-MgkaKeepAliveResult {
         throw [System.Management.Automation.PipelineStoppedException]::new()
     }
     $statusText = if ($Info['httpStatus']) { "$($Info['httpStatus']) $($Info['code'])" } else { $kind }
-    Write-Verbose "Keep alive call '$DisplayId': $statusText in $elapsed ms$attemptsText"
+    # An item the identity rule refused was never a keep-alive: no line for it.
+    if ($Info['parameter'] -notlike 'InputObject*') { Write-Verbose "Keep alive call '$DisplayId': $statusText in $elapsed ms$attemptsText" }
     $record = New-MgkaErrorRecord -Status $Status -Info $Info -TargetObject $Target -Activity 'Keep alive'
     if ($record.ErrorDetails) { Write-Debug "Keep alive error response:`n$($record.ErrorDetails.Message)" }
     Write-MgkaKeepAliveError -State $State -Record $record
@@ -991,245 +938,6 @@ function script:New-MgkaCallerInvocation {
     $start = [System.Management.Automation.Language.ScriptPosition]::new($Invocation.ScriptName, $Invocation.ScriptLineNumber, $column, $line)
     $stop = [System.Management.Automation.Language.ScriptPosition]::new($Invocation.ScriptName, $Invocation.ScriptLineNumber, $end, $line)
     [System.Management.Automation.InvocationInfo]::Create($null, [System.Management.Automation.Language.ScriptExtent]::new($start, $stop))
-}
-
-# Bulk keep-alive (piped input). Items are resolved and asked about (ShouldProcess) one by one,
-# collected into chunks of $State.ChunkSize, and each chunk is sent with one
-# mgka_keep_alive_bulk_start (at most -ThrottleLimit requests in flight). The results are written
-# per item, in input order, while the next chunk is under way: one chunk in flight at a time, so
-# -ThrottleLimit is a strict bound. A pending entry is a plain call id [string] (the commands'
-# inline fast path), an ErrorRecord (an item that could not be resolved; written in its place),
-# or @{ By = 'Id'|'Identity'; Value; Target; Display } for any other item.
-
-function script:Add-MgkaBulkItem {
-    # An item that the inline fast path of the commands' process block did not take: resolves it
-    # (its error joins the chunk in order), asks ShouldProcess and adds it to the pending chunk.
-    param([hashtable] $State, $Item)
-    $errors = $State.ResolveErrors
-    $State.PendingMixed = $true
-    $resolved = Resolve-MgkaCallIdentity -Cmdlet $State.Cmdlet -Item $Item -ErrorList $errors
-    if ($null -eq $resolved) {
-        if ($errors.Count -gt 0) {
-            $State.Pending.Add($errors[0])
-            $errors.Clear()
-        }
-    } elseif ($State.Cmdlet.ShouldProcess($resolved.CallId, 'Keep alive')) {
-        $State.Pending.Add(@{ By = $resolved.By; Value = $resolved.Value; Target = $Item; Display = $resolved.CallId })
-    }
-    if ($State.Pending.Count -ge $State.ChunkSize) { Send-MgkaBulkChunk -State $State }
-}
-
-function script:Send-MgkaBulkChunk {
-    # Starts the pending chunk's bulk operation (after the one in flight has finished), then
-    # writes the finished chunk's results while the new one runs.
-    param([hashtable] $State)
-    if ($State.Pending.Count -eq 0) { return }
-    $chunk = @{ Entries = $State.Pending.ToArray(); Requests = 0; Errors = 0; Mixed = $State.PendingMixed }
-    $State.Pending.Clear()
-    $State.PendingMixed = $false
-    $request = ConvertTo-MgkaBulkRequest -State $State -Chunk $chunk
-
-    $finished = $null
-    if ($State.InFlight) {
-        $previous = $State.InFlight
-        $State.InFlight = $null
-        $result = Wait-MgkaOperation -Operation $previous.Operation
-        $previous.Stopwatch.Stop()
-        $finished = @{ Chunk = $previous.Chunk; Result = $result; ElapsedMs = $previous.Stopwatch.ElapsedMilliseconds }
-    }
-    $result = @{ Status = $script:MGKA_OK; Json = '{"answers":[],"notes":[]}' }   # a chunk without requests
-    if ($null -ne $request) {
-        $text = [System.Collections.Specialized.OrderedDictionary]::new()
-        $text['InputObject'] = $request; $text['Headers'] = $State.OptionsJson
-        if ($null -eq $State.Clock) { $State.Clock = [System.Diagnostics.Stopwatch]::StartNew() }
-        $start = Invoke-MgkaNative KeepAliveBulkStart -Text $text
-        $State.Sent += $chunk.Requests
-        if ($start.Status -eq $script:MGKA_OK) {
-            $State.InFlight = @{ Operation = $start.Operation; Chunk = $chunk; Stopwatch = [System.Diagnostics.Stopwatch]::StartNew() }
-            $chunk = $null
-        } else {
-            $result = @{ Status = $start.Status; Json = $start.Json }
-        }
-    }
-    if ($finished) { Write-MgkaBulkResults -State $State -Chunk $finished.Chunk -Result $finished.Result -ElapsedMs $finished.ElapsedMs }
-    # A chunk that needed no operation (only errors), or that the library refused at once.
-    if ($chunk) { Write-MgkaBulkResults -State $State -Chunk $chunk -Result $result -ElapsedMs 0 }
-}
-
-function script:Complete-MgkaBulk {
-    # The end block: when no chunk was sent and at most one item is a request, the single
-    # keep-alive way (as for -CallId); otherwise the rest is sent and every result written. Then
-    # the progress bar is completed.
-    param([hashtable] $State)
-    $pending = $State.Pending
-    if ($null -eq $State.InFlight -and $State.Sent -eq 0) {
-        $requests = 0
-        foreach ($entry in $pending) { if ($entry -isnot [System.Management.Automation.ErrorRecord]) { $requests++ } }
-        if ($requests -le 1) {
-            $entries = $pending.ToArray()
-            $pending.Clear()
-            foreach ($entry in $entries) {
-                if ($entry -is [System.Management.Automation.ErrorRecord]) { Write-MgkaKeepAliveError -State $State -Record $entry; continue }
-                if ($entry -is [string]) { Invoke-MgkaSingleKeepAlive -State $State -By Id -Value $entry -DisplayId $entry -Target $entry }
-                else { Invoke-MgkaSingleKeepAlive -State $State -By $entry.By -Value $entry.Value -DisplayId $entry.Display -Target $entry.Target }
-            }
-            return
-        }
-    }
-    Send-MgkaBulkChunk -State $State
-    if ($State.InFlight) {
-        $last = $State.InFlight
-        $State.InFlight = $null
-        $result = Wait-MgkaOperation -Operation $last.Operation
-        $last.Stopwatch.Stop()
-        Write-MgkaBulkResults -State $State -Chunk $last.Chunk -Result $result -ElapsedMs $last.Stopwatch.ElapsedMilliseconds
-    }
-    if ($State.ProgressShown) {
-        $State.ProgressShown = $false
-        Write-Progress -Id $script:BulkProgressId -Activity 'Keeping calls alive' -Completed
-    }
-}
-
-function script:Stop-MgkaBulk {
-    # The clean block (also after Ctrl+C, -ErrorAction Stop or a downstream Select-Object -First):
-    # cancels the chunk still in flight; its results are not written.
-    param([hashtable] $State)
-    $inFlight = $State.InFlight
-    if ($inFlight) {
-        $State.InFlight = $null
-        $null = Invoke-MgkaNative OperationCancel -Operation $inFlight.Operation
-    }
-    if ($State.ProgressShown) {
-        $State.ProgressShown = $false
-        Write-Progress -Id $script:BulkProgressId -Activity 'Keeping calls alive' -Completed
-    }
-}
-
-function script:ConvertTo-MgkaBulkRequest {
-    # The chunk's request JSON: {"items":[{"callId":"..."}|{"identity":"..."}],"concurrency":n,
-    # "notes":true}, or $null when it has no request. Counts the chunk's Requests and Errors. A
-    # value that is not valid UTF-16 (a lone surrogate) becomes that item's error, as for a single
-    # keep-alive.
-    param([hashtable] $State, [hashtable] $Chunk)
-    $entries = $Chunk.Entries
-    $tail = ',"concurrency":' + $State.ThrottleLimit + ',"notes":true' + $(if ($State.WantDetails) { '}' } else { ',"details":false}' })
-    if (-not $Chunk.Mixed) {
-        # Only plain call ids (the process block's inline path): one .NET call encodes them all.
-        # It throws on a lone surrogate; then the loop below finds the item.
-        try {
-            $ids = [System.Text.Json.JsonSerializer]::Serialize($entries, [object[]], [System.Text.Json.JsonSerializerOptions]$null)
-            $Chunk.Requests = $entries.Length
-            $Chunk.Errors = 0
-            return '{"callIds":' + $ids + $tail
-        } catch { }
-    }
-    $builder = [System.Text.StringBuilder]::new(48 * $entries.Length + 64)
-    [void]$builder.Append('{"items":[')
-    $count = 0
-    $errors = 0
-    for ($i = 0; $i -lt $entries.Length; $i++) {
-        $entry = $entries[$i]
-        if ($entry -is [string]) { $key = '{"callId":"'; $value = [string]$entry }
-        elseif ($entry -is [System.Management.Automation.ErrorRecord]) { $errors++; continue }
-        else { $key = if ($entry.By -eq 'Id') { '{"callId":"' } else { '{"identity":"' }; $value = $entry.Value }
-        try {
-            $escaped = [System.Text.Json.JsonEncodedText]::Encode($value).ToString()
-        } catch {
-            $parameter = if ($key -eq '{"callId":"') { 'CallId' } else { 'InputObject' }
-            $target = if ($entry -is [string]) { $entry } else { $entry.Target }
-            $entries[$i] = New-MgkaErrorRecord -Status $script:MGKA_INVALID_ARGUMENT -TargetObject $target -Info ([ordered]@{
-                    kind = 'InvalidArgument'; parameter = $parameter; callId = $null
-                    message = "The value of $parameter is not valid Unicode text (it contains a lone surrogate)." })
-            $errors++
-            continue
-        }
-        if ($count -gt 0) { [void]$builder.Append(',') }
-        [void]$builder.Append($key).Append($escaped).Append('"}')
-        $count++
-    }
-    $Chunk.Requests = $count
-    $Chunk.Errors = $errors
-    if ($count -eq 0) { return $null }
-    [void]$builder.Append(']').Append($tail)
-    $builder.ToString()
-}
-
-function script:Write-MgkaBulkResults {
-    # Writes a chunk's results in input order: the resolution errors in their places, one $true
-    # (-PassThru) or one error record per request. $Result: the bulk operation's @{ Status; Json },
-    # Json being {"answers":[...],"notes":[...]}; the first notes are written with Write-Verbose.
-    param([hashtable] $State, [hashtable] $Chunk, [hashtable] $Result, [long] $ElapsedMs)
-    $entries = $Chunk.Entries
-    $json = $Result.Json
-    $State.Done += $entries.Length
-    if (-not $State.NotesWritten -and $Result.Status -eq $script:MGKA_OK -and $json.Contains('"notes":["')) {
-        $State.NotesWritten = $true
-        $notes = [System.Text.Json.JsonDocument]::Parse($json)
-        try {
-            foreach ($note in $notes.RootElement.GetProperty('notes').EnumerateArray()) { Write-Verbose $note.GetString() }
-        } finally {
-            $notes.Dispose()
-        }
-    }
-    if ($Result.Status -eq $script:MGKA_OK -and $Chunk.Errors -eq 0 -and -not $State.WantDetails -and
-        -not $json.Contains('"ok":false') -and -not $json.Contains('[null') -and -not $json.Contains(',null')) {
-        # Every item succeeded (a failed item's answer always holds "ok":false, a lost one null):
-        # nothing to look at per item.
-        if ($State.PassThru) { for ($i = 0; $i -lt $entries.Length; $i++) { $true } }
-        Write-MgkaBulkProgress -State $State
-        return
-    }
-    $cmdlet = $State.Cmdlet
-    $passThru = $State.PassThru
-    $wantDetails = $State.WantDetails
-    $document = $null
-    $answers = $null
-    $failure = $null
-    if ($Result.Status -eq $script:MGKA_OK) {
-        $document = [System.Text.Json.JsonDocument]::Parse($json)
-        $answers = $document.RootElement.GetProperty('answers').EnumerateArray()
-    } else {
-        # The whole request failed (not connected, ...): each item gets that error.
-        $failure = ConvertFrom-MgkaJson $json
-        if ($null -eq $failure) { $failure = [ordered]@{} }
-    }
-    try {
-        foreach ($entry in $entries) {
-            if ($entry -is [System.Management.Automation.ErrorRecord]) { Write-MgkaKeepAliveError -State $State -Record $entry; continue }
-            if ($entry -is [string]) { $display = [string]$entry; $target = $entry }
-            else { $display = $entry.Display; $target = $entry.Target }
-            if ($null -ne $failure) {
-                Write-MgkaKeepAliveResult -State $State -Status $Result.Status -Info $failure -DisplayId $display -Target $target -ElapsedMs $ElapsedMs
-                continue
-            }
-            if (-not $answers.MoveNext()) {
-                Write-MgkaKeepAliveError -State $State -Record (New-MgkaErrorRecord -Status 12 -TargetObject $target -Activity 'Keep alive' -Info ([ordered]@{
-                                kind = 'Panic'; message = 'The bulk keep-alive answered fewer items than it was given.' }))
-                continue
-            }
-            $answer = $answers.Current
-            # {"ok":true,"result":{...}} or {"ok":false,"error":{...}}; null if the item's task died.
-            $isObject = $answer.ValueKind -eq $script:JsonObject
-            $ok = $isObject -and $answer.GetProperty('ok').ValueKind -eq $script:JsonTrue
-            if ($ok -and -not $wantDetails) {
-                if ($passThru) { $true }
-                continue
-            }
-            $status = $script:MGKA_OK
-            if ($ok) {
-                $info = ConvertFrom-MgkaJsonElement -Element $answer.GetProperty('result')
-            } else {
-                $info = if ($isObject) { ConvertFrom-MgkaJsonElement -Element $answer.GetProperty('error') }
-                else { [ordered]@{ kind = 'Panic'; message = 'The bulk keep-alive gave no answer for this item.' } }
-                $index = [array]::IndexOf($script:StatusNames, [string]$info['kind'])
-                $status = if ($index -gt 0) { [uint32]$index } else { [uint32]12 }
-            }
-            Write-MgkaKeepAliveResult -State $State -Status $status -Info $info -DisplayId $display -Target $target -ElapsedMs $ElapsedMs
-        }
-    } finally {
-        if ($document) { $document.Dispose() }
-    }
-    Write-MgkaBulkProgress -State $State
 }
 
 function script:Write-MgkaBulkProgress {
@@ -1617,29 +1325,17 @@ function script:Test-MgkaKeeperCallId {
 
 function script:Resolve-MgkaKeeperItem {
     # A pipeline item of Start-/Stop-MgCommunicationCallKeepAlive -> its call id, or $null after
-    # writing the item's error. The keep-alive commands' rules (Resolve-MgkaCallIdentity); a JSON
-    # identity is then read as the library reads one (mgka_keep_alive_by_identity): the first
-    # non-null of CallId and Id (any case) names the call and must be a JSON string.
-    # (The callers resolve the common cases inline first: a function call per item costs more
-    # than everything else they do.)
+    # writing the item's error: the library's identity rule (mgka_identity_resolve), as for the
+    # keep-alive commands. (The callers resolve the common cases inline first.)
     param([System.Management.Automation.PSCmdlet] $Cmdlet, $Item)
-    $resolved = Resolve-MgkaCallIdentity -Cmdlet $Cmdlet -Item $Item
-    if ($null -eq $resolved) { return }
-    if ($resolved.By -eq 'Id') { return [string]$resolved.CallId }
-    $document = [System.Text.Json.JsonDocument]::Parse([string]$resolved.Value)
-    try {
-        foreach ($name in 'CallId', 'Id') {
-            foreach ($property in $document.RootElement.EnumerateObject()) {
-                if (-not [string]::Equals($property.Name, $name, [StringComparison]::OrdinalIgnoreCase) -or $property.Value.ValueKind -eq 'Null') { continue }
-                if ($property.Value.ValueKind -eq 'String') { return $property.Value.GetString() }
-                $type = switch ($property.Value.ValueKind) { 'Number' { 'a number' } 'Array' { 'an array' } 'Object' { 'an object' } default { 'a boolean' } }
-                $Cmdlet.WriteError((New-MgkaErrorRecord -Status $script:MGKA_INVALID_ARGUMENT -TargetObject $Item -Info ([ordered]@{
-                                kind = 'InvalidArgument'; parameter = 'InputObject'; message = "InputObject.CallId must be a string, not $type." })))
-                return
-            }
-        }
-    } finally { $document.Dispose() }
-    [string]$resolved.CallId
+    if ($null -eq $script:Native) { $null = Initialize-MgkaNative }
+    $out = [IntPtr]::Zero
+    $base = if ($Item -is [psobject]) { $Item.PSObject.BaseObject } else { $Item }
+    $v = if ($base -is [string]) { 0, $base, [UIntPtr]::new([uint32]$base.Length), $null, [UIntPtr]::Zero, [uint32]0 } else { @(2) + (Get-MgkaIdentityValue $Item) }
+    $status = $script:Native::mgka_identity_resolve($v[0], $v[1], $v[2], $v[3], $v[4], $v[5], [ref]$out)
+    $info = ConvertFrom-MgkaJson (Read-MgkaNativeString -Pointer $out)
+    if ($status -eq $script:MGKA_OK) { return [string]$info['callId'] }
+    $Cmdlet.WriteError((New-MgkaErrorRecord -Status $status -Info $info -TargetObject $Item))
 }
 
 function script:Send-MgkaKeeperStart {

@@ -237,65 +237,33 @@ function Invoke-MgKeepCommunicationCallAlive {
     [CmdletBinding(DefaultParameterSetName = 'Keep', SupportsShouldProcess, ConfirmImpact = 'Medium', PositionalBinding = $false)]
     [OutputType([bool])]
     param(
-        [Parameter(Mandatory, ParameterSetName = 'Keep')]
-        [string] $CallId,
-
-        [Parameter(Mandatory, ParameterSetName = 'KeepViaIdentity', ValueFromPipeline)]
-        [object] $InputObject,
-
-        [Parameter()]
-        [switch] $PassThru,
-
-        [Parameter()]
-        [System.Collections.IDictionary] $Headers,
-
-        [Parameter()]
-        [Alias('RHV')]
-        [string] $ResponseHeadersVariable,
-
-        [Parameter(DontShow)]
-        [switch] $Break,
-
-        [Parameter(DontShow)]
-        [object[]] $HttpPipelineAppend,
-
-        [Parameter(DontShow)]
-        [object[]] $HttpPipelinePrepend,
-
-        [Parameter(DontShow)]
-        [uri] $Proxy,
-
-        [Parameter(DontShow)]
-        [pscredential] $ProxyCredential,
-
-        [Parameter(DontShow)]
-        [switch] $ProxyUseDefaultCredentials,
-
-        [Parameter()]
-        [ValidateRange(1, 256)]
-        [int] $ThrottleLimit = 32
+        [Parameter(Mandatory, ParameterSetName = 'Keep')][string] $CallId,
+        [Parameter(Mandatory, ParameterSetName = 'KeepViaIdentity', ValueFromPipeline)][object] $InputObject,
+        [Parameter()][switch] $PassThru,
+        [Parameter()][System.Collections.IDictionary] $Headers,
+        [Parameter()][Alias('RHV')][string] $ResponseHeadersVariable,
+        [Parameter(DontShow)][switch] $Break,
+        [Parameter(DontShow)][object[]] $HttpPipelineAppend,
+        [Parameter(DontShow)][object[]] $HttpPipelinePrepend,
+        [Parameter(DontShow)][uri] $Proxy,
+        [Parameter(DontShow)][pscredential] $ProxyCredential,
+        [Parameter(DontShow)][switch] $ProxyUseDefaultCredentials,
+        [Parameter()][ValidateRange(1, 256)][int] $ThrottleLimit = 32
     )
 
-    begin { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; $state = $null; $state = Initialize-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion 'v1.0' -ThrottleLimit $ThrottleLimit }
+    begin { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; $state = $null; $state = Open-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion 'v1.0' -ThrottleLimit $ThrottleLimit; $native = $script:Native; $out = [IntPtr]::Zero }
     process {
-        if (-not $state.Bulk) {
-            if ($PSCmdlet.ShouldProcess($CallId, 'Keep alive')) { Invoke-MgkaSingleKeepAlive -State $state -By Id -Value $CallId -DisplayId $CallId -Target $CallId }
-            return
-        }
-        # Piped input, inline for the common case (a function call per item costs more than the
-        # rest): a plain call id string. Everything else goes through Add-MgkaBulkItem.
-        $pending = $state.Pending; $chunkSize = $state.ChunkSize
-        foreach ($item in $InputObject) {
-            if ($item -is [string] -and $item.Length -gt 0 -and ($first = [int]$item[0]) -gt 32 -and $first -lt 127 -and $first -ne 123 -and $first -ne 91) {
-                if ($PSCmdlet.ShouldProcess($item, 'Keep alive')) {
-                    $pending.Add($item)
-                    if ($pending.Count -ge $chunkSize) { Send-MgkaBulkChunk -State $state }
-                }
-            } else { Add-MgkaBulkItem -State $state -Item $item }
+        # Inline, per item: one push into the library's stream (which applies the identity rule),
+        # one ShouldProcess; everything else in Step-MgkaKeepAlive (see Open-MgkaKeepAlive).
+        foreach ($item in $(if ($state.Kind) { $CallId } else { $InputObject })) {
+            $status = if ($item -is [string]) { $native::mgka_keep_alive_stream_push($state.Stream, $state.Kind, $item, [UIntPtr]::new([uint32]$item.Length), $null, [UIntPtr]::Zero, 0, [ref]$out) } else { Push-MgkaKeepAliveObject $state $item ([ref]$out) }
+            if ($status -eq 0 -and $out -eq [IntPtr]::Zero) {
+                if ($PSCmdlet.ShouldProcess($item, 'Keep alive')) { $state.Targets.Add($item) } else { $null = $native::mgka_keep_alive_stream_withdraw($state.Stream) }
+            } else { Step-MgkaKeepAlive $state $status $item $out; $out = [IntPtr]::Zero }
         }
     }
-    end { if ($state.Bulk) { Complete-MgkaBulk -State $state } }
-    clean { if ($state -and $state.Bulk) { Stop-MgkaBulk -State $state } }
+    end { Complete-MgkaKeepAlive -State $state }
+    clean { if ($state) { $null = $script:Native::mgka_keep_alive_stream_close($state.Stream) } }
 }
 
 function Invoke-MgBetaKeepCommunicationCallAlive {
@@ -502,65 +470,33 @@ function Invoke-MgBetaKeepCommunicationCallAlive {
     [CmdletBinding(DefaultParameterSetName = 'Keep', SupportsShouldProcess, ConfirmImpact = 'Medium', PositionalBinding = $false)]
     [OutputType([bool])]
     param(
-        [Parameter(Mandatory, ParameterSetName = 'Keep')]
-        [string] $CallId,
-
-        [Parameter(Mandatory, ParameterSetName = 'KeepViaIdentity', ValueFromPipeline)]
-        [object] $InputObject,
-
-        [Parameter()]
-        [switch] $PassThru,
-
-        [Parameter()]
-        [System.Collections.IDictionary] $Headers,
-
-        [Parameter()]
-        [Alias('RHV')]
-        [string] $ResponseHeadersVariable,
-
-        [Parameter(DontShow)]
-        [switch] $Break,
-
-        [Parameter(DontShow)]
-        [object[]] $HttpPipelineAppend,
-
-        [Parameter(DontShow)]
-        [object[]] $HttpPipelinePrepend,
-
-        [Parameter(DontShow)]
-        [uri] $Proxy,
-
-        [Parameter(DontShow)]
-        [pscredential] $ProxyCredential,
-
-        [Parameter(DontShow)]
-        [switch] $ProxyUseDefaultCredentials,
-
-        [Parameter()]
-        [ValidateRange(1, 256)]
-        [int] $ThrottleLimit = 32
+        [Parameter(Mandatory, ParameterSetName = 'Keep')][string] $CallId,
+        [Parameter(Mandatory, ParameterSetName = 'KeepViaIdentity', ValueFromPipeline)][object] $InputObject,
+        [Parameter()][switch] $PassThru,
+        [Parameter()][System.Collections.IDictionary] $Headers,
+        [Parameter()][Alias('RHV')][string] $ResponseHeadersVariable,
+        [Parameter(DontShow)][switch] $Break,
+        [Parameter(DontShow)][object[]] $HttpPipelineAppend,
+        [Parameter(DontShow)][object[]] $HttpPipelinePrepend,
+        [Parameter(DontShow)][uri] $Proxy,
+        [Parameter(DontShow)][pscredential] $ProxyCredential,
+        [Parameter(DontShow)][switch] $ProxyUseDefaultCredentials,
+        [Parameter()][ValidateRange(1, 256)][int] $ThrottleLimit = 32
     )
 
-    begin { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; $state = $null; $state = Initialize-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion 'beta' -ThrottleLimit $ThrottleLimit }
+    begin { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; $state = $null; $state = Open-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion 'beta' -ThrottleLimit $ThrottleLimit; $native = $script:Native; $out = [IntPtr]::Zero }
     process {
-        if (-not $state.Bulk) {
-            if ($PSCmdlet.ShouldProcess($CallId, 'Keep alive')) { Invoke-MgkaSingleKeepAlive -State $state -By Id -Value $CallId -DisplayId $CallId -Target $CallId }
-            return
-        }
-        # Piped input, inline for the common case (a function call per item costs more than the
-        # rest): a plain call id string. Everything else goes through Add-MgkaBulkItem.
-        $pending = $state.Pending; $chunkSize = $state.ChunkSize
-        foreach ($item in $InputObject) {
-            if ($item -is [string] -and $item.Length -gt 0 -and ($first = [int]$item[0]) -gt 32 -and $first -lt 127 -and $first -ne 123 -and $first -ne 91) {
-                if ($PSCmdlet.ShouldProcess($item, 'Keep alive')) {
-                    $pending.Add($item)
-                    if ($pending.Count -ge $chunkSize) { Send-MgkaBulkChunk -State $state }
-                }
-            } else { Add-MgkaBulkItem -State $state -Item $item }
+        # Inline, per item: one push into the library's stream (which applies the identity rule),
+        # one ShouldProcess; everything else in Step-MgkaKeepAlive (see Open-MgkaKeepAlive).
+        foreach ($item in $(if ($state.Kind) { $CallId } else { $InputObject })) {
+            $status = if ($item -is [string]) { $native::mgka_keep_alive_stream_push($state.Stream, $state.Kind, $item, [UIntPtr]::new([uint32]$item.Length), $null, [UIntPtr]::Zero, 0, [ref]$out) } else { Push-MgkaKeepAliveObject $state $item ([ref]$out) }
+            if ($status -eq 0 -and $out -eq [IntPtr]::Zero) {
+                if ($PSCmdlet.ShouldProcess($item, 'Keep alive')) { $state.Targets.Add($item) } else { $null = $native::mgka_keep_alive_stream_withdraw($state.Stream) }
+            } else { Step-MgkaKeepAlive $state $status $item $out; $out = [IntPtr]::Zero }
         }
     }
-    end { if ($state.Bulk) { Complete-MgkaBulk -State $state } }
-    clean { if ($state -and $state.Bulk) { Stop-MgkaBulk -State $state } }
+    end { Complete-MgkaKeepAlive -State $state }
+    clean { if ($state) { $null = $script:Native::mgka_keep_alive_stream_close($state.Stream) } }
 }
 
 function Connect-MgGraph {
