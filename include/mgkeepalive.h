@@ -345,9 +345,14 @@ MgkaStatus mgka_identity_resolve(uint32_t kind,
 // `stream_json` NULL or `{"concurrency":32,"details":false,"notes":false}` (concurrency 1–256,
 // default 32: requests in flight at most; details: every success is answered with its result,
 // else successes are counted; notes: notes for the user, such as that this Graph refuses batched
-// keep-alives, are answered once). Push items with `mgka_keep_alive_stream_push`, read answers
+// keep-alives, are answered once), optionally with `"cloud":"USGov"` (the cloud the host is
+// connected to) and `"given":["HttpPipelineAppend",...]` (the ignored compatibility parameters
+// the user gave: HttpPipelineAppend, HttpPipelinePrepend, ProxyCredential without -Proxy,
+// ProxyUseDefaultCredentials). On success `*out_json` is NULL, or `{"warnings":["..."]}` when
+// the command has something to warn about (an ignored parameter; once per process, a cloud
+// where Microsoft does not document keepAlive for this API version). Push items with `mgka_keep_alive_stream_push`, read answers
 // with `mgka_keep_alive_stream_next`, end with `mgka_keep_alive_stream_finish`, and always
-// release the handle with `mgka_keep_alive_stream_close`. `*out_json`: the error, on failure.
+// release the handle with `mgka_keep_alive_stream_close`. On failure `*out_json` is the error.
 // Thread-safe; one stream is used by one host thread at a time.
 //
 // # Safety

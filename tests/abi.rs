@@ -732,3 +732,172 @@ fn bulk_keep_alive_with_notes_answers_an_object_and_says_when_graph_refuses_batc
     let disconnect: Symbol<unsafe extern "C" fn(OutJson) -> u32> = abi.sym("mgka_disconnect");
     unsafe { disconnect(ptr::null_mut()) };
 }
+
+type Push = unsafe extern "C" fn(u64, u32, *const u16, usize, *const u16, usize, u32, OutJson) -> u32;
+
+fn utf16(text: &str) -> Vec<u16> {
+    text.encode_utf16().collect()
+}
+
+#[test]
+fn identity_resolve_applies_the_one_rule_to_every_kind_of_item() {
+    let abi = &*ABI;
+    let resolve: Symbol<unsafe extern "C" fn(u32, *const u16, usize, *const u16, usize, u32, OutJson) -> u32> = abi.sym("mgka_identity_resolve");
+    let text = |kind: u32, a: Option<&[u16]>, b: Option<&[u16]>, flags: u32| {
+        abi.json_call(|out| unsafe {
+            resolve(kind, a.map_or(ptr::null(), <[u16]>::as_ptr), a.map_or(0, <[u16]>::len), b.map_or(ptr::null(), <[u16]>::as_ptr), b.map_or(0, <[u16]>::len), flags, out)
+        })
+    };
+    let (status, json) = text(0, Some(&utf16("plain-id")), None, 0);
+    assert_eq!((status, json["callId"].as_str(), json["verbatim"].as_bool()), (OK, Some("plain-id"), Some(true)));
+    let (status, json) = text(0, Some(&utf16(r#" {"cAlLiD":"from-json"}"#)), None, 0);
+    assert_eq!((status, json["callId"].as_str(), json["verbatim"].as_bool()), (OK, Some("from-json"), Some(false)));
+    let (status, json) = text(0, Some(&utf16(r#"[{"CallId":"x"}]"#)), None, 0);
+    assert_eq!((status, json["parameter"].as_str()), (INVALID_ARGUMENT, Some("InputObject")));
+    assert!(json["message"].as_str().unwrap().contains("JSON array"));
+    let (status, json) = text(0, Some(&utf16(r#"{"other":1}"#)), None, 0);
+    assert_eq!((status, json["parameter"].as_str(), json["message"].as_str()), (INVALID_ARGUMENT, Some("InputObject.CallId"), Some("InputObject has null value for InputObject.CallId")));
+    let (status, json) = text(1, Some(&utf16("{literal")), None, 0);
+    assert_eq!((status, json["callId"].as_str()), (OK, Some("{literal")));
+    let (status, json) = text(2, Some(&utf16("")), Some(&utf16("by-id")), 0);
+    assert_eq!((status, json["callId"].as_str()), (OK, Some("by-id")), "an empty CallId falls back to Id");
+    let (status, json) = text(2, Some(&utf16("Hashtable")), Some(&utf16("by-id")), 1);
+    assert_eq!((status, json["message"].as_str()), (INVALID_ARGUMENT, Some("InputObject.CallId must be a string, not Hashtable.")));
+    let (status, json) = text(2, None, None, 0);
+    assert_eq!((status, json["parameter"].as_str()), (INVALID_ARGUMENT, Some("InputObject.CallId")));
+    // Lone surrogates and NUL are refused, never replaced or truncated.
+    let (status, json) = text(0, Some(&[u16::from(b'a'), 0xD800, u16::from(b'b')]), None, 0);
+    assert_eq!((status, json["parameter"].as_str()), (INVALID_ARGUMENT, Some("CallId")));
+    assert!(json["message"].as_str().unwrap().contains("lone surrogate"));
+    let (status, json) = text(0, Some(&[u16::from(b'{'), 0xDC00]), None, 0);
+    assert_eq!((status, json["parameter"].as_str()), (INVALID_ARGUMENT, Some("InputObject")));
+    let (status, json) = text(1, Some(&utf16("a\0b")), None, 0);
+    assert_eq!((status, json["message"].as_str()), (INVALID_ARGUMENT, Some("The value of CallId contains a NUL character, which cannot be passed on.")));
+    // A NULL pointer with a length is a misuse of the ABI, not an item's error.
+    let (status, _) = abi.json_call(|out| unsafe { resolve(0, ptr::null(), 3, ptr::null(), 0, 0, out) });
+    assert_eq!(status, NULL_POINTER);
+}
+
+/// Reads a stream to its end: (successes counted, answers with JSON), in order.
+fn read_stream(abi: &Abi, stream: u64) -> Vec<Result<u64, serde_json::Value>> {
+    let next: Symbol<unsafe extern "C" fn(u64, u32, *mut u64, OutJson) -> u32> = abi.sym("mgka_keep_alive_stream_next");
+    let mut read = Vec::new();
+    let started = Instant::now();
+    loop {
+        assert!(started.elapsed() < HANG_BOUND, "the stream never completed");
+        let (mut ok, mut out) = (0u64, ptr::null_mut());
+        match unsafe { next(stream, 50, &mut ok, &mut out) } {
+            PENDING => continue,
+            OK => {}
+            other => panic!("next failed: {other}"),
+        }
+        if ok > 0 {
+            read.push(Ok(ok));
+        }
+        if out.is_null() {
+            if ok == 0 {
+                return read;
+            }
+        } else {
+            read.push(Err(serde_json::from_str(&abi.take(out)).unwrap()));
+        }
+    }
+}
+
+#[test]
+fn a_stream_takes_items_one_at_a_time_and_answers_in_input_order() {
+    let _session = SESSION.lock().unwrap_or_else(|p| p.into_inner());
+    let abi = &*ABI;
+    let emu = emulator();
+    abi.connect(&emu, "stream-token");
+    let open: Symbol<unsafe extern "C" fn(*const c_char, *const c_char, *mut u64, OutJson) -> u32> = abi.sym("mgka_keep_alive_stream_open");
+    let push: Symbol<Push> = abi.sym("mgka_keep_alive_stream_push");
+    let withdraw: Symbol<extern "C" fn(u64) -> u32> = abi.sym("mgka_keep_alive_stream_withdraw");
+    let finish: Symbol<extern "C" fn(u64) -> u32> = abi.sym("mgka_keep_alive_stream_finish");
+    let close: Symbol<extern "C" fn(u64) -> u32> = abi.sym("mgka_keep_alive_stream_close");
+    let good: Vec<String> = (0..1100).map(|_| emu.create_call(None)).collect();
+    let ended = emu.create_call(None);
+    emu.end_call(&ended);
+
+    let mut stream = 0;
+    let mut out = ptr::null_mut();
+    assert_eq!(unsafe { open(ptr::null(), c"{\"concurrency\":8}".as_ptr(), &mut stream, &mut out) }, OK);
+    let push_text = |text: &str, out: &mut *mut c_char| {
+        let units = utf16(text);
+        unsafe { push(stream, 0, units.as_ptr(), units.len(), ptr::null(), 0, 0, out) }
+    };
+    let mut due = 0;
+    for (i, id) in good.iter().enumerate() {
+        let mut call_id = ptr::null_mut();
+        let status = match i {
+            // An identity names its call id back; a refused item is answered in its place.
+            3 => {
+                let status = push_text(&format!(r#"{{"id":"{id}"}}"#), &mut call_id);
+                assert_eq!(abi.take(call_id), *id);
+                status
+            }
+            _ => push_text(id, &mut call_id),
+        };
+        assert!(matches!(status, OK | PENDING), "{status}");
+        if status == PENDING {
+            due += 1;
+        }
+        if i == 5 {
+            assert_eq!(push_text(r#"{"nothing":1}"#, &mut call_id), INVALID_ARGUMENT);
+            assert_eq!(push_text(&ended, &mut call_id), OK);
+            assert_eq!(push_text("withdrawn", &mut call_id), OK);
+            assert_eq!(withdraw(stream), OK, "the user said no");
+        }
+    }
+    assert_eq!(due, 2, "1,102 items are three chunks of 512: two were sent while pushing");
+    assert_eq!(finish(stream), OK);
+    let answers = read_stream(abi, stream);
+    let successes: u64 = answers.iter().filter_map(|a| a.as_ref().ok()).sum();
+    assert_eq!(successes, 1100);
+    let failures: Vec<&serde_json::Value> = answers.iter().filter_map(|a| a.as_ref().err()).collect();
+    assert_eq!(failures.len(), 2, "{failures:?}");
+    assert_eq!(failures[0]["error"]["parameter"], "InputObject.CallId");
+    assert_eq!((failures[1]["error"]["httpStatus"].as_u64(), failures[1]["error"]["callId"].as_str()), (Some(404), Some(ended.as_str())));
+    // In input order: six successes, then the refused item, then the ended call.
+    let flat: Vec<bool> = answers.iter().flat_map(|a| match a { Ok(n) => vec![true; *n as usize], Err(_) => vec![false] }).collect();
+    assert_eq!(flat.len(), 1102);
+    assert_eq!(flat.iter().position(|ok| !ok), Some(6));
+    assert!(!flat[7] && flat[8..].iter().all(|ok| *ok));
+    assert_eq!(close(stream), OK);
+    assert_eq!(close(stream), INVALID_HANDLE, "a handle is released once");
+    let units = utf16("x");
+    assert_eq!(unsafe { push(stream, 0, units.as_ptr(), 1, ptr::null(), 0, 0, ptr::null_mut()) }, INVALID_HANDLE);
+}
+
+#[test]
+fn a_stream_refuses_bad_settings_and_a_single_item_is_a_single_request() {
+    let _session = SESSION.lock().unwrap_or_else(|p| p.into_inner());
+    let abi = &*ABI;
+    let emu = emulator();
+    abi.connect(&emu, "stream-token");
+    let open: Symbol<unsafe extern "C" fn(*const c_char, *const c_char, *mut u64, OutJson) -> u32> = abi.sym("mgka_keep_alive_stream_open");
+    let push: Symbol<Push> = abi.sym("mgka_keep_alive_stream_push");
+    let finish: Symbol<extern "C" fn(u64) -> u32> = abi.sym("mgka_keep_alive_stream_finish");
+    let close: Symbol<extern "C" fn(u64) -> u32> = abi.sym("mgka_keep_alive_stream_close");
+    let mut stream = 0;
+    for refused in [c"{\"concurrency\":0}", c"{\"concurrency\":257}", c"{\"unknown\":1}"] {
+        let (status, error) = abi.json_call(|out| unsafe { open(ptr::null(), refused.as_ptr(), &mut stream, out) });
+        assert_eq!((status, error["parameter"].as_str()), (INVALID_ARGUMENT, Some("ThrottleLimit")), "{refused:?}");
+    }
+    let (status, error) = abi.json_call(|out| unsafe { open(c"{\"headers\":{\"Authorization\":\"x\"}}".as_ptr(), ptr::null(), &mut stream, out) });
+    assert_eq!((status, error["parameter"].as_str()), (INVALID_ARGUMENT, Some("Headers")));
+
+    let id = emu.create_call(None);
+    let mut out = ptr::null_mut();
+    assert_eq!(unsafe { open(c"{\"apiVersion\":\"beta\"}".as_ptr(), c"{\"details\":true}".as_ptr(), &mut stream, &mut out) }, OK);
+    let units = utf16(&id);
+    assert_eq!(unsafe { push(stream, 1, units.as_ptr(), units.len(), ptr::null(), 0, 0, &mut out) }, OK);
+    assert!(out.is_null(), "a call id is its own text");
+    assert_eq!(finish(stream), OK);
+    let answers = read_stream(abi, stream);
+    assert_eq!(answers.len(), 1, "with details, a success is answered with its result");
+    let answer = answers[0].as_ref().unwrap_err();
+    assert_eq!((answer["ok"].as_bool(), answer["result"]["callId"].as_str()), (Some(true), Some(id.as_str())));
+    assert!(answer["result"]["uri"].as_str().unwrap().ends_with("/beta/communications/calls/".to_owned() + &id + "/keepAlive"));
+    assert_eq!(close(stream), OK);
+}

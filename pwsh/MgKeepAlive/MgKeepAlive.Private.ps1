@@ -632,13 +632,13 @@ function script:Open-MgkaKeepAlive {
         [int] $ThrottleLimit
     )
     $bound = $Cmdlet.MyInvocation.BoundParameters
-    if ($bound.ContainsKey('HttpPipelineAppend')) { Write-Warning 'MgKeepAlive does not support -HttpPipelineAppend; the request is sent without it.' }
-    if ($bound.ContainsKey('HttpPipelinePrepend')) { Write-Warning 'MgKeepAlive does not support -HttpPipelinePrepend; the request is sent without it.' }
-    # Microsoft.Graph.Authentication loaded next to MgKeepAlive is checked by Connect-MgGraph and
-    # Get-MgContext, and when a keep-alive finds no connection, not here: with a connection made
-    # by MgKeepAlive the keep-alive works whatever else is loaded.
+    # The library warns (mgka_keep_alive_stream_open): about the ignored compatibility parameters
+    # given, and once per process about a cloud where keepAlive is not documented. Microsoft's
+    # modules loaded next to MgKeepAlive are checked by Connect-MgGraph and Get-MgContext, and when
+    # a keep-alive finds no connection, not here.
+    $given = @(foreach ($name in 'HttpPipelineAppend', 'HttpPipelinePrepend') { if ($bound.ContainsKey($name)) { $name } }) +
+        @(if ($bound['ProxyCredential'] -and -not $bound['Proxy']) { 'ProxyCredential' }) + @(if ($bound['ProxyUseDefaultCredentials']) { 'ProxyUseDefaultCredentials' })
     $cloud = [AppDomain]::CurrentDomain.GetData('MgKeepAlive.Cloud')
-    if ($cloud -and $cloud -ne 'Global' -and $cloud -ne 'Other') { Test-MgkaCloudAvailability -ApiVersion $ApiVersion }
 
     # Timeout and retries come from the process-wide request context (Set-MgRequestContext).
     $options = [ordered]@{ apiVersion = $ApiVersion }
@@ -666,12 +666,6 @@ function script:Open-MgkaKeepAlive {
             # Only in the options JSON handed to the library; never written to any stream.
             $options['proxy']['password'] = $credential.GetNetworkCredential().Password
         }
-    } elseif ($bound['ProxyCredential']) {
-        Write-Warning '-ProxyCredential is used only together with -Proxy; it is ignored.'
-    }
-    if ($bound['ProxyUseDefaultCredentials']) {
-        Write-Warning ('MgKeepAlive cannot send default (integrated Windows) credentials to a proxy: -ProxyUseDefaultCredentials is ignored ' +
-            'and the request goes to the proxy without credentials. Give -ProxyCredential for a proxy that needs a user name and password.')
     }
     $environmentProxy = Get-MgkaEnvironmentProxy
     $debug = $DebugPreference -ne 'SilentlyContinue' -and $DebugPreference -ne 'Ignore'
@@ -688,11 +682,15 @@ function script:Open-MgkaKeepAlive {
     $verbose = $VerbosePreference -ne 'SilentlyContinue' -and $VerbosePreference -ne 'Ignore'
     $details = [bool]$variable -or $debug -or $verbose
     $stream = [uint64]0; $out = [IntPtr]::Zero
-    $settings = '{"concurrency":' + $ThrottleLimit + ',"details":' + $(if ($details) { 'true' } else { 'false' }) + ',"notes":' + $(if ($verbose) { 'true}' } else { 'false}' })
+    $settings = '{"concurrency":' + $ThrottleLimit + ',"details":' + $(if ($details) { 'true' } else { 'false' }) + ',"notes":' + $(if ($verbose) { 'true' } else { 'false' })
+    if ($cloud) { $settings += ',"cloud":"' + $cloud + '"' }
+    if ($given.Count) { $settings += ',"given":["' + ($given -join '","') + '"]' }
+    $settings += '}'
     try { $optionsBytes = $script:Utf8.GetBytes($optionsJson + [char]0) } catch [System.Text.EncoderFallbackException] { $optionsBytes = $null }
     if ($null -eq $script:Native) { $null = Initialize-MgkaNative }
     $status = if ($null -eq $optionsBytes) { $script:MGKA_INVALID_ARGUMENT } else { $script:Native::mgka_keep_alive_stream_open($optionsBytes, $script:Utf8.GetBytes($settings + [char]0), [ref]$stream, [ref]$out) }
     $json = Read-MgkaNativeString -Pointer $out
+    if ($status -eq $script:MGKA_OK -and $null -ne $json) { foreach ($warning in (ConvertFrom-MgkaJson $json)['warnings']) { Write-Warning $warning } }
     $state = @{
         Cmdlet                  = $Cmdlet
         ApiVersion              = $ApiVersion
@@ -968,18 +966,18 @@ function script:Get-MgkaCloud {
 }
 
 function script:Test-MgkaCloudAvailability {
-    # Keep-alive is documented for v1.0 in Global, USGov and USGovDoD, and for beta in Global
-    # only. Elsewhere the request is still sent; this warns once per process per cloud and version.
+    # The keeper's cloud warning: the library's (the keep-alive commands' warning, once per
+    # process per cloud and API version for both), from a keep-alive stream opened for it alone.
     param([string] $ApiVersion)
     $cloud = [AppDomain]::CurrentDomain.GetData('MgKeepAlive.Cloud')
-    if (-not $cloud -or $cloud -eq 'Global' -or $cloud -eq 'Other') { return }
-    if ($ApiVersion -eq 'v1.0' -and $cloud -ne 'China') { return }
-    $key = "MgKeepAlive.CloudWarning|$cloud|$ApiVersion"
-    if ([AppDomain]::CurrentDomain.GetData($key)) { return }
-    [AppDomain]::CurrentDomain.SetData($key, $true)
-    $available = if ($ApiVersion -eq 'beta') { 'only in the Global cloud' } else { 'in the Global, USGov and USGovDoD clouds, not in China' }
-    Write-Warning ("Microsoft documents call keepAlive ($ApiVersion) as available $available; you are connected to the $cloud cloud. " +
-        'MgKeepAlive sends the request anyway; if it fails, check with your cloud''s Graph documentation. (This warning is shown once per process.)')
+    if (-not $cloud) { return }
+    if ($null -eq $script:Native) { $null = Initialize-MgkaNative }
+    $stream = [uint64]0; $out = [IntPtr]::Zero
+    $status = $script:Native::mgka_keep_alive_stream_open((ConvertTo-MgkaUtf8 ('{"apiVersion":"' + $ApiVersion + '"}')), (ConvertTo-MgkaUtf8 ('{"cloud":"' + $cloud + '"}')), [ref]$stream, [ref]$out)
+    $json = Read-MgkaNativeString -Pointer $out
+    if ($status -ne $script:MGKA_OK) { return }
+    $null = $script:Native::mgka_keep_alive_stream_close($stream)
+    if ($null -ne $json) { foreach ($warning in (ConvertFrom-MgkaJson $json)['warnings']) { Write-Warning $warning } }
 }
 
 function script:Send-MgkaEnvironmentToMicrosoft {

@@ -60,9 +60,14 @@ pub unsafe extern "C" fn mgka_identity_resolve(
 /// `stream_json` NULL or `{"concurrency":32,"details":false,"notes":false}` (concurrency 1–256,
 /// default 32: requests in flight at most; details: every success is answered with its result,
 /// else successes are counted; notes: notes for the user, such as that this Graph refuses batched
-/// keep-alives, are answered once). Push items with `mgka_keep_alive_stream_push`, read answers
+/// keep-alives, are answered once), optionally with `"cloud":"USGov"` (the cloud the host is
+/// connected to) and `"given":["HttpPipelineAppend",...]` (the ignored compatibility parameters
+/// the user gave: HttpPipelineAppend, HttpPipelinePrepend, ProxyCredential without -Proxy,
+/// ProxyUseDefaultCredentials). On success `*out_json` is NULL, or `{"warnings":["..."]}` when
+/// the command has something to warn about (an ignored parameter; once per process, a cloud
+/// where Microsoft does not document keepAlive for this API version). Push items with `mgka_keep_alive_stream_push`, read answers
 /// with `mgka_keep_alive_stream_next`, end with `mgka_keep_alive_stream_finish`, and always
-/// release the handle with `mgka_keep_alive_stream_close`. `*out_json`: the error, on failure.
+/// release the handle with `mgka_keep_alive_stream_close`. On failure `*out_json` is the error.
 /// Thread-safe; one stream is used by one host thread at a time.
 ///
 /// # Safety
@@ -92,12 +97,21 @@ pub unsafe extern "C" fn mgka_keep_alive_stream_open(
         if !(1..=crate::graph::MAX_BULK_CONCURRENCY).contains(&concurrency) {
             return Err(CoreError::invalid("ThrottleLimit", "ThrottleLimit must be between 1 and 256.").into());
         }
-        Ok(stream::open(StreamSettings { options, concurrency, details: settings.details, notes: settings.notes }))
+        let warnings = stream::warnings(options.api_version, settings.cloud.as_deref(), &settings.given);
+        Ok((stream::open(StreamSettings { options, concurrency, details: settings.details, notes: settings.notes }), warnings))
     });
     match opened {
-        Ok(handle) => {
+        Ok((handle, warnings)) => {
             // SAFETY: checked non-NULL above; the caller promised it is writable.
             unsafe { *out_stream = handle };
+            if warnings.is_empty() {
+                if !out_json.is_null() {
+                    // SAFETY: the caller promised it is writable.
+                    unsafe { *out_json = std::ptr::null_mut() };
+                }
+            } else {
+                write_string(out_json, serde_json::json!({ "warnings": warnings }).to_string());
+            }
             MgkaStatus::Ok
         }
         Err(failure) => answer(out_json, Err(failure)),
@@ -238,6 +252,10 @@ struct StreamJson {
     details: bool,
     #[serde(default)]
     notes: bool,
+    #[serde(default)]
+    cloud: Option<String>,
+    #[serde(default)]
+    given: Vec<String>,
 }
 
 fn unknown(stream: u64) -> Failure {

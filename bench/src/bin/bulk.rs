@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use mgkeepalive::operation::run_blocking;
-use mgkeepalive::session::{self, BulkItem};
+use mgkeepalive::graph::BulkItem;
+use mgkeepalive::session;
 use mgkeepalive_bench::{arg, connect_library, median, EmulatorProcess};
 
 fn main() {
