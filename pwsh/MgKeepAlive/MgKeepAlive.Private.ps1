@@ -134,7 +134,7 @@ function script:Initialize-MgkaNative {
         'char **' = $ptr.MakeByRefType(); 'uint32_t *' = [uint32].MakeByRefType(); 'uint64_t *' = [uint64].MakeByRefType()
     }
     $functions = $script:NativeAbi.Functions
-    $key = "MgKeepAlive.Native|$script:LibraryPath|" + (($functions.Keys | Sort-Object | ForEach-Object { "$_=$($functions[$_] -join ',')" }) -join ';')
+    $key = "MgKeepAlive.Native|$script:LibraryPath|$($script:NativeAbi.Version)|$($functions.Count)"
     $script:Native = [AppDomain]::CurrentDomain.GetData($key)
     if ($script:Native -isnot [type]) {
         $assemblyName = [System.Reflection.AssemblyName]::new('MgKeepAlive.Native.' + [guid]::NewGuid().ToString('N'))
@@ -146,7 +146,7 @@ function script:Initialize-MgkaNative {
             $returns = if ($signature[0] -eq 'const char *') { $ptr } else { $types[$signature[0]] }
             $charSet = if ($signature -contains 'const uint16_t *') { 'Unicode' } else { 'Ansi' }
             $typeBuilder.DefinePInvokeMethod($name, $script:LibraryPath, 'Public, Static, PinvokeImpl, HideBySig', 'Standard',
-                $returns, [type[]]@($signature | Select-Object -Skip 1 | ForEach-Object { $types[$_] }), 'Cdecl', $charSet).SetImplementationFlags('PreserveSig')
+                $returns, [type[]]@(for ($i = 1; $i -lt $signature.Count; $i++) { $types[$signature[$i]] }), 'Cdecl', $charSet).SetImplementationFlags('PreserveSig')
         }
         $script:Native = $typeBuilder.CreateType()
         [AppDomain]::CurrentDomain.SetData($key, $script:Native)
@@ -223,12 +223,12 @@ function script:Invoke-MgkaNative {
     $name = if ($Function.StartsWith('mgka_')) { $Function } else { 'mgka_' + ($Function -creplace '(?<!^)([A-Z])', '_$1').ToLowerInvariant() }
     $signature = $script:NativeAbi.Functions[$name]
     if ($null -eq $signature) { throw "Invoke-MgkaNative: unknown function '$Function'." }
-    $types = @($signature | Select-Object -Skip 1)
-    $argv = [object[]]::new($types.Count)
+    $signature = @($signature)
+    $argv = [object[]]::new($signature.Count - 1)
     $next = 0
-    for ($i = 0; $i -lt $types.Count; $i++) {
+    for ($i = 0; $i -lt $argv.Length; $i++) {
         # Assigned, not emitted: a byte[] written to the pipeline would be unrolled.
-        $type = $types[$i]
+        $type = $signature[$i + 1]
         if ($type -eq 'const char *') { $argv[$i] = $encoded[$next++] }
         elseif ($type -eq 'const uint8_t *') { $argv[$i] = $Secret }
         elseif ($type -in 'size_t', 'uintptr_t') { $argv[$i] = if ($Secret) { [UIntPtr]::new([uint64]$Secret.Length) } else { [UIntPtr]::Zero } }
