@@ -615,8 +615,11 @@ function script:Open-MgkaKeepAlive {
     # given, and once per process about a cloud where keepAlive is not documented. Microsoft's
     # modules loaded next to MgKeepAlive are checked by Connect-MgGraph and Get-MgContext, and when
     # a keep-alive finds no connection, not here.
-    $given = @(foreach ($name in 'HttpPipelineAppend', 'HttpPipelinePrepend') { if ($bound.ContainsKey($name)) { $name } }) +
-        @(if ($bound['ProxyCredential'] -and -not $bound['Proxy']) { 'ProxyCredential' }) + @(if ($bound['ProxyUseDefaultCredentials']) { 'ProxyUseDefaultCredentials' })
+    $given = ''
+    if ($bound.ContainsKey('HttpPipelineAppend')) { $given += ',"HttpPipelineAppend"' }
+    if ($bound.ContainsKey('HttpPipelinePrepend')) { $given += ',"HttpPipelinePrepend"' }
+    if ($bound['ProxyCredential'] -and -not $bound['Proxy']) { $given += ',"ProxyCredential"' }
+    if ($bound['ProxyUseDefaultCredentials']) { $given += ',"ProxyUseDefaultCredentials"' }
     $cloud = [AppDomain]::CurrentDomain.GetData('MgKeepAlive.Cloud')
 
     # Timeout and retries come from the process-wide request context (Set-MgRequestContext).
@@ -663,7 +666,7 @@ function script:Open-MgkaKeepAlive {
     $stream = [uint64]0; $out = [IntPtr]::Zero
     $settings = '{"concurrency":' + $ThrottleLimit + ',"details":' + $(if ($details) { 'true' } else { 'false' }) + ',"notes":' + $(if ($verbose) { 'true' } else { 'false' })
     if ($cloud) { $settings += ',"cloud":"' + $cloud + '"' }
-    if ($given.Count) { $settings += ',"given":["' + ($given -join '","') + '"]' }
+    if ($given) { $settings += ',"given":[' + $given.Substring(1) + ']' }
     $settings += '}'
     try { $optionsBytes = $script:Utf8.GetBytes($optionsJson + [char]0) } catch [System.Text.EncoderFallbackException] { $optionsBytes = $null }
     if ($null -eq $script:Native) { $null = Initialize-MgkaNative }
