@@ -898,6 +898,6 @@ fn a_stream_refuses_bad_settings_and_a_single_item_is_a_single_request() {
     assert_eq!(answers.len(), 1, "with details, a success is answered with its result");
     let answer = answers[0].as_ref().unwrap_err();
     assert_eq!((answer["ok"].as_bool(), answer["result"]["callId"].as_str()), (Some(true), Some(id.as_str())));
-    assert!(answer["result"]["uri"].as_str().unwrap().ends_with("/beta/communications/calls/".to_owned() + &id + "/keepAlive"));
+    assert!(answer["result"]["uri"].as_str().unwrap().ends_with(&format!("/beta/communications/calls/{id}/keepAlive")));
     assert_eq!(close(stream), OK);
 }
