@@ -23,14 +23,19 @@ $ids = $all[$Warmup..($all.Length - 1)]
 $null = $warm | Invoke-MgKeepCommunicationCallAlive
 $process = [Diagnostics.Process]::GetCurrentProcess()
 $cpu = $process.TotalProcessorTime
+# The pipeline thread's own CPU time (Linux: /proc/thread-self/schedstat, nanoseconds on CPU):
+# PowerShell's share, without the engine's and the HTTP client's threads.
+$threadStat = '/proc/thread-self/schedstat'
+$threadCpu = if ([IO.File]::Exists($threadStat)) { [long]([IO.File]::ReadAllText($threadStat).Split(' ')[0]) } else { $null }
 $sw = [Diagnostics.Stopwatch]::StartNew()
 $null = $ids | Invoke-MgKeepCommunicationCallAlive
 $sw.Stop()
 $process.Refresh()
 $cpuMs = ($process.TotalProcessorTime - $cpu).TotalMilliseconds
+$threadUs = if ($null -ne $threadCpu) { ([long]([IO.File]::ReadAllText($threadStat).Split(' ')[0]) - $threadCpu) / 1000.0 / $Count } else { [double]::NaN }
 foreach ($id in $ids[0, [int]($ids.Length / 2), -1]) {
     $state = Invoke-RestMethod "$EmulatorUrl/_emulator/calls/$([uri]::EscapeDataString($id))"
     if ($state.keepAliveCount -ne 1) { throw "call $id has $($state.keepAliveCount) keep-alives, expected 1" }
 }
-'fresh process, {0:N0} piped ids after {1:N0} warm-up items: {2:N0} keep-alives/s ({3:N0} ms; pwsh process CPU {4:N0} ms = {5:N1} us per item, PowerShell and engine)' -f $Count, $Warmup, ($Count / $sw.Elapsed.TotalSeconds), $sw.Elapsed.TotalMilliseconds, $cpuMs, ($cpuMs * 1000 / $Count)
+'fresh process, {0:N0} piped ids after {1:N0} warm-up items: {2:N0} keep-alives/s ({3:N0} ms; pwsh process CPU {4:N0} ms = {5:N1} us per item, PowerShell and engine; pipeline thread {6:N1} us per item)' -f $Count, $Warmup, ($Count / $sw.Elapsed.TotalSeconds), $sw.Elapsed.TotalMilliseconds, $cpuMs, ($cpuMs * 1000 / $Count), $threadUs
 Disconnect-MgGraph | Out-Null

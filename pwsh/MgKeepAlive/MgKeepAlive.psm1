@@ -251,14 +251,14 @@ function Invoke-MgKeepCommunicationCallAlive {
         [Parameter()][ValidateRange(1, 256)][int] $ThrottleLimit = 32
     )
 
-    begin { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; $state = $null; $state = Open-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion 'v1.0' -ThrottleLimit $ThrottleLimit; $native = $script:Native; $out = [IntPtr]::Zero }
+    begin { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; $state = $null; $state = Open-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion 'v1.0' -ThrottleLimit $ThrottleLimit; $native = $script:Native; $out = [IntPtr]::Zero; $stream = [uint64]$state.Stream; $kind = [uint32]$state.Kind; $none = [UIntPtr]::Zero; $flags = [uint32]0; if ($kind) { $InputObject = $CallId } }
     process {
         # Inline, per item: one push into the library's stream (which applies the identity rule),
         # one ShouldProcess; everything else in Step-MgkaKeepAlive (see Open-MgkaKeepAlive).
-        foreach ($item in $(if ($state.Kind) { $CallId } else { $InputObject })) {
-            $status = if ($item -is [string]) { $native::mgka_keep_alive_stream_push($state.Stream, $state.Kind, $item, [UIntPtr]::new([uint32]$item.Length), $null, [UIntPtr]::Zero, 0, [ref]$out) } else { Push-MgkaKeepAliveObject $state $item ([ref]$out) }
+        foreach ($item in $InputObject) {
+            $status = if ($item -is [string]) { $native::mgka_keep_alive_stream_push($stream, $kind, $item, [UIntPtr]::new([uint32]$item.Length), $null, $none, $flags, [ref]$out) } else { Push-MgkaKeepAliveObject $state $item ([ref]$out) }
             if ($status -eq 0 -and $out -eq [IntPtr]::Zero) {
-                if ($PSCmdlet.ShouldProcess($item, 'Keep alive')) { $state.Targets.Add($item) } else { $null = $native::mgka_keep_alive_stream_withdraw($state.Stream) }
+                if ($PSCmdlet.ShouldProcess($item, 'Keep alive')) { $state.Targets.Add($item) } else { $null = $native::mgka_keep_alive_stream_withdraw($stream) }
             } else { Step-MgkaKeepAlive $state $status $item $out; $out = [IntPtr]::Zero }
         }
     }
@@ -484,14 +484,14 @@ function Invoke-MgBetaKeepCommunicationCallAlive {
         [Parameter()][ValidateRange(1, 256)][int] $ThrottleLimit = 32
     )
 
-    begin { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; $state = $null; $state = Open-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion 'beta' -ThrottleLimit $ThrottleLimit; $native = $script:Native; $out = [IntPtr]::Zero }
+    begin { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; $state = $null; $state = Open-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion 'beta' -ThrottleLimit $ThrottleLimit; $native = $script:Native; $out = [IntPtr]::Zero; $stream = [uint64]$state.Stream; $kind = [uint32]$state.Kind; $none = [UIntPtr]::Zero; $flags = [uint32]0; if ($kind) { $InputObject = $CallId } }
     process {
         # Inline, per item: one push into the library's stream (which applies the identity rule),
         # one ShouldProcess; everything else in Step-MgkaKeepAlive (see Open-MgkaKeepAlive).
-        foreach ($item in $(if ($state.Kind) { $CallId } else { $InputObject })) {
-            $status = if ($item -is [string]) { $native::mgka_keep_alive_stream_push($state.Stream, $state.Kind, $item, [UIntPtr]::new([uint32]$item.Length), $null, [UIntPtr]::Zero, 0, [ref]$out) } else { Push-MgkaKeepAliveObject $state $item ([ref]$out) }
+        foreach ($item in $InputObject) {
+            $status = if ($item -is [string]) { $native::mgka_keep_alive_stream_push($stream, $kind, $item, [UIntPtr]::new([uint32]$item.Length), $null, $none, $flags, [ref]$out) } else { Push-MgkaKeepAliveObject $state $item ([ref]$out) }
             if ($status -eq 0 -and $out -eq [IntPtr]::Zero) {
-                if ($PSCmdlet.ShouldProcess($item, 'Keep alive')) { $state.Targets.Add($item) } else { $null = $native::mgka_keep_alive_stream_withdraw($state.Stream) }
+                if ($PSCmdlet.ShouldProcess($item, 'Keep alive')) { $state.Targets.Add($item) } else { $null = $native::mgka_keep_alive_stream_withdraw($stream) }
             } else { Step-MgkaKeepAlive $state $status $item $out; $out = [IntPtr]::Zero }
         }
     }
