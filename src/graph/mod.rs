@@ -16,4 +16,4 @@ pub(crate) use client::read_bounded;
 pub use identity::call_id_from_identity_json;
 pub use item_tasks::{ItemOutcome, ItemTasks};
 pub use options::{ApiVersion, KeepAliveOptions};
-pub use retry::{backoff, is_retryable_status, parse_retry_after, AttemptRecord, HttpTrace};
+pub use retry::{backoff, is_retryable_status, parse_retry_after, retry_after, retry_wait, AttemptRecord, Class, HttpTrace, ItemAnswer, KeeperVerdict};
