@@ -9,6 +9,7 @@
 //! - Every function may be called from any thread, concurrently.
 
 mod boundary;
+mod error;
 mod status;
 
 use std::ffi::{c_char, CString};

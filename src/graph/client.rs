@@ -333,7 +333,7 @@ fn get_ci<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
 }
 
 /// .NET's `HttpStatusCode` names, which the official cmdlet prints (`Status: 404 (NotFound)`).
-fn reason_phrase(status: StatusCode) -> String {
+pub fn reason_phrase(status: StatusCode) -> String {
     match status.as_u16() {
         429 => "TooManyRequests".into(),
         413 => "RequestEntityTooLarge".into(),
