@@ -30,10 +30,13 @@ impl Failure {
     fn to_json(&self) -> String {
         match self {
             Failure::Core(e) => e.to_json().to_string(),
-            Failure::Abi(status, message) => serde_json::json!({
-                "kind": status.name(), "message": message, "callId": null, "parameter": null,
-            })
-            .to_string(),
+            Failure::Abi(status, message) => {
+                let mut json = serde_json::json!({
+                    "kind": status.name(), "message": message, "callId": null, "parameter": null,
+                });
+                json["record"] = crate::error::with_record(&json, status.name());
+                json.to_string()
+            }
         }
     }
 }

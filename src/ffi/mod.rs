@@ -9,13 +9,13 @@
 //! - Every function may be called from any thread, concurrently.
 //!
 //! One file per concern, as the header groups them: `library` (version, strings, redaction),
-//! `environment`, `session` (connect, context, request settings), `keep_alive`, `keep_alive_stream` (the identity rule and streamed
-//! bulk keep-alives), `operation`
-//! (waiting for and cancelling what `*_start` began), `keeper`. `boundary` holds what they share:
-//! the panic boundary, argument and answer conversion.
+//! `environment`, `session` (connect, context, request settings), `keep_alive`, `keep_alive_stream`
+//! (the identity rule and streamed bulk keep-alives), `operation` (waiting for and cancelling what `*_start` began), `keeper`, `error` (error records).
+//! `boundary` holds what they share: the panic boundary, argument and answer conversion.
 
 mod boundary;
 mod environment;
+mod error;
 mod keep_alive;
 mod keep_alive_stream;
 mod keeper;
@@ -25,6 +25,7 @@ mod session;
 mod status;
 
 pub use environment::*;
+pub use error::*;
 pub use keep_alive::*;
 pub use keep_alive_stream::*;
 pub use keeper::*;
