@@ -914,6 +914,8 @@ fn a_stream_refuses_bad_settings_and_a_single_item_is_a_single_request() {
     assert_eq!((answer["ok"].as_bool(), answer["result"]["callId"].as_str()), (Some(true), Some(id.as_str())));
     assert!(answer["result"]["uri"].as_str().unwrap().ends_with(&format!("/beta/communications/calls/{id}/keepAlive")));
     assert_eq!(close(stream), OK);
+}
+
 #[test]
 fn error_records_for_errors_without_a_record() {
     let abi = &*ABI;
