@@ -370,11 +370,15 @@ fn many_threads_share_the_library_and_one_token_renewal() {
     emu.set_log_capacity(100_000);
     abi.connect(&emu, "abi-token"); // defines the environment
     emu.register_app("tenant-t", "app-t", "secret-t");
-    // Due for renewal one second after it is issued (5-minute margin).
+    // The connect's token is due for renewal one second after it is issued (5-minute margin) ...
     emu.set_token_lifetime(Duration::from_secs(301));
     let connect: Symbol<unsafe extern "C" fn(*const c_char, *const u8, usize, OutJson) -> u32> = abi.sym("mgka_connect");
     let request = c"{\"authType\":\"ClientSecret\",\"environment\":\"AbiEmulator\",\"tenantId\":\"tenant-t\",\"clientId\":\"app-t\"}";
     assert_eq!(unsafe { connect(request.as_ptr(), b"secret-t".as_ptr(), 8, ptr::null_mut()) }, OK);
+    // ... and its renewal lives an hour: however long the 1,000 keep-alives take (a loaded machine),
+    // a second token request can only come from threads renewing on their own, not from the
+    // renewed token falling due in turn.
+    emu.set_token_lifetime(Duration::from_secs(3600));
     let ids: Vec<String> = (0..8).map(|_| emu.create_call(None)).collect();
     std::thread::sleep(Duration::from_millis(1100));
 
@@ -396,6 +400,8 @@ fn many_threads_share_the_library_and_one_token_renewal() {
     let log = emu.requests();
     assert_eq!(log.iter().filter(|r| r.kind == "keepAlive").count(), 1000);
     assert_eq!(log.iter().filter(|r| r.kind == "token").count(), 2, "connect plus exactly one renewal");
+    // Every keep-alive was sent with a token the emulator accepted (the renewed one once it came).
+    assert!(log.iter().filter(|r| r.kind == "keepAlive").all(|r| r.status == Some(200)));
     let disconnect: Symbol<unsafe extern "C" fn(OutJson) -> u32> = abi.sym("mgka_disconnect");
     assert_eq!(unsafe { disconnect(ptr::null_mut()) }, OK);
 }

@@ -331,12 +331,11 @@ function script:New-MgkaErrorRecord {
     )
     $r = if ($null -ne $Info) { $Info['record'] }
     if ($null -eq $r) {
-        if ($null -eq $script:Native) { $null = Initialize-MgkaNative }
-        $utf8 = [System.Text.Encoding]::UTF8
-        $json = if ($null -ne $Info) { $utf8.GetBytes((ConvertTo-Json -Compress -Depth 8 -InputObject $Info) + [char]0) }
-        $out = [IntPtr]::Zero
-        $null = $script:Native::mgka_error_record($Status, $json, $utf8.GetBytes($Activity + [char]0), [ref]$out)
-        $r = ConvertFrom-MgkaJson (Read-MgkaNativeString -Pointer $out)
+        $text = [System.Collections.Specialized.OrderedDictionary]::new()
+        $text['ErrorJson'] = if ($null -ne $Info) { ConvertTo-Json -Compress -Depth 8 -EscapeHandling EscapeNonAscii -InputObject $Info }
+        $text['Activity'] = $Activity
+        # The status is mgka_error_record's one uint32_t, which Invoke-MgkaNative passes as -TimeoutMs.
+        $r = ConvertFrom-MgkaJson (Invoke-MgkaNative ErrorRecord -Text $text -TimeoutMs $Status).Json
     }
     $message = $r['message']
     $exception = if ($null -ne $r['httpStatus']) {
