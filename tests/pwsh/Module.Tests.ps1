@@ -119,7 +119,7 @@ Describe 'Source rules' {
         } | Sort-Object -Unique
         # The keep-alive stream is called directly: a call per piped item, where a PowerShell
         # function call per native call would cost more than the rest (bench/fresh-bulk.ps1).
-        $owners | Should -Be @('Invoke-MgkaNative', 'New-MgkaErrorRecord', 'Open-MgkaKeepAlive', 'Push-MgkaKeepAliveObject', 'Read-MgkaKeepAliveAnswers', 'Read-MgkaNativeString',
+        $owners | Should -Be @('Invoke-MgkaNative', 'Open-MgkaKeepAlive', 'Push-MgkaKeepAliveObject', 'Read-MgkaKeepAliveAnswers', 'Read-MgkaNativeString',
             'Resolve-MgkaKeeperItem', 'Step-MgkaKeepAlive', 'Complete-MgkaKeepAlive', 'Test-MgkaCloudAvailability', 'Wait-MgkaOperation' | Sort-Object)
         $inModule = $moduleAst.FindAll({ $args[0] -is [System.Management.Automation.Language.InvokeMemberExpressionAst] -and "$($args[0].Member)" -like 'mgka_*' }, $true) | ForEach-Object {
             $parent = $_.Parent
