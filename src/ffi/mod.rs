@@ -9,6 +9,8 @@
 //! - Every function may be called from any thread, concurrently.
 
 mod boundary;
+mod environment;
+mod keeper;
 mod status;
 
 use std::ffi::{c_char, CString};
@@ -19,12 +21,12 @@ use zeroize::Zeroizing;
 pub use status::MgkaStatus;
 
 use boundary::{answer, catch, guard, optional_str_arg, respond, str_arg, to_json, Failure};
-use crate::environment::{self, EnvironmentDefinition};
+use crate::environment::EnvironmentDefinition;
 use crate::error::CoreError;
 use crate::graph::{call_id_from_identity_json, KeepAliveOptions};
-use crate::keeper::{self, KeeperState};
+use crate::keeper::KeeperState;
 use crate::operation::{self, Outcome, Wait};
-use crate::request_context::{self, RequestContextJson};
+use crate::request_context::{self, RequestContext, RequestContextChange};
 use crate::session::{self, ConnectRequest};
 
 /// The library version, e.g. "0.1.0". A static string: do NOT free it. Thread-safe.
@@ -71,14 +73,15 @@ pub unsafe extern "C" fn mgka_string_free(s: *mut c_char) {
 }
 
 /// Lists the environments (clouds) as a JSON array of
-/// `{"name","azureADEndpoint","graphEndpoint","type":"Built-in"|"User-defined"}`.
+/// `{"name","azureADEndpoint","graphEndpoint","type":"Built-in"|"User-defined","cloud"}` (`cloud`:
+/// Global, USGov, USGovDoD, China or Other, by the Graph endpoint's host).
 /// Caller frees `*out_json` with `mgka_string_free`. Thread-safe.
 ///
 /// # Safety
 /// `out_json` is NULL or points to writable storage for one pointer.
 #[no_mangle]
 pub unsafe extern "C" fn mgka_environment_list(out_json: *mut *mut c_char) -> MgkaStatus {
-    respond(out_json, || to_json(&environment::list()))
+    respond(out_json, || to_json(&crate::environment::list()))
 }
 
 /// Defines or redefines a user-defined environment from
@@ -94,7 +97,7 @@ pub unsafe extern "C" fn mgka_environment_add(environment_json: *const c_char, o
         let json = str_arg(environment_json, "environment_json")?;
         let definition: EnvironmentDefinition = serde_json::from_str(json)
             .map_err(|e| CoreError::invalid("Environment", format!("The environment JSON is invalid: {e}.")))?;
-        to_json(&environment::add(definition)?)
+        to_json(&crate::environment::add(definition)?)
     })
 }
 
@@ -169,21 +172,22 @@ pub unsafe extern "C" fn mgka_connect_start(
     })
 }
 
-/// The process-wide request settings (`Get-MgRequestContext`):
-/// `{"MaxRetry":3,"RetryDelay":3,"RetriesTimeLimit":0,"ClientTimeout":300}` (seconds).
-/// Caller frees `*out_json`. Thread-safe.
+/// The process-wide request settings (`Get-MgRequestContext`), durations in milliseconds:
+/// `{"maxRetry":3,"retryDelayMs":3000,"retriesTimeLimitMs":0,"clientTimeoutMs":300000}`
+/// (the defaults). Caller frees `*out_json`. Thread-safe.
 ///
 /// # Safety
 /// `out_json` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn mgka_request_context_get(out_json: *mut *mut c_char) -> MgkaStatus {
-    respond(out_json, || to_json(&request_context::get().to_json()))
+    respond(out_json, || to_json(&RequestContextJson::from(request_context::get())))
 }
 
 /// Changes the process-wide request settings (`Set-MgRequestContext`) from a JSON object with any
-/// of `MaxRetry` (0–10), `RetryDelay` (0–180 s), `RetriesTimeLimit` (s, 0 = off) and
-/// `ClientTimeout` (s, > 0). Out-of-range values are refused (`MGKA_STATUS_INVALID_ARGUMENT`) and
-/// nothing changes. `*out_json`: the settings now in force. Caller frees it. Thread-safe; applies
+/// of `maxRetry` (0–10), `retryDelayMs` (0–180000), `retriesTimeLimitMs` (0 = off) and
+/// `clientTimeoutMs` (≥ 1), durations in milliseconds. Out-of-range values are refused
+/// (`MGKA_STATUS_INVALID_ARGUMENT`, naming the setting) and nothing changes. `*out_json`: the
+/// settings now in force, as `mgka_request_context_get`. Caller frees it. Thread-safe; applies
 /// to keep-alives started afterwards, in every caller of the process.
 ///
 /// # Safety
@@ -191,18 +195,55 @@ pub unsafe extern "C" fn mgka_request_context_get(out_json: *mut *mut c_char) ->
 #[no_mangle]
 pub unsafe extern "C" fn mgka_request_context_set(settings_json: *const c_char, out_json: *mut *mut c_char) -> MgkaStatus {
     respond(out_json, || {
-        let update: RequestContextJson = serde_json::from_str(str_arg(settings_json, "settings_json")?)
-            .map_err(|e| CoreError::invalid("RequestContext", format!("The request context JSON is invalid: {e}.")))?;
-        to_json(&request_context::set(&update)?.to_json())
+        let change: RequestContextJson = parse_json(str_arg(settings_json, "settings_json")?, "RequestContext")?;
+        to_json(&RequestContextJson::from(request_context::set(&change.into())?))
     })
+}
+
+/// The request settings at the ABI: camelCase, durations in milliseconds.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RequestContextJson {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_retry: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retry_delay_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retries_time_limit_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_timeout_ms: Option<u64>,
+}
+
+impl From<RequestContext> for RequestContextJson {
+    fn from(c: RequestContext) -> Self {
+        let ms = |d: Duration| Some(d.as_millis() as u64);
+        RequestContextJson {
+            max_retry: Some(c.max_retry),
+            retry_delay_ms: ms(c.retry_delay),
+            retries_time_limit_ms: ms(c.retries_time_limit),
+            client_timeout_ms: ms(c.client_timeout),
+        }
+    }
+}
+
+impl From<RequestContextJson> for RequestContextChange {
+    fn from(j: RequestContextJson) -> Self {
+        RequestContextChange {
+            max_retry: j.max_retry,
+            retry_delay: j.retry_delay_ms.map(Duration::from_millis),
+            retries_time_limit: j.retries_time_limit_ms.map(Duration::from_millis),
+            client_timeout: j.client_timeout_ms.map(Duration::from_millis),
+        }
+    }
 }
 
 /// Registers calls with the background keeper, or updates the interval of calls already kept.
 /// `request_json`: `{"callIds":["..."],"intervalMs":900000}` (interval ≥ 1000 ms). Returns at
 /// once; each call's first keep-alive goes out right away. `*out_json`: one entry per id, in
-/// order: a call state (`{"callId","state","intervalMs","lastSuccessUnixMs","nextDueUnixMs",
-/// "deadlineUnixMs","attempts","consecutiveFailures","lastError"}`) or `{"callId","error":{...}}`
-/// for an id that cannot be a call id. Caller frees it. Thread-safe.
+/// order, in the keeper's one answer shape: a call state (`{"callId","state","intervalMs",
+/// "lastSuccessUnixMs","nextDueUnixMs","deadlineUnixMs","attempts","consecutiveFailures",
+/// "lastError"}`, times in Unix milliseconds) or `{"callId","error":{...}}` for an id that cannot
+/// be a call id (`"kind":"InvalidArgument"`). Caller frees it. Thread-safe.
 ///
 /// # Safety
 /// `request_json` is a NUL-terminated string; `out_json` is NULL or writable.
@@ -211,13 +252,14 @@ pub unsafe extern "C" fn mgka_keeper_start(request_json: *const c_char, out_json
     respond(out_json, || {
         let request: KeeperRequest = parse_json(str_arg(request_json, "request_json")?, "Keeper")?;
         let interval = Duration::from_millis(request.interval_ms.unwrap_or(15 * 60 * 1000));
-        to_json(&keeper::start(request.call_ids.unwrap_or_default(), interval)?)
+        Ok(keeper::answers_json(&crate::keeper::start(request.call_ids.unwrap_or_default(), interval)?).to_string())
     })
 }
 
 /// Stops keeping calls and forgets them: `{"callIds":[...]}`, or `{"all":true}`.
-/// `*out_json`: the stopped calls' states (as `Stopped`). Unknown ids are skipped.
-/// Caller frees it. Thread-safe.
+/// `*out_json`: the stopped calls' states (as `Stopped`), then, for named ids that were not kept,
+/// `{"callId","error":{"kind":"NotFound","errorId":"CallNotKept",...}}` (once per id), in the
+/// shape of `mgka_keeper_start`. Caller frees it. Thread-safe.
 ///
 /// # Safety
 /// `request_json` is a NUL-terminated string; `out_json` is NULL or writable.
@@ -225,13 +267,18 @@ pub unsafe extern "C" fn mgka_keeper_start(request_json: *const c_char, out_json
 pub unsafe extern "C" fn mgka_keeper_stop(request_json: *const c_char, out_json: *mut *mut c_char) -> MgkaStatus {
     respond(out_json, || {
         let request: KeeperRequest = parse_json(str_arg(request_json, "request_json")?, "Keeper")?;
-        let ids = if request.all { None } else { Some(request.call_ids.unwrap_or_default()) };
-        to_json(&keeper::stop(ids))
+        let answers = match request.all {
+            true => crate::keeper::stop(None).into_iter().map(crate::keeper::CallAnswer::State).collect(),
+            false => crate::keeper::stop_named(request.call_ids.unwrap_or_default()),
+        };
+        Ok(keeper::answers_json(&answers).to_string())
     })
 }
 
 /// The kept calls' states, sorted by call id. `request_json` may be NULL (all calls) or
-/// `{"callIds":[...],"states":["Active","Retrying","Ended","Failed"]}` (both optional).
+/// `{"callIds":[...],"states":["Active","Retrying","Ended","Failed"]}` (both optional). With
+/// `callIds`, each named id that is not kept at all is answered after the states with a
+/// `CallNotKept` error entry (once per id), in the shape of `mgka_keeper_start`.
 /// Caller frees `*out_json`. Thread-safe.
 ///
 /// # Safety
@@ -243,7 +290,11 @@ pub unsafe extern "C" fn mgka_keeper_list(request_json: *const c_char, out_json:
             Some(json) => parse_json(json, "Keeper")?,
             None => KeeperRequest::default(),
         };
-        to_json(&keeper::list(request.call_ids, request.states))
+        let answers = match request.call_ids {
+            Some(ids) => crate::keeper::list_named(ids, request.states),
+            None => crate::keeper::list(None, request.states).into_iter().map(crate::keeper::CallAnswer::State).collect(),
+        };
+        Ok(keeper::answers_json(&answers).to_string())
     })
 }
 
@@ -257,23 +308,24 @@ pub unsafe extern "C" fn mgka_keeper_list(request_json: *const c_char, out_json:
 #[no_mangle]
 pub unsafe extern "C" fn mgka_keeper_events(after_seq: u64, timeout_ms: u32, out_json: *mut *mut c_char) -> MgkaStatus {
     respond(out_json, || {
-        let (events, last_seq) = keeper::events(after_seq, Duration::from_millis(timeout_ms.into()));
+        let (events, last_seq) = crate::keeper::events(after_seq, Duration::from_millis(timeout_ms.into()));
         to_json(&serde_json::json!({ "events": events, "lastSeq": last_seq }))
     })
 }
 
-/// Ends the session. `*out_json`: the context that was closed, or `null` when there was none.
+/// Ends the session and stops the keeper (every kept call is forgotten). `*out_json`: the context that was closed, or `null` when there was none.
 /// Requests already under way finish with the session they started with. Thread-safe.
 ///
 /// # Safety
 /// `out_json` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn mgka_disconnect(out_json: *mut *mut c_char) -> MgkaStatus {
-    respond(out_json, || to_json(&session::disconnect()))
+    respond(out_json, || to_json(&crate::keeper::disconnect()))
 }
 
 /// The current context
-/// (`{"clientId","tenantId","scopes","authType","tokenCredentialType","certificateThumbprint","environment","contextScope","appName"}`),
+/// (`{"clientId","tenantId","scopes","authType","tokenCredentialType","certificateThumbprint","environment","cloud","contextScope","appName"}`;
+/// `cloud`: Global, USGov, USGovDoD, China or Other, by the Graph endpoint),
 /// or `null` when not connected. Never contains a secret. Caller frees `*out_json`. Thread-safe.
 ///
 /// # Safety

@@ -1,0 +1,85 @@
+//! The keeper's exports that wait, and its one answer shape.
+
+use std::ffi::c_char;
+use std::future::Future;
+use std::pin::Pin;
+
+use super::boundary::{error_json, str_arg};
+use super::{parse_json, start, MgkaStatus};
+use crate::error::CoreError;
+use crate::keeper::{CallAnswer, WaitRequest, WaitStep, Waiter};
+use crate::operation::{self, Outcome};
+
+/// The keeper's answers as JSON: call states, and `{"callId","error"}` for an id without one
+/// (`"errorId":"CallNotKept"` for a call that is not kept).
+pub(super) fn answers_json(answers: &[CallAnswer]) -> serde_json::Value {
+    answers.iter().map(answer_json).collect()
+}
+
+fn answer_json(answer: &CallAnswer) -> serde_json::Value {
+    match answer {
+        CallAnswer::State(state) => serde_json::to_value(state).unwrap_or_default(),
+        CallAnswer::Refused { call_id, error } => {
+            let id = matches!(error, CoreError::NotFound(_)).then_some("CallNotKept");
+            serde_json::json!({ "callId": call_id, "error": error_json(error, id) })
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct WaitJson {
+    #[serde(default)]
+    call_ids: Option<Vec<String>>,
+    #[serde(default)]
+    any: bool,
+    /// Milliseconds, fractions allowed (a host's TimeSpan to the tick).
+    #[serde(default)]
+    timeout_ms: Option<f64>,
+}
+
+/// Starts waiting until kept calls end or fail (`Wait-MgCommunicationCallKeepAlive`) and returns
+/// at once with a handle in `*out_operation`. `request_json`: `{"callIds":[...],"any":false,
+/// "timeoutMs":n}`, all optional: no `callIds` waits for every call kept now; `any` ends the wait
+/// at the first call that ended or failed; `timeoutMs` (fractions allowed; absent: no limit)
+/// bounds it. The result of `mgka_operation_wait` is one step of the wait, given as soon as there
+/// is something to report: `{"calls":[...],"notes":[...],"timedOut":null|{"callIds":[...],
+/// "message"},"next":n}`. `calls`: the states of calls that ended or failed (each once), then
+/// `CallNotKept` errors for named calls that are not kept, in the shape of `mgka_keeper_start`;
+/// `notes`: what a host shows with -Verbose (a call stopped meanwhile is no longer waited for);
+/// `timedOut`: the timeout was reached with these calls still kept. `next`: the handle of the
+/// wait's next step, already under way (wait for it, or cancel it to give up), or 0 when the wait
+/// is over. Fails only for NULL or invalid UTF-8 arguments; a malformed request is the result of
+/// the wait. Thread-safe.
+///
+/// # Safety
+/// `request_json` is a NUL-terminated string; `out_operation` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn mgka_keeper_wait_start(request_json: *const c_char, out_operation: *mut u64) -> MgkaStatus {
+    start(out_operation, || {
+        let request = str_arg(request_json, "request_json")?.to_owned();
+        Ok(operation::start(None, async move {
+            let request: WaitJson = parse_json(&request, "Keeper")?;
+            let timeout_ticks = request.timeout_ms.map(|ms| {
+                if ms.is_finite() && ms > 0.0 { (ms * 10_000.0).round().min(u64::MAX as f64) as u64 } else { 0 }
+            });
+            let waiter = Waiter::new(WaitRequest { call_ids: request.call_ids, any: request.any, timeout_ticks });
+            wait_step(waiter).await
+        })?)
+    })
+}
+
+/// One step of a wait; the next step is started before this one answers, so the host only ever
+/// holds one handle.
+fn wait_step(mut waiter: Waiter) -> Pin<Box<dyn Future<Output = Outcome> + Send>> {
+    Box::pin(async move {
+        let step = waiter.next().await;
+        let next = if step.done { 0 } else { operation::start(None, wait_step(waiter))? };
+        Ok(step_json(step, next))
+    })
+}
+
+fn step_json(step: WaitStep, next: u64) -> serde_json::Value {
+    let timed_out = step.timed_out.map(|t| serde_json::json!({ "callIds": t.call_ids, "message": t.message }));
+    serde_json::json!({ "calls": answers_json(&step.calls), "notes": step.notes, "timedOut": timed_out, "next": next })
+}
