@@ -1257,14 +1257,12 @@ function script:Write-MgkaBulkProgress {
 
 function script:Test-MgkaCloudAvailability {
     # Writes the library's warning when Microsoft does not document keep-alive of $ApiVersion in
-    # the connected cloud (the library decides, and says it once per process). A direct call: it
-    # runs for every keep-alive command.
+    # the connected cloud (the library decides, and says it once per process).
     param([string] $ApiVersion)
-    if ($null -eq $script:Native) { $null = Initialize-MgkaNative }
-    $out = [IntPtr]::Zero
-    $null = $script:Native::mgka_keep_alive_warning((ConvertTo-MgkaUtf8 $ApiVersion), [ref]$out)
-    $warning = Read-MgkaNativeString -Pointer $out
-    if ($warning -and $warning -ne 'null') { Write-Warning (ConvertFrom-MgkaJson $warning) }
+    $text = [System.Collections.Specialized.OrderedDictionary]::new()
+    $text['ApiVersion'] = $ApiVersion
+    $result = Invoke-MgkaNative KeepAliveWarning -Text $text
+    if ($result.Status -eq $script:MGKA_OK -and $result.Json -ne 'null') { Write-Warning (ConvertFrom-MgkaJson $result.Json) }
 }
 
 function script:Send-MgkaEnvironmentToMicrosoft {
@@ -1613,13 +1611,17 @@ function script:Resolve-MgkaKeeperItem {
 # Run by the module's OnRemove (MgKeepAlive.psm1).
 if ($ExecutionContext.SessionState.Module) {
     $script:StopKeeperOnRemove = {
-        # Another runspace may have loaded the library in this process: look its interop up by path.
-        $native = $script:Native
-        if ($null -eq $native) {
+        if ($null -eq $script:Native) {
+            # Another runspace may have loaded the library in this process: look its interop up by
+            # path. Nothing to stop when none has.
             $path = if ($script:LibraryPath) { $script:LibraryPath } else { try { Find-MgkaLibrary } catch { $null } }
-            if ($path) { $native = [AppDomain]::CurrentDomain.GetData("$script:NativeKey|$path") }
+            if ($path) { $script:Native = [AppDomain]::CurrentDomain.GetData("$script:NativeKey|$path") }
         }
-        if ($native -is [type]) { $out = [IntPtr]::Zero; $null = $native::mgka_keeper_stop((ConvertTo-MgkaUtf8 '{"all":true}'), [ref]$out); $native::mgka_string_free($out) }
+        if ($script:Native -is [type]) {
+            $text = [System.Collections.Specialized.OrderedDictionary]::new()
+            $text['Keeper'] = '{"all":true}'
+            $null = Invoke-MgkaNative KeeperStop -Text $text
+        } else { $script:Native = $null }
     }
 }
 

@@ -2074,7 +2074,7 @@ function Wait-MgCommunicationCallKeepAlive {
                 }
             }
         } finally {
-            if ($operation) { $null = $script:Native::mgka_operation_cancel($operation) }
+            if ($operation) { $null = Invoke-MgkaNative OperationCancel -Operation $operation }
         }
     }
 }
