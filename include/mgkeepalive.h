@@ -84,15 +84,6 @@ extern "C" {
 // library (the PowerShell module checks it on import this way). Read-only.
 extern const char mgka_version_string[16];
 
-// The library version, e.g. "0.1.0". A static string: do NOT free it. Thread-safe.
-const char *mgka_version(void);
-
-// Frees a string returned by this library. NULL is a no-op. Each string must be freed once.
-//
-// # Safety
-// `s` is NULL or a string returned by this library and not yet freed.
-void mgka_string_free(char *s);
-
 // Lists the environments (clouds) as a JSON array of
 // `{"name","azureADEndpoint","graphEndpoint","type":"Built-in"|"User-defined","cloud"}` (`cloud`:
 // Global, USGov, USGovDoD, China or Other, by the Graph endpoint's host).
@@ -119,121 +110,30 @@ MgkaStatus mgka_environment_add(const char *environment_json, char **out_json);
 // `name` is a NUL-terminated string; `out_json` is NULL or writable.
 MgkaStatus mgka_environment_remove(const char *name, char **out_json);
 
-// `url` as messages may show it: everything between the scheme's `://` and the last `@` (a
-// user name and password) replaced by `***`, whatever the text holds, URL or not.
-// `*out_json`: the result as a JSON string, e.g. `"http://***@proxy:3128"`. The one redaction
-// the library applies to every URL in its own messages; hosts use it for the URLs they print
-// (proxies, endpoints) rather than their own. Caller frees `*out_json`. Thread-safe.
-//
-// # Safety
-// `url` is a NUL-terminated string; `out_json` is NULL or writable.
-MgkaStatus mgka_url_redact(const char *url, char **out_json);
-
-// Connects the process and acquires the first token, so a wrong secret, app, tenant or cloud
-// fails here (`MGKA_STATUS_AUTH_ERROR`, with Entra ID's `error`, `errorCodes`, `traceId` and
-// `correlationId`). `request_json`:
-// `{"authType":"AccessToken"|"ClientSecret"|"ClientCertificate"|"ManagedIdentity","environment",
-// "tenantId","clientId","certificate":{"der","chain","sendChain","algorithm"},
-// "managedIdentity":{"identityEndpoint","imdsEndpoint"},"timeoutMs"}`.
-// `secret`/`secret_len`: the access token, client secret, PKCS#8 DER private key or identity
-// header; NULL only with length 0. The library copies it and zeroes its copy when no longer
-// needed; the caller should zero its own buffer. Replaces any existing session on success.
-// `*out_json`: the context (as `mgka_context`) or the error. Caller frees it. Thread-safe.
-// Blocks until done; interruptible hosts use `mgka_connect_start`.
-//
-// # Safety
-// `request_json` is a NUL-terminated string; `secret` points to `secret_len` readable bytes;
-// `out_json` is NULL or writable.
-MgkaStatus mgka_connect(const char *request_json,
-                        const uint8_t *secret,
-                        size_t secret_len,
-                        char **out_json);
-
-// Like `mgka_connect`, but returns at once with a handle in `*out_operation` (the secret has been
-// copied by then); the context or error is the result of `mgka_operation_wait`. Fails only for
-// NULL or invalid UTF-8 arguments. Thread-safe.
-//
-// # Safety
-// As `mgka_connect`; `out_operation` is writable.
-MgkaStatus mgka_connect_start(const char *request_json,
-                              const uint8_t *secret,
-                              size_t secret_len,
-                              uint64_t *out_operation);
-
-// The process-wide request settings (`Get-MgRequestContext`), durations in milliseconds:
-// `{"maxRetry":3,"retryDelayMs":3000,"retriesTimeLimitMs":0,"clientTimeoutMs":300000}`
-// (the defaults). Caller frees `*out_json`. Thread-safe.
-//
-// # Safety
-// `out_json` is NULL or writable.
-MgkaStatus mgka_request_context_get(char **out_json);
-
-// Changes the process-wide request settings (`Set-MgRequestContext`) from a JSON object with any
-// of `maxRetry` (0–10), `retryDelayMs` (0–180000), `retriesTimeLimitMs` (0 = off) and
-// `clientTimeoutMs` (≥ 1), durations in milliseconds. Out-of-range values are refused
-// (`MGKA_STATUS_INVALID_ARGUMENT`, naming the setting) and nothing changes. `*out_json`: the
-// settings now in force, as `mgka_request_context_get`. Caller frees it. Thread-safe; applies
-// to keep-alives started afterwards, in every caller of the process.
-//
-// # Safety
-// `settings_json` is a NUL-terminated string; `out_json` is NULL or writable.
-MgkaStatus mgka_request_context_set(const char *settings_json, char **out_json);
-
-// Registers calls with the background keeper, or updates the interval of calls already kept.
-// `request_json`: `{"callIds":["..."],"intervalMs":900000}` (interval ≥ 1000 ms). Returns at
-// once; each call's first keep-alive goes out right away. `*out_json`: one entry per id, in
-// order, in the keeper's one answer shape: a call state (`{"callId","state","intervalMs",
-// "lastSuccessUnixMs","nextDueUnixMs","deadlineUnixMs","attempts","consecutiveFailures",
-// "lastError"}`, times in Unix milliseconds) or `{"callId","error":{...}}` for an id that cannot
-// be a call id (`"kind":"InvalidArgument"`). Caller frees it. Thread-safe.
+// Changes a user-defined environment in one step (`Set-MgEnvironment`): `request_json` is
+// `{"name","azureADEndpoint","graphEndpoint"}`; an endpoint not given keeps its value; endpoints
+// are checked as by `mgka_environment_add`. `*out_json`: the changed environment (as
+// `mgka_environment_list` shows it). An unknown name is `MGKA_STATUS_NOT_FOUND` and a built-in
+// cloud `MGKA_STATUS_INVALID_ARGUMENT`, their error JSON with `"errorId"`
+// (`EnvironmentNotFound`, `BuiltInEnvironment`). With `"preview":true` nothing changes: the
+// answer is the environment as the change would make it, endpoints unchecked and shown without
+// user info (`***`), for a host to ask its user to confirm; the same two refusals apply.
+// Caller frees `*out_json`. Thread-safe; the change is atomic.
 //
 // # Safety
 // `request_json` is a NUL-terminated string; `out_json` is NULL or writable.
-MgkaStatus mgka_keeper_start(const char *request_json, char **out_json);
+MgkaStatus mgka_environment_set(const char *request_json, char **out_json);
 
-// Stops keeping calls and forgets them: `{"callIds":[...]}`, or `{"all":true}`.
-// `*out_json`: the stopped calls' states (as `Stopped`), then, for named ids that were not kept,
-// `{"callId","error":{"kind":"NotFound","errorId":"CallNotKept",...}}` (once per id), in the
-// shape of `mgka_keeper_start`. Caller frees it. Thread-safe.
+// The warning a host shows before keep-alives of `api_version` ("v1.0" or "beta") when the
+// current connection's cloud is one where Microsoft does not document call keepAlive for it
+// (v1.0: Global, USGov, USGovDoD; beta: Global). `*out_json`: the warning as a JSON string, at
+// most once per process for each cloud and version, else `null` (also when not connected, or
+// for a user-defined cloud). An unknown version is `MGKA_STATUS_INVALID_ARGUMENT`. Caller frees
+// `*out_json`. Thread-safe.
 //
 // # Safety
-// `request_json` is a NUL-terminated string; `out_json` is NULL or writable.
-MgkaStatus mgka_keeper_stop(const char *request_json, char **out_json);
-
-// The kept calls' states, sorted by call id. `request_json` may be NULL (all calls) or
-// `{"callIds":[...],"states":["Active","Retrying","Ended","Failed"]}` (both optional). With
-// `callIds`, each named id that is not kept at all is answered after the states with a
-// `CallNotKept` error entry (once per id), in the shape of `mgka_keeper_start`.
-// Caller frees `*out_json`. Thread-safe.
-//
-// # Safety
-// `request_json` is NULL or a NUL-terminated string; `out_json` is NULL or writable.
-MgkaStatus mgka_keeper_list(const char *request_json, char **out_json);
-
-// Keeper events (a call `Ended` or `Failed`) with a sequence number above `after_seq`, waiting up
-// to `timeout_ms` for the first. `*out_json`: `{"events":[{"seq","callId","state","timeUnixMs",
-// "error"}],"lastSeq":n}`; pass `lastSeq` as `after_seq` next time. Keep `timeout_ms` short to
-// stay interruptible. Caller frees it. Thread-safe.
-//
-// # Safety
-// `out_json` is NULL or writable.
-MgkaStatus mgka_keeper_events(uint64_t after_seq, uint32_t timeout_ms, char **out_json);
-
-// Ends the session and stops the keeper (every kept call is forgotten). `*out_json`: the context that was closed, or `null` when there was none.
-// Requests already under way finish with the session they started with. Thread-safe.
-//
-// # Safety
-// `out_json` is NULL or writable.
-MgkaStatus mgka_disconnect(char **out_json);
-
-// The current context
-// (`{"clientId","tenantId","scopes","authType","tokenCredentialType","certificateThumbprint","environment","cloud","contextScope","appName"}`;
-// `cloud`: Global, USGov, USGovDoD, China or Other, by the Graph endpoint),
-// or `null` when not connected. Never contains a secret. Caller frees `*out_json`. Thread-safe.
-//
-// # Safety
-// `out_json` is NULL or writable.
-MgkaStatus mgka_context(char **out_json);
+// `api_version` is a NUL-terminated string; `out_json` is NULL or writable.
+MgkaStatus mgka_keep_alive_warning(const char *api_version, char **out_json);
 
 // Keeps a call alive; blocks until done or the client timeout (`timeoutMs`, default 300 s).
 // `options_json` may be NULL: `{"apiVersion":"v1.0"|"beta","headers":{..},"timeoutMs":n}`.
@@ -296,43 +196,45 @@ MgkaStatus mgka_keep_alive_bulk_start(const char *request_json,
                                       const char *options_json,
                                       uint64_t *out_operation);
 
-// Waits up to `timeout_ms` for an operation. `MGKA_STATUS_PENDING`: not finished, `*out_json`
-// untouched; wait again. Any other status is the operation's final result, with its JSON in
-// `*out_json` (caller frees), and the handle is released. Thread-safe; waiting in short slices
-// keeps the calling thread interruptible.
-//
-// # Safety
-// `out_json` is NULL or writable.
-MgkaStatus mgka_operation_wait(uint64_t operation, uint32_t timeout_ms, char **out_json);
-
-// Cancels an operation: its request is abandoned at once and the handle released.
-// `MGKA_STATUS_OK`, or `MGKA_STATUS_INVALID_HANDLE` if it was unknown or already collected. Thread-safe.
-MgkaStatus mgka_operation_cancel(uint64_t operation);
-
-// Changes a user-defined environment in one step (`Set-MgEnvironment`): `request_json` is
-// `{"name","azureADEndpoint","graphEndpoint"}`; an endpoint not given keeps its value; endpoints
-// are checked as by `mgka_environment_add`. `*out_json`: the changed environment (as
-// `mgka_environment_list` shows it). An unknown name is `MGKA_STATUS_NOT_FOUND` and a built-in
-// cloud `MGKA_STATUS_INVALID_ARGUMENT`, their error JSON with `"errorId"`
-// (`EnvironmentNotFound`, `BuiltInEnvironment`). With `"preview":true` nothing changes: the
-// answer is the environment as the change would make it, endpoints unchecked and shown without
-// user info (`***`), for a host to ask its user to confirm; the same two refusals apply.
-// Caller frees `*out_json`. Thread-safe; the change is atomic.
+// Registers calls with the background keeper, or updates the interval of calls already kept.
+// `request_json`: `{"callIds":["..."],"intervalMs":900000}` (interval ≥ 1000 ms). Returns at
+// once; each call's first keep-alive goes out right away. `*out_json`: one entry per id, in
+// order, in the keeper's one answer shape: a call state (`{"callId","state","intervalMs",
+// "lastSuccessUnixMs","nextDueUnixMs","deadlineUnixMs","attempts","consecutiveFailures",
+// "lastError"}`, times in Unix milliseconds) or `{"callId","error":{...}}` for an id that cannot
+// be a call id (`"kind":"InvalidArgument"`). Caller frees it. Thread-safe.
 //
 // # Safety
 // `request_json` is a NUL-terminated string; `out_json` is NULL or writable.
-MgkaStatus mgka_environment_set(const char *request_json, char **out_json);
+MgkaStatus mgka_keeper_start(const char *request_json, char **out_json);
 
-// The warning a host shows before keep-alives of `api_version` ("v1.0" or "beta") when the
-// current connection's cloud is one where Microsoft does not document call keepAlive for it
-// (v1.0: Global, USGov, USGovDoD; beta: Global). `*out_json`: the warning as a JSON string, at
-// most once per process for each cloud and version, else `null` (also when not connected, or
-// for a user-defined cloud). An unknown version is `MGKA_STATUS_INVALID_ARGUMENT`. Caller frees
-// `*out_json`. Thread-safe.
+// Stops keeping calls and forgets them: `{"callIds":[...]}`, or `{"all":true}`.
+// `*out_json`: the stopped calls' states (as `Stopped`), then, for named ids that were not kept,
+// `{"callId","error":{"kind":"NotFound","errorId":"CallNotKept",...}}` (once per id), in the
+// shape of `mgka_keeper_start`. Caller frees it. Thread-safe.
 //
 // # Safety
-// `api_version` is a NUL-terminated string; `out_json` is NULL or writable.
-MgkaStatus mgka_keep_alive_warning(const char *api_version, char **out_json);
+// `request_json` is a NUL-terminated string; `out_json` is NULL or writable.
+MgkaStatus mgka_keeper_stop(const char *request_json, char **out_json);
+
+// The kept calls' states, sorted by call id. `request_json` may be NULL (all calls) or
+// `{"callIds":[...],"states":["Active","Retrying","Ended","Failed"]}` (both optional). With
+// `callIds`, each named id that is not kept at all is answered after the states with a
+// `CallNotKept` error entry (once per id), in the shape of `mgka_keeper_start`.
+// Caller frees `*out_json`. Thread-safe.
+//
+// # Safety
+// `request_json` is NULL or a NUL-terminated string; `out_json` is NULL or writable.
+MgkaStatus mgka_keeper_list(const char *request_json, char **out_json);
+
+// Keeper events (a call `Ended` or `Failed`) with a sequence number above `after_seq`, waiting up
+// to `timeout_ms` for the first. `*out_json`: `{"events":[{"seq","callId","state","timeUnixMs",
+// "error"}],"lastSeq":n}`; pass `lastSeq` as `after_seq` next time. Keep `timeout_ms` short to
+// stay interruptible. Caller frees it. Thread-safe.
+//
+// # Safety
+// `out_json` is NULL or writable.
+MgkaStatus mgka_keeper_events(uint64_t after_seq, uint32_t timeout_ms, char **out_json);
 
 // Starts waiting until kept calls end or fail (`Wait-MgCommunicationCallKeepAlive`) and returns
 // at once with a handle in `*out_operation`. `request_json`: `{"callIds":[...],"any":false,
@@ -351,6 +253,104 @@ MgkaStatus mgka_keep_alive_warning(const char *api_version, char **out_json);
 // # Safety
 // `request_json` is a NUL-terminated string; `out_operation` is writable.
 MgkaStatus mgka_keeper_wait_start(const char *request_json, uint64_t *out_operation);
+
+// The library version, e.g. "0.1.0". A static string: do NOT free it. Thread-safe.
+const char *mgka_version(void);
+
+// Frees a string returned by this library. NULL is a no-op. Each string must be freed once.
+//
+// # Safety
+// `s` is NULL or a string returned by this library and not yet freed.
+void mgka_string_free(char *s);
+
+// `url` as messages may show it: everything between the scheme's `://` and the last `@` (a
+// user name and password) replaced by `***`, whatever the text holds, URL or not.
+// `*out_json`: the result as a JSON string, e.g. `"http://***@proxy:3128"`. The one redaction
+// the library applies to every URL in its own messages; hosts use it for the URLs they print
+// (proxies, endpoints) rather than their own. Caller frees `*out_json`. Thread-safe.
+//
+// # Safety
+// `url` is a NUL-terminated string; `out_json` is NULL or writable.
+MgkaStatus mgka_url_redact(const char *url, char **out_json);
+
+// Waits up to `timeout_ms` for an operation. `MGKA_STATUS_PENDING`: not finished, `*out_json`
+// untouched; wait again. Any other status is the operation's final result, with its JSON in
+// `*out_json` (caller frees), and the handle is released. Thread-safe; waiting in short slices
+// keeps the calling thread interruptible.
+//
+// # Safety
+// `out_json` is NULL or writable.
+MgkaStatus mgka_operation_wait(uint64_t operation, uint32_t timeout_ms, char **out_json);
+
+// Cancels an operation: its request is abandoned at once and the handle released.
+// `MGKA_STATUS_OK`, or `MGKA_STATUS_INVALID_HANDLE` if it was unknown or already collected. Thread-safe.
+MgkaStatus mgka_operation_cancel(uint64_t operation);
+
+// Connects the process and acquires the first token, so a wrong secret, app, tenant or cloud
+// fails here (`MGKA_STATUS_AUTH_ERROR`, with Entra ID's `error`, `errorCodes`, `traceId` and
+// `correlationId`). `request_json`:
+// `{"authType":"AccessToken"|"ClientSecret"|"ClientCertificate"|"ManagedIdentity","environment",
+// "tenantId","clientId","certificate":{"der","chain","sendChain","algorithm"},
+// "managedIdentity":{"identityEndpoint","imdsEndpoint"},"timeoutMs"}`.
+// `secret`/`secret_len`: the access token, client secret, PKCS#8 DER private key or identity
+// header; NULL only with length 0. The library copies it and zeroes its copy when no longer
+// needed; the caller should zero its own buffer. Replaces any existing session on success.
+// `*out_json`: the context (as `mgka_context`) or the error. Caller frees it. Thread-safe.
+// Blocks until done; interruptible hosts use `mgka_connect_start`.
+//
+// # Safety
+// `request_json` is a NUL-terminated string; `secret` points to `secret_len` readable bytes;
+// `out_json` is NULL or writable.
+MgkaStatus mgka_connect(const char *request_json,
+                        const uint8_t *secret,
+                        size_t secret_len,
+                        char **out_json);
+
+// Like `mgka_connect`, but returns at once with a handle in `*out_operation` (the secret has been
+// copied by then); the context or error is the result of `mgka_operation_wait`. Fails only for
+// NULL or invalid UTF-8 arguments. Thread-safe.
+//
+// # Safety
+// As `mgka_connect`; `out_operation` is writable.
+MgkaStatus mgka_connect_start(const char *request_json,
+                              const uint8_t *secret,
+                              size_t secret_len,
+                              uint64_t *out_operation);
+
+// Ends the session and stops the keeper (every kept call is forgotten). `*out_json`: the context that was closed, or `null` when there was none.
+// Requests already under way finish with the session they started with. Thread-safe.
+//
+// # Safety
+// `out_json` is NULL or writable.
+MgkaStatus mgka_disconnect(char **out_json);
+
+// The current context
+// (`{"clientId","tenantId","scopes","authType","tokenCredentialType","certificateThumbprint","environment","cloud","contextScope","appName"}`;
+// `cloud`: Global, USGov, USGovDoD, China or Other, by the Graph endpoint),
+// or `null` when not connected. Never contains a secret. Caller frees `*out_json`. Thread-safe.
+//
+// # Safety
+// `out_json` is NULL or writable.
+MgkaStatus mgka_context(char **out_json);
+
+// The process-wide request settings (`Get-MgRequestContext`), durations in milliseconds:
+// `{"maxRetry":3,"retryDelayMs":3000,"retriesTimeLimitMs":0,"clientTimeoutMs":300000}`
+// (the defaults). Caller frees `*out_json`. Thread-safe.
+//
+// # Safety
+// `out_json` is NULL or writable.
+MgkaStatus mgka_request_context_get(char **out_json);
+
+// Changes the process-wide request settings (`Set-MgRequestContext`) from a JSON object with any
+// of `maxRetry` (0–10), `retryDelayMs` (0–180000), `retriesTimeLimitMs` (0 = off) and
+// `clientTimeoutMs` (≥ 1), durations in milliseconds. Out-of-range values are refused
+// (`MGKA_STATUS_INVALID_ARGUMENT`, naming the setting) and nothing changes. `*out_json`: the
+// settings now in force, as `mgka_request_context_get`. Caller frees it. Thread-safe; applies
+// to keep-alives started afterwards, in every caller of the process.
+//
+// # Safety
+// `settings_json` is a NUL-terminated string; `out_json` is NULL or writable.
+MgkaStatus mgka_request_context_set(const char *settings_json, char **out_json);
 
 #ifdef __cplusplus
 }  // extern "C"

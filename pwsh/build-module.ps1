@@ -113,9 +113,9 @@ $OutputPath = [System.IO.Path]::GetFullPath($OutputPath)
 $destination = Join-Path $OutputPath 'MgKeepAlive'
 if (Test-Path -LiteralPath $destination) { Remove-Item -LiteralPath $destination -Recurse -Force }
 $null = New-Item -ItemType Directory -Path (Join-Path $destination 'en-US') -Force
-foreach ($file in 'MgKeepAlive.psd1', 'MgKeepAlive.psm1', 'MgKeepAlive.Private.ps1', 'MgKeepAlive.Auth.ps1', 'MgKeepAlive.Coexistence.ps1', 'MgKeepAlive.Types.ps1', 'MgKeepAlive.Format.ps1xml') {
-    Copy-Item -LiteralPath (Join-Path $source $file) -Destination $destination
-}
+# Every file of the module folder (the scripts, the manifest, the formats, the generated
+# MgKeepAlive.Native.abi); its subfolders hold only en-US help in a source tree.
+Get-ChildItem -LiteralPath $source -File | Copy-Item -Destination $destination
 Copy-Item -LiteralPath (Join-Path $source 'en-US' 'about_MgKeepAlive.help.txt') -Destination (Join-Path $destination 'en-US')
 Copy-Item -LiteralPath (Join-Path $repo 'LICENSE') -Destination $destination
 foreach ($rid in $libraries.Keys) {

@@ -988,14 +988,17 @@ function Connect-MgGraph {
     }
     $info = ConvertFrom-MgkaJson $result.Json
     Set-MgkaContextFacts $facts
-    $context = ConvertTo-MgkaContext $info
+    # Get-MgContext's object (and its enum types) is made when asked for, not here: the welcome and
+    # the verbose line need three of its values.
+    $shown = @{ AuthType = $info['authType']; ClientId = $info['clientId']; TokenCredentialType = $info['tokenCredentialType'] }
+    foreach ($name in @($shown.Keys)) { if ($facts.ContainsKey($name)) { $shown[$name] = $facts[$name] } }
     # Microsoft.Graph.Authentication gets the same sign-in, now or when it loads (see
     # MgKeepAlive.Coexistence.ps1); if it fails, MgKeepAlive signs out again and this throws.
     Import-MgkaCoexistence
     Complete-MgkaMicrosoftConnect -Cmdlet $PSCmdlet -Bound $PSBoundParameters -FileCertificate $fileCertificate
-    Write-Verbose "Connected to Microsoft Graph ($($context.Environment)) with $($context.AuthType) ($($context.TokenCredentialType))."
+    Write-Verbose "Connected to Microsoft Graph ($($info['environment'])) with $($shown.AuthType) ($($shown.TokenCredentialType))."
     # Like Microsoft's: the welcome is one string on the output stream.
-    if (-not $NoWelcome) { Format-MgkaWelcome -Context $context }
+    if (-not $NoWelcome) { Format-MgkaWelcome -Context $shown }
 }
 
 function Disconnect-MgGraph {

@@ -5,6 +5,7 @@ use std::panic::{catch_unwind, UnwindSafe};
 
 use super::MgkaStatus;
 use crate::error::{panic_description, CoreError};
+use crate::operation::Outcome;
 
 /// Why an export failed: a core error, or a problem with the arguments at the ABI itself.
 pub(crate) enum Failure {
@@ -121,4 +122,32 @@ pub(crate) fn write_string(out: *mut *mut c_char, value: String) {
 
 pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, Failure> {
     serde_json::to_string(value).map_err(|e| Failure::Abi(MgkaStatus::Panic, format!("cannot serialise the answer: {e}")))
+}
+
+/// Parses a request JSON; a malformed one is an InvalidArgument naming `parameter`.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(json: &str, parameter: &'static str) -> Result<T, CoreError> {
+    serde_json::from_str(json).map_err(|e| CoreError::invalid(parameter, format!("The {parameter} request JSON is invalid: {e}.")))
+}
+
+/// An operation's outcome as the JSON answer.
+pub(crate) fn outcome_json(outcome: Outcome) -> Result<String, Failure> {
+    Ok(outcome?.to_string())
+}
+
+/// Runs a `*_start` export's body behind the panic boundary and writes the operation handle.
+pub(crate) fn start<F>(out_operation: *mut u64, body: F) -> MgkaStatus
+where
+    F: FnOnce() -> Result<u64, Failure> + std::panic::UnwindSafe,
+{
+    if out_operation.is_null() {
+        return MgkaStatus::NullPointer;
+    }
+    match catch(body) {
+        Ok(handle) => {
+            // SAFETY: checked non-NULL above; the caller promised it is writable.
+            unsafe { *out_operation = handle };
+            MgkaStatus::Ok
+        }
+        Err(failure) => answer(std::ptr::null_mut(), Err(failure)),
+    }
 }

@@ -1,18 +1,108 @@
-//! The keeper's exports that wait, and its one answer shape.
+//! The background keeper: start, stop, list, events, wait; and its one answer shape.
 
 use std::ffi::c_char;
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
-use super::boundary::{error_json, str_arg};
-use super::{parse_json, start, MgkaStatus};
+use super::boundary::{error_json, optional_str_arg, parse_json, respond, start, str_arg, to_json};
+use super::MgkaStatus;
 use crate::error::CoreError;
-use crate::keeper::{CallAnswer, WaitRequest, WaitStep, Waiter};
+use crate::keeper::{self, CallAnswer, KeeperState, WaitRequest, WaitStep, Waiter};
 use crate::operation::{self, Outcome};
+
+/// Registers calls with the background keeper, or updates the interval of calls already kept.
+/// `request_json`: `{"callIds":["..."],"intervalMs":900000}` (interval ≥ 1000 ms). Returns at
+/// once; each call's first keep-alive goes out right away. `*out_json`: one entry per id, in
+/// order, in the keeper's one answer shape: a call state (`{"callId","state","intervalMs",
+/// "lastSuccessUnixMs","nextDueUnixMs","deadlineUnixMs","attempts","consecutiveFailures",
+/// "lastError"}`, times in Unix milliseconds) or `{"callId","error":{...}}` for an id that cannot
+/// be a call id (`"kind":"InvalidArgument"`). Caller frees it. Thread-safe.
+///
+/// # Safety
+/// `request_json` is a NUL-terminated string; `out_json` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn mgka_keeper_start(request_json: *const c_char, out_json: *mut *mut c_char) -> MgkaStatus {
+    respond(out_json, || {
+        let request: KeeperRequest = parse_json(str_arg(request_json, "request_json")?, "Keeper")?;
+        let interval = Duration::from_millis(request.interval_ms.unwrap_or(15 * 60 * 1000));
+        Ok(answers_json(&keeper::start(request.call_ids.unwrap_or_default(), interval)?).to_string())
+    })
+}
+
+/// Stops keeping calls and forgets them: `{"callIds":[...]}`, or `{"all":true}`.
+/// `*out_json`: the stopped calls' states (as `Stopped`), then, for named ids that were not kept,
+/// `{"callId","error":{"kind":"NotFound","errorId":"CallNotKept",...}}` (once per id), in the
+/// shape of `mgka_keeper_start`. Caller frees it. Thread-safe.
+///
+/// # Safety
+/// `request_json` is a NUL-terminated string; `out_json` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn mgka_keeper_stop(request_json: *const c_char, out_json: *mut *mut c_char) -> MgkaStatus {
+    respond(out_json, || {
+        let request: KeeperRequest = parse_json(str_arg(request_json, "request_json")?, "Keeper")?;
+        let answers = match request.all {
+            true => keeper::stop(None).into_iter().map(keeper::CallAnswer::State).collect(),
+            false => keeper::stop_named(request.call_ids.unwrap_or_default()),
+        };
+        Ok(answers_json(&answers).to_string())
+    })
+}
+
+/// The kept calls' states, sorted by call id. `request_json` may be NULL (all calls) or
+/// `{"callIds":[...],"states":["Active","Retrying","Ended","Failed"]}` (both optional). With
+/// `callIds`, each named id that is not kept at all is answered after the states with a
+/// `CallNotKept` error entry (once per id), in the shape of `mgka_keeper_start`.
+/// Caller frees `*out_json`. Thread-safe.
+///
+/// # Safety
+/// `request_json` is NULL or a NUL-terminated string; `out_json` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn mgka_keeper_list(request_json: *const c_char, out_json: *mut *mut c_char) -> MgkaStatus {
+    respond(out_json, || {
+        let request: KeeperRequest = match optional_str_arg(request_json, "request_json")? {
+            Some(json) => parse_json(json, "Keeper")?,
+            None => KeeperRequest::default(),
+        };
+        let answers = match request.call_ids {
+            Some(ids) => keeper::list_named(ids, request.states),
+            None => keeper::list(None, request.states).into_iter().map(keeper::CallAnswer::State).collect(),
+        };
+        Ok(answers_json(&answers).to_string())
+    })
+}
+
+/// Keeper events (a call `Ended` or `Failed`) with a sequence number above `after_seq`, waiting up
+/// to `timeout_ms` for the first. `*out_json`: `{"events":[{"seq","callId","state","timeUnixMs",
+/// "error"}],"lastSeq":n}`; pass `lastSeq` as `after_seq` next time. Keep `timeout_ms` short to
+/// stay interruptible. Caller frees it. Thread-safe.
+///
+/// # Safety
+/// `out_json` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn mgka_keeper_events(after_seq: u64, timeout_ms: u32, out_json: *mut *mut c_char) -> MgkaStatus {
+    respond(out_json, || {
+        let (events, last_seq) = keeper::events(after_seq, Duration::from_millis(timeout_ms.into()));
+        to_json(&serde_json::json!({ "events": events, "lastSeq": last_seq }))
+    })
+}
+
+#[derive(Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct KeeperRequest {
+    #[serde(default)]
+    call_ids: Option<Vec<String>>,
+    #[serde(default)]
+    interval_ms: Option<u64>,
+    #[serde(default)]
+    all: bool,
+    #[serde(default)]
+    states: Option<Vec<KeeperState>>,
+}
 
 /// The keeper's answers as JSON: call states, and `{"callId","error"}` for an id without one
 /// (`"errorId":"CallNotKept"` for a call that is not kept).
-pub(super) fn answers_json(answers: &[CallAnswer]) -> serde_json::Value {
+fn answers_json(answers: &[CallAnswer]) -> serde_json::Value {
     answers.iter().map(answer_json).collect()
 }
 

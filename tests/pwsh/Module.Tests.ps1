@@ -230,7 +230,7 @@ Describe 'Packaging (pwsh/build-module.ps1)' {
         $os = if ($IsWindows) { 'win' } elseif ($IsMacOS) { 'osx' } else { 'linux' }
         $rid = "$os-" + [System.Runtime.InteropServices.RuntimeInformation]::ProcessArchitecture.ToString().ToLowerInvariant()
         $files = Get-ChildItem (Join-Path $out 'MgKeepAlive') -Recurse -File | ForEach-Object { [IO.Path]::GetRelativePath((Join-Path $out 'MgKeepAlive'), $_.FullName) -replace '\\', '/' }
-        $files | Sort-Object | Should -Be (@('MgKeepAlive.Auth.ps1', 'MgKeepAlive.Coexistence.ps1', 'MgKeepAlive.Format.ps1xml', 'MgKeepAlive.Private.ps1', 'MgKeepAlive.Types.ps1', 'MgKeepAlive.psd1', 'MgKeepAlive.psm1', 'en-US/about_MgKeepAlive.help.txt', 'LICENSE', "$rid/$LibraryName") | Sort-Object)
+        $files | Sort-Object | Should -Be (@('MgKeepAlive.Auth.ps1', 'MgKeepAlive.Coexistence.ps1', 'MgKeepAlive.Format.ps1xml', 'MgKeepAlive.Native.abi', 'MgKeepAlive.Private.ps1', 'MgKeepAlive.Types.ps1', 'MgKeepAlive.psd1', 'MgKeepAlive.psm1', 'en-US/about_MgKeepAlive.help.txt', 'LICENSE', "$rid/$LibraryName") | Sort-Object)
         # Import from another working directory, with no source tree next to it.
         $elsewhere = Join-Path $TestDrive 'elsewhere' 'MgKeepAlive'
         $null = New-Item -ItemType Directory (Split-Path $elsewhere) -Force
