@@ -1195,21 +1195,10 @@ function Set-MgRequestContext {
     [CmdletBinding(SupportsShouldProcess, PositionalBinding = $false)]
     [OutputType('MgKeepAlive.RequestContext')]
     param(
-        [Parameter(ValueFromPipelineByPropertyName)]
-        [ValidateRange(0, 180)]
-        [int] $RetryDelay,
-
-        [Parameter(ValueFromPipelineByPropertyName)]
-        [ValidateRange(0, 10)]
-        [int] $MaxRetry,
-
-        [Parameter(ValueFromPipelineByPropertyName)]
-        [ValidateRange(0, [int]::MaxValue)]
-        [int] $RetriesTimeLimit,
-
-        [Parameter(ValueFromPipelineByPropertyName)]
-        [ValidateRange(1, [int]::MaxValue)]
-        [int] $ClientTimeout
+        [Parameter(ValueFromPipelineByPropertyName)][ValidateRange(0, 180)][int] $RetryDelay,
+        [Parameter(ValueFromPipelineByPropertyName)][ValidateRange(0, 10)][int] $MaxRetry,
+        [Parameter(ValueFromPipelineByPropertyName)][ValidateRange(0, [int]::MaxValue)][int] $RetriesTimeLimit,
+        [Parameter(ValueFromPipelineByPropertyName)][ValidateRange(1, [int]::MaxValue)][int] $ClientTimeout
     )
 
     begin { if (-not $script:PrivateLoaded) { Import-MgkaPrivate } }
@@ -1307,10 +1296,7 @@ function Get-MgEnvironment {
     [CmdletBinding()]
     [OutputType('MgKeepAlive.Environment')]
     param(
-        [Parameter(Position = 0, ValueFromPipelineByPropertyName)]
-        [ValidateNotNullOrEmpty()]
-        [ArgumentCompleter({ & (Get-Module MgKeepAlive)[0] { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Complete-MgkaArgument @args } Environment $args[2] })]
-        [string] $Name
+        [Parameter(Position = 0, ValueFromPipelineByPropertyName)][ValidateNotNullOrEmpty()][ArgumentCompleter({ & (Get-Module MgKeepAlive)[0] { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Complete-MgkaArgument @args } Environment $args[2] })][string] $Name
     )
 
     if (-not $script:PrivateLoaded) { Import-MgkaPrivate }
@@ -1386,19 +1372,9 @@ function Add-MgEnvironment {
     [CmdletBinding(SupportsShouldProcess, ConfirmImpact = 'Low')]
     [OutputType('MgKeepAlive.Environment')]
     param(
-        [Parameter(Mandatory, Position = 0, ValueFromPipelineByPropertyName)]
-        [ValidateNotNullOrEmpty()]
-        [string] $Name,
-
-        [Parameter(Mandatory, Position = 1, ValueFromPipelineByPropertyName)]
-        [Alias('AzureADUrl')]
-        [ValidateNotNullOrEmpty()]
-        [string] $AzureADEndpoint,
-
-        [Parameter(Mandatory, Position = 2, ValueFromPipelineByPropertyName)]
-        [Alias('GraphUrl')]
-        [ValidateNotNullOrEmpty()]
-        [string] $GraphEndpoint
+        [Parameter(Mandatory, Position = 0, ValueFromPipelineByPropertyName)][ValidateNotNullOrEmpty()][string] $Name,
+        [Parameter(Mandatory, Position = 1, ValueFromPipelineByPropertyName)][Alias('AzureADUrl')][ValidateNotNullOrEmpty()][string] $AzureADEndpoint,
+        [Parameter(Mandatory, Position = 2, ValueFromPipelineByPropertyName)][Alias('GraphUrl')][ValidateNotNullOrEmpty()][string] $GraphEndpoint
     )
 
     begin { if (-not $script:PrivateLoaded) { Import-MgkaPrivate } }
@@ -1469,20 +1445,9 @@ function Set-MgEnvironment {
     [CmdletBinding(SupportsShouldProcess, ConfirmImpact = 'Low')]
     [OutputType('MgKeepAlive.Environment')]
     param(
-        [Parameter(Mandatory, Position = 0, ValueFromPipelineByPropertyName)]
-        [ValidateNotNullOrEmpty()]
-        [ArgumentCompleter({ & (Get-Module MgKeepAlive)[0] { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Complete-MgkaArgument @args } Environment $args[2] })]
-        [string] $Name,
-
-        [Parameter(Position = 1, ValueFromPipelineByPropertyName)]
-        [Alias('AzureADUrl')]
-        [ValidateNotNullOrEmpty()]
-        [string] $AzureADEndpoint,
-
-        [Parameter(Position = 2, ValueFromPipelineByPropertyName)]
-        [Alias('GraphUrl')]
-        [ValidateNotNullOrEmpty()]
-        [string] $GraphEndpoint
+        [Parameter(Mandatory, Position = 0, ValueFromPipelineByPropertyName)][ValidateNotNullOrEmpty()][ArgumentCompleter({ & (Get-Module MgKeepAlive)[0] { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Complete-MgkaArgument @args } Environment $args[2] })][string] $Name,
+        [Parameter(Position = 1, ValueFromPipelineByPropertyName)][Alias('AzureADUrl')][ValidateNotNullOrEmpty()][string] $AzureADEndpoint,
+        [Parameter(Position = 2, ValueFromPipelineByPropertyName)][Alias('GraphUrl')][ValidateNotNullOrEmpty()][string] $GraphEndpoint
     )
 
     begin { if (-not $script:PrivateLoaded) { Import-MgkaPrivate } }
@@ -1558,10 +1523,7 @@ function Remove-MgEnvironment {
     [CmdletBinding(SupportsShouldProcess, ConfirmImpact = 'Medium')]
     [OutputType('MgKeepAlive.Environment')]
     param(
-        [Parameter(Mandatory, Position = 0, ValueFromPipelineByPropertyName)]
-        [ValidateNotNullOrEmpty()]
-        [ArgumentCompleter({ & (Get-Module MgKeepAlive)[0] { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Complete-MgkaArgument @args } Environment $args[2] })]
-        [string] $Name
+        [Parameter(Mandatory, Position = 0, ValueFromPipelineByPropertyName)][ValidateNotNullOrEmpty()][ArgumentCompleter({ & (Get-Module MgKeepAlive)[0] { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Complete-MgkaArgument @args } Environment $args[2] })][string] $Name
     )
 
     begin { if (-not $script:PrivateLoaded) { Import-MgkaPrivate } }
@@ -1702,16 +1664,9 @@ function Start-MgCommunicationCallKeepAlive {
     [CmdletBinding(DefaultParameterSetName = 'CallId', SupportsShouldProcess, ConfirmImpact = 'Medium')]
     [OutputType('MgKeepAlive.CallKeepAliveState')]
     param(
-        [Parameter(Mandatory, Position = 0, ParameterSetName = 'CallId')]
-        [AllowEmptyString()]
-        [string[]] $CallId,
-
-        [Parameter(Mandatory, ValueFromPipeline, ParameterSetName = 'InputObject')]
-        [object] $InputObject,
-
-        [Parameter()]
-        [ValidateScript({ $_ -ge [TimeSpan]::FromSeconds(1) }, ErrorMessage = 'The interval must be at least 1 second; {0} is shorter.')]
-        [TimeSpan] $Interval = [TimeSpan]::FromMinutes(15)
+        [Parameter(Mandatory, Position = 0, ParameterSetName = 'CallId')][AllowEmptyString()][string[]] $CallId,
+        [Parameter(Mandatory, ValueFromPipeline, ParameterSetName = 'InputObject')][object] $InputObject,
+        [Parameter()][ValidateScript({ $_ -ge [TimeSpan]::FromSeconds(1) }, ErrorMessage = 'The interval must be at least 1 second; {0} is shorter.')][TimeSpan] $Interval = [TimeSpan]::FromMinutes(15)
     )
 
     begin {
@@ -1815,13 +1770,8 @@ function Get-MgCommunicationCallKeepAlive {
     [CmdletBinding()]
     [OutputType('MgKeepAlive.CallKeepAliveState')]
     param(
-        [Parameter(Position = 0, ValueFromPipeline, ValueFromPipelineByPropertyName)]
-        [ArgumentCompleter({ & (Get-Module MgKeepAlive)[0] { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Complete-MgkaArgument @args } CallId $args[2] })]
-        [string[]] $CallId,
-
-        [Parameter()]
-        [ValidateSet('Active', 'Retrying', 'Ended', 'Failed')]
-        [string[]] $State
+        [Parameter(Position = 0, ValueFromPipeline, ValueFromPipelineByPropertyName)][ArgumentCompleter({ & (Get-Module MgKeepAlive)[0] { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Complete-MgkaArgument @args } CallId $args[2] })][string[]] $CallId,
+        [Parameter()][ValidateSet('Active', 'Retrying', 'Ended', 'Failed')][string[]] $State
     )
 
     begin {
@@ -1921,18 +1871,10 @@ function Stop-MgCommunicationCallKeepAlive {
     [CmdletBinding(DefaultParameterSetName = 'CallId', SupportsShouldProcess, ConfirmImpact = 'Medium')]
     [OutputType('MgKeepAlive.CallKeepAliveState')]
     param(
-        [Parameter(Mandatory, Position = 0, ParameterSetName = 'CallId')]
-        [ArgumentCompleter({ & (Get-Module MgKeepAlive)[0] { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Complete-MgkaArgument @args } CallId $args[2] })]
-        [string[]] $CallId,
-
-        [Parameter(Mandatory, ValueFromPipeline, ParameterSetName = 'InputObject')]
-        [object] $InputObject,
-
-        [Parameter(Mandatory, ParameterSetName = 'All')]
-        [switch] $All,
-
-        [Parameter()]
-        [switch] $PassThru
+        [Parameter(Mandatory, Position = 0, ParameterSetName = 'CallId')][ArgumentCompleter({ & (Get-Module MgKeepAlive)[0] { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Complete-MgkaArgument @args } CallId $args[2] })][string[]] $CallId,
+        [Parameter(Mandatory, ValueFromPipeline, ParameterSetName = 'InputObject')][object] $InputObject,
+        [Parameter(Mandatory, ParameterSetName = 'All')][switch] $All,
+        [Parameter()][switch] $PassThru
     )
 
     begin {
@@ -2031,16 +1973,9 @@ function Wait-MgCommunicationCallKeepAlive {
     [CmdletBinding()]
     [OutputType('MgKeepAlive.CallKeepAliveState')]
     param(
-        [Parameter(Position = 0, ValueFromPipeline, ValueFromPipelineByPropertyName)]
-        [ArgumentCompleter({ & (Get-Module MgKeepAlive)[0] { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Complete-MgkaArgument @args } CallId $args[2] })]
-        [string[]] $CallId,
-
-        [Parameter()]
-        [switch] $Any,
-
-        [Parameter()]
-        [ValidateScript({ $_ -ge [TimeSpan]::Zero }, ErrorMessage = 'The timeout must not be negative; it is {0}.')]
-        [TimeSpan] $Timeout
+        [Parameter(Position = 0, ValueFromPipeline, ValueFromPipelineByPropertyName)][ArgumentCompleter({ & (Get-Module MgKeepAlive)[0] { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Complete-MgkaArgument @args } CallId $args[2] })][string[]] $CallId,
+        [Parameter()][switch] $Any,
+        [Parameter()][ValidateScript({ $_ -ge [TimeSpan]::Zero }, ErrorMessage = 'The timeout must not be negative; it is {0}.')][TimeSpan] $Timeout
     )
 
     begin {
