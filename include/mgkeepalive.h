@@ -9,7 +9,8 @@
  *  - A `char **out_json` receives a string the caller owns and frees with mgka_string_free();
  *    the pointer may be NULL when the caller does not want it. On failure it holds the error JSON
  *    {"kind","message","callId","parameter", and for Graph errors "httpStatus","reason","code",
- *    "graphMessage","requestId","clientRequestId","date","headers","body","attempts"}.
+ *    "graphMessage","requestId","clientRequestId","date","headers","body","attempts"}, and
+ *    "record": the error record a PowerShell host shows for it (see mgka_error_record()).
  *  - Every function may be called from any thread, concurrently. The library holds one runtime,
  *    one HTTP client and one session for the whole process.
  *  - Network calls are bounded by the client timeout and can be cancelled: start an operation,
@@ -134,6 +135,27 @@ MgkaStatus mgka_environment_set(const char *request_json, char **out_json);
 // # Safety
 // `api_version` is a NUL-terminated string; `out_json` is NULL or writable.
 MgkaStatus mgka_keep_alive_warning(const char *api_version, char **out_json);
+
+// The error record of a failed call: `status` (an `MgkaStatus` value) with its error JSON
+// (`error_json`, NULL when the call gave none; JSON that is not an object counts as none),
+// raised by `activity` (NULL: none), as the JSON object
+// `{"errorId","category","exception","httpStatus","message","properties","details","recommendedAction"}`:
+// the ErrorId; a PowerShell `ErrorCategory` name; the exception (`HttpRequest`, `Authentication`,
+// `Argument`, `ItemNotFound`, `Timeout` or `InvalidOperation`), with its StatusCode (`httpStatus`,
+// or null) and message; its extra properties in order, `[name, value]` or `[name, value, type]`
+// with type `Headers` (name → values), `Int64s`, or `Objects` (rows of values, the property names
+// as a fourth element: `[name, rows, "Objects", [names]]`); and, for a Graph
+// answer, the ErrorDetails text and its recommended action (else null). Every error JSON of this
+// library with a message already carries this object as `record`; this is for the others (a
+// status without JSON, an error of invalid input found by the host). Caller frees `*out_json`
+// with `mgka_string_free`. Thread-safe.
+//
+// # Safety
+// `error_json` and `activity` are NULL or NUL-terminated strings; `out_json` is NULL or writable.
+MgkaStatus mgka_error_record(uint32_t status,
+                             const char *error_json,
+                             const char *activity,
+                             char **out_json);
 
 // Keeps a call alive; blocks until done or the client timeout (`timeoutMs`, default 300 s).
 // `options_json` may be NULL: `{"apiVersion":"v1.0"|"beta","headers":{..},"timeoutMs":n}`.

@@ -195,7 +195,27 @@ impl CoreError {
             obj.insert("attempts".into(), attempt_log.len().into());
             obj.insert("attemptLog".into(), serde_json::to_value(attempt_log).unwrap_or_default());
         }
+        let record = with_record(&value, self.kind());
+        obj_insert(&mut value, "record", record);
         value
+    }
+}
+
+/// The error record an error JSON of `kind` makes (see [`crate::error_record`]), or null when
+/// its message is empty: then the host names its own activity in the message
+/// (`mgka_error_record`).
+pub(crate) fn with_record(json: &serde_json::Value, kind: &str) -> serde_json::Value {
+    match json.get("message").and_then(serde_json::Value::as_str) {
+        Some(message) if !message.is_empty() => {
+            serde_json::to_value(crate::error_record::error_record(kind, json, "")).unwrap_or_default()
+        }
+        _ => serde_json::Value::Null,
+    }
+}
+
+fn obj_insert(value: &mut serde_json::Value, key: &str, item: serde_json::Value) {
+    if let Some(obj) = value.as_object_mut() {
+        obj.insert(key.into(), item);
     }
 }
 

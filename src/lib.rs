@@ -9,6 +9,7 @@ pub mod auth;
 pub mod clock;
 pub mod environment;
 pub mod error;
+pub mod error_record;
 pub mod ffi;
 pub mod graph;
 pub mod keeper;

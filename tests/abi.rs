@@ -203,6 +203,20 @@ fn keep_alive_by_id_and_identity_variants() {
     assert_eq!(err["kind"], "GraphError");
     assert_eq!(err["callId"], "abi-call");
     assert!(err["message"].as_str().unwrap().starts_with("[itemNotFound] : "));
+    // The error record a host shows: decided by the library, headers named as .NET names them.
+    let record = &err["record"];
+    assert_eq!((record["errorId"].as_str(), record["category"].as_str(), record["exception"].as_str()), (Some("itemNotFound"), Some("InvalidOperation"), Some("HttpRequest")), "{record}");
+    assert_eq!((record["httpStatus"].as_u64(), record["message"].as_str()), (Some(404), err["message"].as_str()));
+    let details = record["details"].as_str().unwrap();
+    let nl = if cfg!(windows) { "\r\n" } else { "\n" };
+    assert!(details.starts_with(&format!("{}{nl}{nl}Status: 404 (NotFound){nl}ErrorCode: itemNotFound{nl}Date: ", err["graphMessage"].as_str().unwrap())), "{details}");
+    assert!(details.contains(&format!("{nl}Date                          : ")) && details.contains(&format!("{nl}request-id                    : {}", err["requestId"].as_str().unwrap())), "{details}");
+    assert!(!details.to_ascii_lowercase().contains("content-type"), "content headers are left out: {details}");
+    assert!(details.ends_with(&format!("{nl}{nl}")));
+    assert_eq!(record["recommendedAction"], "See service error codes: https://learn.microsoft.com/graph/errors");
+    let names: Vec<&str> = record["properties"].as_array().unwrap().iter().map(|p| p[0].as_str().unwrap()).collect();
+    assert_eq!(names, ["ErrorCode", "GraphMessage", "RequestId", "ClientRequestId", "Date", "ResponseHeaders", "ResponseBody", "Attempts", "AttemptLog", "CallId"]);
+    assert_eq!(record["properties"][5][1], err["headers"]);
 
     let (status, err) = abi.by_id(c"..", None);
     assert_eq!((status, err["parameter"].as_str()), (INVALID_ARGUMENT, Some("CallId")));
@@ -902,4 +916,26 @@ fn the_request_context_speaks_camel_case_milliseconds() {
     assert_eq!(abi.json_call(|out| unsafe { get(out) }).1["clientTimeoutMs"], 42000, "a refused change changes nothing");
     let restore = CString::new(before.to_string()).unwrap();
     assert_eq!(unsafe { set(restore.as_ptr(), ptr::null_mut()) }, OK);
+
+#[test]
+fn error_records_for_errors_without_a_record() {
+    let abi = &*ABI;
+    let record: Symbol<unsafe extern "C" fn(u32, *const c_char, *const c_char, OutJson) -> u32> = abi.sym("mgka_error_record");
+    let (status, r) = abi.json_call(|out| unsafe { record(INVALID_HANDLE, ptr::null(), c"Wait".as_ptr(), out) });
+    assert_eq!(status, OK);
+    assert_eq!((r["errorId"].as_str(), r["category"].as_str(), r["exception"].as_str()), (Some("InternalInvalidHandle"), Some("NotSpecified"), Some("InvalidOperation")));
+    assert_eq!(r["message"], "MgKeepAlive internal error (InvalidHandle): MgKeepAlive: Wait failed (InvalidHandle). Please report it.");
+    let info = c"{\"kind\":\"InvalidArgument\",\"parameter\":\"InputObject\",\"message\":\"InputObject.CallId must be a string, not System.Int32.\"}";
+    let (status, r) = abi.json_call(|out| unsafe { record(INVALID_ARGUMENT, info.as_ptr(), ptr::null(), out) });
+    assert_eq!(status, OK);
+    assert_eq!((r["errorId"].as_str(), r["category"].as_str(), r["exception"].as_str()), (Some("InvalidIdentity"), Some("InvalidArgument"), Some("Argument")));
+    assert_eq!((r["properties"].as_array().map(Vec::len), &r["details"]), (Some(0), &serde_json::Value::Null));
+    // Without a kind the status names it; an unknown status is named by its value.
+    let (_, r) = abi.json_call(|out| unsafe { record(NOT_CONNECTED, c"{}".as_ptr(), c"Get-MgContext".as_ptr(), out) });
+    assert_eq!((r["errorId"].as_str(), r["message"].as_str()), (Some("NotConnected"), Some("Authentication needed. Please call Connect-MgGraph.")));
+    let (_, r) = abi.json_call(|out| unsafe { record(99, c"not json".as_ptr(), c"X".as_ptr(), out) });
+    assert_eq!(r["errorId"], "InternalStatus99");
+    // ABI failures carry their record too.
+    let (_, r) = abi.json_call(|out| unsafe { record(OK, ptr::null(), [0xffu8, 0].as_ptr().cast(), out) });
+    assert_eq!((r["kind"].as_str(), r["record"]["errorId"].as_str()), (Some("InvalidUtf8"), Some("InternalInvalidUtf8")), "{r}");
 }

@@ -12,10 +12,9 @@
 //! [`spawn_blocking_runtime`], or as the `graph-emulator` binary.
 
 mod assertion;
-mod calls;
-mod control;
 mod jwt;
 mod reply;
+mod routes;
 mod server;
 mod state;
 mod timefmt;
@@ -30,7 +29,7 @@ use tokio::sync::watch;
 
 pub use assertion::LoggedAssertion;
 pub use jwt::{tenant_guid, MANAGED_IDENTITY_TENANT_ID, TOKEN_ROLES};
-pub use server::MAX_BATCH;
+pub use routes::batch::MAX_BATCH;
 pub use state::{
     AppRegistration, CallState, ConfigView, FaultResponse, FaultScript, InFlightView,
     LoggedBatchItem, LoggedRequest, ManagedIdentity, DEFAULT_IDENTITY_HEADER, LOG_CAPACITY,

@@ -48,7 +48,12 @@ $script:ContextTypes = $null
 
 # What Microsoft's cmdlets say and show, word for word (Microsoft.Graph 2.38.1).
 $script:NotConnectedMessage = 'Authentication needed. Please call Connect-MgGraph.'
-$script:GraphErrorRecommendation = 'See service error codes: https://learn.microsoft.com/graph/errors'
+# The exceptions of error records, by the library's name for them (see mgka_error_record).
+$script:ExceptionTypes = @{
+    HttpRequest = [System.Net.Http.HttpRequestException]; Authentication = [System.Security.Authentication.AuthenticationException]
+    Argument = [System.ArgumentException]; ItemNotFound = [System.Management.Automation.ItemNotFoundException]
+    Timeout = [System.TimeoutException]; InvalidOperation = [System.InvalidOperationException]
+}
 # Microsoft's keep-alive commands are proxies of generated cmdlets (one per parameter set, such
 # as InvokeMgKeepCommunicationCallAlive_Keep); their error records are named after those.
 $script:KeepAliveCmdletNames = @{
@@ -319,51 +324,13 @@ function script:Get-MgkaStatusName {
     if ($Status -lt $script:StatusNames.Count) { $script:StatusNames[$Status] } else { "Status$Status" }
 }
 
-function script:Limit-MgkaText {
-    # At most 2,000 characters of an error text.
-    param([string] $Text)
-    if ($Text.Length -le 2000) { return $Text }
-    $Text.Substring(0, 2000) + "... ($($Text.Length - 2000) more characters; the whole answer is in Exception.ResponseBody)"
-}
-
-function script:Format-MgkaErrorDetails {
-    # The ErrorDetails text of Microsoft's cmdlets for an HTTP error, line for line: the message,
-    # Status, ErrorCode, Date (Graph's innerError date), then the response headers as .NET names
-    # and keeps them (content headers such as Content-Type are not among them).
-    param([System.Collections.IDictionary] $Info, [string] $Code)
-    $newLine = [Environment]::NewLine
-    $builder = [System.Text.StringBuilder]::new()
-    $message = if ($null -ne $Info['graphMessage']) { [string]$Info['graphMessage'] } else { [string]$Info['message'] }
-    [void]$builder.Append((Limit-MgkaText $message)).Append($newLine).Append($newLine)
-    $reason = if ($Info['reason']) { $Info['reason'] } else { [Enum]::ToObject([System.Net.HttpStatusCode], [int]$Info['httpStatus']).ToString() }
-    [void]$builder.Append("Status: $($Info['httpStatus']) ($reason)").Append($newLine)
-    [void]$builder.Append("ErrorCode: $Code").Append($newLine)
-    [void]$builder.Append("Date: $($Info['date'])").Append($newLine).Append($newLine)
-    [void]$builder.Append('Headers:').Append($newLine)
-    $headers = $Info['headers']
-    if ($headers -is [System.Collections.IDictionary] -and $headers.Count -gt 0) {
-        # .NET's response headers give the names their canonical case (date -> Date) and leave
-        # out content headers, as Microsoft's cmdlet shows them.
-        $response = [System.Net.Http.HttpResponseMessage]::new()
-        try {
-            foreach ($entry in $headers.GetEnumerator()) {
-                foreach ($value in @($entry.Value)) { [void]$response.Headers.TryAddWithoutValidation([string]$entry.Key, [string]$value) }
-            }
-            $lines = foreach ($header in $response.Headers) { '{0,-30}: {1}' -f $header.Key, ($header.Value -join ', ') }
-            [void]$builder.Append(($lines -join $newLine))
-        } finally { $response.Dispose() }
-    }
-    [void]$builder.Append($newLine).Append($newLine)
-    $builder.ToString()
-}
-
 function script:New-MgkaErrorRecord {
     <#
-    Turns a failed native status + error JSON into an ErrorRecord. For Graph errors the exception
-    is an HttpRequestException (its StatusCode property is the HTTP status) carrying the
-    NoteProperties ErrorCode, GraphMessage, RequestId, ClientRequestId, Date, ResponseHeaders,
-    ResponseBody, Attempts, AttemptLog and CallId; Timeout and TransportError exceptions carry
-    Attempts, AttemptLog and CallId.
+    Turns a failed native status + error JSON (parsed) into an ErrorRecord. The library decides
+    every part of it: the error JSON's "record" (mgka_error_record for a status without JSON and
+    for errors of invalid input found here) names the ErrorId, category, exception (its type from
+    the table below, message, StatusCode and extra properties in order) and, for Graph errors,
+    Microsoft's ErrorDetails text and recommended action. This only makes the .NET objects.
     #>
     param(
         [uint32] $Status,
@@ -371,111 +338,42 @@ function script:New-MgkaErrorRecord {
         [AllowNull()] $TargetObject,
         [string] $Activity
     )
-    if ($null -eq $Info) { $Info = [ordered]@{} }
-    $kind = if ($Info['kind']) { [string]$Info['kind'] } else { Get-MgkaStatusName $Status }
-    $message = if ($Info['message']) { [string]$Info['message'] } else { "MgKeepAlive: $Activity failed ($kind)." }
-    # A broken server's body can be the message (up to 1 MiB): the whole text stays in
-    # Exception.ResponseBody, the message shows its start.
-    $message = Limit-MgkaText $message
-    $details = $null
-    $category = [System.Management.Automation.ErrorCategory]::InvalidOperation
-
-    switch ($kind) {
-        'GraphError' {
-            $code = if ($Info['code']) { [string]$Info['code'] } else { 'UnknownError' }
-            $httpStatus = [int]$Info['httpStatus']
-            $exception = [System.Net.Http.HttpRequestException]::new($message, $null, [Enum]::ToObject([System.Net.HttpStatusCode], $httpStatus))
-            $headers = New-MgkaHeaderDictionary $Info['headers']
-            Add-Member -InputObject $exception -NotePropertyMembers ([ordered]@{
-                    ErrorCode       = $code
-                    GraphMessage    = $Info['graphMessage']
-                    RequestId       = $Info['requestId']
-                    ClientRequestId = $Info['clientRequestId']
-                    Date            = $Info['date']
-                    ResponseHeaders = $headers
-                    ResponseBody    = $Info['body']
-                    Attempts        = $Info['attempts']
-                    AttemptLog      = @(ConvertTo-MgkaAttemptLog $Info['attemptLog'])
-                    CallId          = $Info['callId']
-                })
-            $errorId = $code
-            $details = Format-MgkaErrorDetails -Info $Info -Code $code
-        }
-        'NotConnected' {
-            # Microsoft's words; its record's CategoryInfo.Reason is AuthenticationException too.
-            $message = $script:NotConnectedMessage
-            $exception = [System.Security.Authentication.AuthenticationException]::new($message)
-            $errorId = 'NotConnected'
-            $category = [System.Management.Automation.ErrorCategory]::AuthenticationError
-        }
-        'InvalidArgument' {
-            $parameter = if ($Info['parameter']) { [string]$Info['parameter'] } else { $null }
-            # No ParamName: it would append "(Parameter '...')" to the message; the ErrorId names it.
-            $exception = [System.ArgumentException]::new($message)
-            $errorId = switch ($parameter) {
-                'CallId' { 'InvalidCallId' }
-                'InputObject' { 'InvalidIdentity' }
-                'Headers' { 'InvalidHeaders' }
-                'Environment' { 'InvalidEnvironment' }
-                'AccessToken' { 'InvalidAccessToken' }
-                $null { 'InvalidArgument' }
-                default { "Invalid$_" }
-            }
-            $category = [System.Management.Automation.ErrorCategory]::InvalidArgument
-        }
-        'NotFound' {
-            $exception = [System.Management.Automation.ItemNotFoundException]::new($message)
-            $errorId = 'NotFound'
-            $category = [System.Management.Automation.ErrorCategory]::ObjectNotFound
-        }
-        'Timeout' {
-            $exception = [System.TimeoutException]::new($message)
-            $errorId = 'Timeout'
-            $category = [System.Management.Automation.ErrorCategory]::OperationTimeout
-            Add-Member -InputObject $exception -NotePropertyMembers ([ordered]@{
-                    Attempts = $Info['attempts']; AttemptLog = @(ConvertTo-MgkaAttemptLog $Info['attemptLog']); CallId = $Info['callId'] })
-        }
-        'TransportError' {
-            $exception = [System.Net.Http.HttpRequestException]::new($message)
-            $errorId = 'TransportError'
-            $category = [System.Management.Automation.ErrorCategory]::ConnectionError
-            Add-Member -InputObject $exception -NotePropertyMembers ([ordered]@{
-                    Attempts = $Info['attempts']; AttemptLog = @(ConvertTo-MgkaAttemptLog $Info['attemptLog']); CallId = $Info['callId'] })
-        }
-        'AuthError' {
-            # Token endpoint failures: ErrorId AADSTS<first code>, else the OAuth error, and the
-            # exception carries the fields scripts branch on. The library never puts the secret,
-            # key, assertion or a token into this JSON.
-            $exception = [System.Security.Authentication.AuthenticationException]::new($message)
-            $codes = [long[]]@($Info['errorCodes'] | Where-Object { $null -ne $_ })
-            $errorId = if ($codes.Count -gt 0) { "AADSTS$($codes[0])" } elseif ($Info['error']) { [string]$Info['error'] } else { 'AuthenticationFailed' }
-            Add-Member -InputObject $exception -NotePropertyMembers ([ordered]@{
-                    Error            = $Info['error']
-                    ErrorDescription = $Info['errorDescription']
-                    ErrorCodes       = $codes
-                    TraceId          = $Info['traceId']
-                    CorrelationId    = $Info['correlationId']
-                    HttpStatus       = $Info['httpStatus']
-                    TokenEndpoint    = $Info['tokenEndpoint']
-                })
-            $category = [System.Management.Automation.ErrorCategory]::AuthenticationError
-        }
-        default {
-            # NullPointer, InvalidUtf8, InvalidHandle, Panic: bugs in this module or the library.
-            $exception = [System.InvalidOperationException]::new("MgKeepAlive internal error ($kind): $message Please report it.")
-            $errorId = "Internal$kind"
-            $category = [System.Management.Automation.ErrorCategory]::NotSpecified
-        }
+    $r = if ($null -ne $Info) { $Info['record'] }
+    if ($null -eq $r) {
+        $text = [System.Collections.Specialized.OrderedDictionary]::new()
+        $text['ErrorJson'] = if ($null -ne $Info) { ConvertTo-Json -Compress -Depth 8 -EscapeHandling EscapeNonAscii -InputObject $Info }
+        $text['Activity'] = $Activity
+        # The status is mgka_error_record's one uint32_t, which Invoke-MgkaNative passes as -TimeoutMs.
+        $r = ConvertFrom-MgkaJson (Invoke-MgkaNative ErrorRecord -Text $text -TimeoutMs $Status).Json
     }
-    # The library names records whose kind alone does not say their id (CallNotKept, EnvironmentNotFound, ...).
-    if ($Info['errorId']) { $errorId = [string]$Info['errorId'] }
-    $record = [System.Management.Automation.ErrorRecord]::new($exception, $errorId, $category, $TargetObject)
-    if ($details) {
-        $record.ErrorDetails = [System.Management.Automation.ErrorDetails]::new($details)
-        $record.ErrorDetails.RecommendedAction = $script:GraphErrorRecommendation
+    $message = $r['message']
+    $exception = if ($null -ne $r['httpStatus']) {
+        [System.Net.Http.HttpRequestException]::new($message, $null, [Enum]::ToObject([System.Net.HttpStatusCode], [int]$r['httpStatus']))
+    } else { $script:ExceptionTypes[[string]$r['exception']]::new($message) }
+    $members = [ordered]@{}
+    foreach ($property in @($r['properties'])) {
+        $value = $property[1]
+        $type = if ($property.Count -gt 2) { $property[2] }
+        if ($type -eq 'Headers') { $value = New-MgkaHeaderDictionary $value }
+        elseif ($type -eq 'Objects') {
+            $columns = $property[3]
+            $value = @(foreach ($row in $value) {
+                    $object = [ordered]@{}
+                    for ($i = 0; $i -lt $columns.Count; $i++) { $object[$columns[$i]] = $row[$i] }
+                    [pscustomobject]$object
+                })
+        }
+        elseif ($type -eq 'Int64s') { $value = [long[]]$value }
+        $members[$property[0]] = $value
+    }
+    if ($members.Count -gt 0) { Add-Member -InputObject $exception -NotePropertyMembers $members }
+    $record = [System.Management.Automation.ErrorRecord]::new($exception, $r['errorId'], $r['category'], $TargetObject)
+    if ($r['details']) {
+        $record.ErrorDetails = [System.Management.Automation.ErrorDetails]::new($r['details'])
+        $record.ErrorDetails.RecommendedAction = $r['recommendedAction']
     }
     # Only Microsoft's module connected: the record says which Connect-MgGraph line connects both.
-    if ($kind -eq 'NotConnected' -and (Get-Module -Name Microsoft.Graph.Authentication)) { Import-MgkaCoexistence; Add-MgkaMicrosoftConnectHint -Record $record }
+    if ($r['errorId'] -eq 'NotConnected' -and (Get-Module -Name Microsoft.Graph.Authentication)) { Import-MgkaCoexistence; Add-MgkaMicrosoftConnectHint -Record $record }
     $record
 }
 
@@ -648,22 +546,6 @@ function script:Get-MgkaEnvironmentProxy {
         if ($value) { $result[$names[0]] = $value }
     }
     $result
-}
-
-function script:ConvertTo-MgkaAttemptLog {
-    # The library's attemptLog as objects (without the -Debug HTTP traces).
-    param($Log)
-    foreach ($entry in @($Log)) {
-        if ($entry -isnot [System.Collections.IDictionary]) { continue }
-        [pscustomobject]@{
-            Attempt    = $entry['attempt']
-            Status     = $entry['status']
-            Error      = $entry['error']
-            ElapsedMs  = $entry['elapsedMs']
-            WaitMs     = $entry['waitMs']
-            RetryAfter = $entry['retryAfter']
-        }
-    }
 }
 
 function script:Format-MgkaHttpHeaders {

@@ -34,10 +34,13 @@ impl Failure {
         match self {
             Failure::Core(e) => e.to_json().to_string(),
             Failure::Named(e, id) => error_json(e, Some(id)).to_string(),
-            Failure::Abi(status, message) => serde_json::json!({
-                "kind": status.name(), "message": message, "callId": null, "parameter": null,
-            })
-            .to_string(),
+            Failure::Abi(status, message) => {
+                let mut json = serde_json::json!({
+                    "kind": status.name(), "message": message, "callId": null, "parameter": null,
+                });
+                json["record"] = crate::error::with_record(&json, status.name());
+                json.to_string()
+            }
         }
     }
 }
@@ -47,6 +50,10 @@ pub(crate) fn error_json(error: &CoreError, error_id: Option<&str>) -> serde_jso
     let mut json = error.to_json();
     if let (Some(id), Some(object)) = (error_id, json.as_object_mut()) {
         object.insert("errorId".into(), id.into());
+        // The record hosts make (see crate::error) carries the same id.
+        if let Some(record) = object.get_mut("record").and_then(|r| r.as_object_mut()) {
+            record.insert("errorId".into(), id.into());
+        }
     }
     json
 }

@@ -10,11 +10,12 @@
 //!
 //! One file per concern, as the header groups them: `library` (version, strings, redaction),
 //! `environment`, `session` (connect, context, request settings), `keep_alive`, `operation`
-//! (waiting for and cancelling what `*_start` began), `keeper`. `boundary` holds what they share:
-//! the panic boundary, argument and answer conversion.
+//! (waiting for and cancelling what `*_start` began), `keeper`, `error` (error records).
+//! `boundary` holds what they share: the panic boundary, argument and answer conversion.
 
 mod boundary;
 mod environment;
+mod error;
 mod keep_alive;
 mod keeper;
 mod library;
@@ -23,6 +24,7 @@ mod session;
 mod status;
 
 pub use environment::*;
+pub use error::*;
 pub use keep_alive::*;
 pub use keeper::*;
 pub use library::*;

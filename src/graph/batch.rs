@@ -26,6 +26,7 @@ use once_cell::sync::Lazy;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::client::{bearer, graph_error, header_map, keep_alive_from, read_bounded, shown_header_value, Answered, MAX_RESPONSE_BYTES};
+use super::retry::{Class, ItemAnswer};
 use super::{encode_segment, ApiVersion, AttemptRecord, KeepAliveOptions, KeepAliveSuccess};
 use crate::auth::Secret;
 use crate::error::CoreError;
@@ -64,27 +65,9 @@ fn record_refusal(graph_endpoint: &str, api_version: ApiVersion) {
     REFUSING_GRAPHS.lock().unwrap_or_else(|p| p.into_inner()).insert(graph_key(graph_endpoint, api_version));
 }
 
-/// How a batch item's own answer is used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ItemAnswer {
-    /// 2xx: the keep-alive succeeded.
-    Success,
-    /// 404, 403: what a single request would get; final.
-    Verdict,
-    /// 401, 429, 503, 504: the single request's retry policy takes it as attempt 1.
-    Retry,
-    /// Anything else: maybe about the batch, not the call; the item is sent again singly.
-    Resend,
-}
-
+/// How a batch item's own answer is used: the retry classifier decides.
 fn item_answer(status: u16) -> ItemAnswer {
-    match status {
-        200..=299 => ItemAnswer::Success,
-        403 | 404 => ItemAnswer::Verdict,
-        401 => ItemAnswer::Retry,
-        s if super::is_retryable_status(s) => ItemAnswer::Retry,
-        _ => ItemAnswer::Resend,
-    }
+    Class::of_status(status).batch_item()
 }
 
 /// Whether an item answered `batch_status` in a batch and `single` alone shows that Graph refuses

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-use super::retry::{backoff, is_retryable_status, parse_retry_after, AttemptRecord, HttpTrace};
+use super::retry::{parse_retry_after, retry_after_header, retry_wait, AttemptRecord, Class, HttpTrace};
 use super::{keep_alive_url, KeepAliveOptions};
 use crate::error::{CoreError, GraphError};
 use crate::request_context::MAX_RETRY_DELAY;
@@ -150,21 +150,21 @@ async fn attempts(
             }
             Err(error) => error,
         };
-        let mut retry_after = None;
+        let class = Class::of_error(&error);
         match &error {
             CoreError::Graph(g) => {
                 record.status = Some(g.http_status);
                 record.error = Some(g.code.clone());
-                record.retry_after = g.headers.get("retry-after").and_then(|v| v.first().cloned());
-                retry_after = record.retry_after.as_deref().and_then(|v| parse_retry_after(v, SystemTime::now()));
+                record.retry_after = retry_after_header(&error).map(str::to_owned);
             }
             CoreError::Transport { message, .. } => record.error = Some(message.clone()),
             CoreError::Timeout { .. } => record.error = Some("Timeout".into()),
             _ => {}
         }
+        let retry_after = record.retry_after.as_deref().and_then(|v| parse_retry_after(v, SystemTime::now()));
 
         // 401: renew the token once and try again at once.
-        if matches!(&error, CoreError::Graph(g) if g.http_status == 401) && !renewed {
+        if class.renews_token() && !renewed {
             renewed = true;
             let rejected = match token.take() {
                 Some(rejected) => rejected,
@@ -177,16 +177,11 @@ async fn attempts(
             }
             token = Some(rejected);
         }
-        let retryable = match &error {
-            CoreError::Graph(g) => is_retryable_status(g.http_status),
-            CoreError::Transport { .. } => true,
-            _ => false,
-        };
-        if !retryable || retries >= options.max_retry {
+        if !class.retried() || retries >= options.max_retry {
             log.push(record);
             return Err(error);
         }
-        let wait = retry_after.unwrap_or_else(|| backoff(options.retry_delay, retries + 1)).min(MAX_RETRY_DELAY);
+        let wait = retry_wait(retry_after, options.retry_delay, retries + 1).min(MAX_RETRY_DELAY);
         let over_time_limit = !options.retries_time_limit.is_zero() && waited + wait > options.retries_time_limit;
         // Waiting past the client timeout would only turn the last answer into a timeout.
         let past_timeout = started.elapsed() + wait >= options.timeout;
@@ -338,7 +333,7 @@ fn get_ci<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
 }
 
 /// .NET's `HttpStatusCode` names, which the official cmdlet prints (`Status: 404 (NotFound)`).
-fn reason_phrase(status: StatusCode) -> String {
+pub fn reason_phrase(status: StatusCode) -> String {
     match status.as_u16() {
         429 => "TooManyRequests".into(),
         413 => "RequestEntityTooLarge".into(),

@@ -32,7 +32,7 @@ use state::Entry;
 
 use crate::clock::after;
 use crate::error::CoreError;
-use crate::graph::{backoff, parse_retry_after, validate_call_id, KeepAliveOptions};
+use crate::graph::{retry_after, retry_wait, validate_call_id, Class, KeepAliveOptions, KeeperVerdict};
 use crate::runtime::runtime;
 use crate::session;
 
@@ -374,14 +374,10 @@ async fn keep_one(id: Arc<str>, generation: u32, _permit: tokio::sync::OwnedSema
         }
         Err(error) => {
             let message = error.to_string();
-            let status = match &error {
-                CoreError::Graph(g) => Some(g.http_status),
-                _ => None,
-            };
-            let permanent = match (&error, status) {
-                (_, Some(404)) => Some(KeeperState::Ended),
-                (_, Some(400 | 403 | 405)) | (CoreError::InvalidArgument { .. }, _) => Some(KeeperState::Failed),
-                _ => None,
+            let permanent = match Class::of_error(&error).keeper() {
+                KeeperVerdict::Ended => Some(KeeperState::Ended),
+                KeeperVerdict::Failed => Some(KeeperState::Failed),
+                KeeperVerdict::Transient => None,
             };
             if let Some(state) = permanent {
                 entry.finished(state, message.clone());
@@ -390,10 +386,7 @@ async fn keep_one(id: Arc<str>, generation: u32, _permit: tokio::sync::OwnedSema
                 return;
             }
             // Transient: retry before the deadline, honouring Retry-After for the whole app.
-            let retry_after = match &error {
-                CoreError::Graph(g) => g.headers.get("retry-after").and_then(|v| v.first()).and_then(|v| parse_retry_after(v, wall)),
-                _ => None,
-            };
+            let retry_after = retry_after(&error, wall);
             if let Some(wait) = retry_after {
                 let until = after(now, wait);
                 let mut paused = lock(&KEEPER.paused_until);
@@ -406,7 +399,7 @@ async fn keep_one(id: Arc<str>, generation: u32, _permit: tokio::sync::OwnedSema
             // half an interval or half the time left before the deadline, so a retry schedule
             // cannot carry a call past the point where Graph would end it.
             let base = RETRY_DELAY.min(entry.interval / 4);
-            let wait = retry_after.unwrap_or_else(|| backoff(base, entry.consecutive_failures));
+            let wait = retry_wait(retry_after, base, entry.consecutive_failures);
             let next = after(now, wait.min(entry.retry_budget(wall)));
             entry.due = Some(next);
             drop(calls);

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::jwt;
 use crate::reply::{Ctx, Reply};
-use crate::server::{bearer_token, check_auth, decode_segment, play_fault};
+use super::{bearer_token, check_auth, decode_segment, play_fault};
 use crate::state::{new_guid, CallResource, FaultTarget, State};
 
 /// A path under `/{version}/communications/calls` other than a keep-alive.
