@@ -104,7 +104,8 @@ extern "C" {
 extern const char mgka_version_string[16];
 
 // Lists the environments (clouds) as a JSON array of
-// `{"name","azureADEndpoint","graphEndpoint","type":"Built-in"|"User-defined"}`.
+// `{"name","azureADEndpoint","graphEndpoint","type":"Built-in"|"User-defined","cloud"}` (`cloud`:
+// Global, USGov, USGovDoD, China or Other, by the Graph endpoint's host).
 // Caller frees `*out_json` with `mgka_string_free`. Thread-safe.
 //
 // # Safety
@@ -127,6 +128,31 @@ MgkaStatus mgka_environment_add(const char *environment_json, char **out_json);
 // # Safety
 // `name` is a NUL-terminated string; `out_json` is NULL or writable.
 MgkaStatus mgka_environment_remove(const char *name, char **out_json);
+
+// Changes a user-defined environment in one step (`Set-MgEnvironment`): `request_json` is
+// `{"name","azureADEndpoint","graphEndpoint"}`; an endpoint not given keeps its value; endpoints
+// are checked as by `mgka_environment_add`. `*out_json`: the changed environment (as
+// `mgka_environment_list` shows it). An unknown name is `MGKA_STATUS_NOT_FOUND` and a built-in
+// cloud `MGKA_STATUS_INVALID_ARGUMENT`, their error JSON with `"errorId"`
+// (`EnvironmentNotFound`, `BuiltInEnvironment`). With `"preview":true` nothing changes: the
+// answer is the environment as the change would make it, endpoints unchecked and shown without
+// user info (`***`), for a host to ask its user to confirm; the same two refusals apply.
+// Caller frees `*out_json`. Thread-safe; the change is atomic.
+//
+// # Safety
+// `request_json` is a NUL-terminated string; `out_json` is NULL or writable.
+MgkaStatus mgka_environment_set(const char *request_json, char **out_json);
+
+// The warning a host shows before keep-alives of `api_version` ("v1.0" or "beta") when the
+// current connection's cloud is one where Microsoft does not document call keepAlive for it
+// (v1.0: Global, USGov, USGovDoD; beta: Global). `*out_json`: the warning as a JSON string, at
+// most once per process for each cloud and version, else `null` (also when not connected, or
+// for a user-defined cloud). An unknown version is `MGKA_STATUS_INVALID_ARGUMENT`. Caller frees
+// `*out_json`. Thread-safe.
+//
+// # Safety
+// `api_version` is a NUL-terminated string; `out_json` is NULL or writable.
+MgkaStatus mgka_keep_alive_warning(const char *api_version, char **out_json);
 
 // The error record of a failed call: `status` (an `MgkaStatus` value) with its error JSON
 // (`error_json`, NULL when the call gave none; JSON that is not an object counts as none),
@@ -235,12 +261,11 @@ MgkaStatus mgka_identity_resolve(uint32_t kind,
 // `stream_json` NULL or `{"concurrency":32,"details":false,"notes":false}` (concurrency 1–256,
 // default 32: requests in flight at most; details: every success is answered with its result,
 // else successes are counted; notes: notes for the user, such as that this Graph refuses batched
-// keep-alives, are answered once), optionally with `"cloud":"USGov"` (the cloud the host is
-// connected to) and `"given":["HttpPipelineAppend",...]` (the ignored compatibility parameters
+// keep-alives, are answered once), optionally with `"given":["HttpPipelineAppend",...]` (the ignored compatibility parameters
 // the user gave: HttpPipelineAppend, HttpPipelinePrepend, ProxyCredential without -Proxy,
 // ProxyUseDefaultCredentials). On success `*out_json` is NULL, or `{"warnings":["..."]}` when
-// the command has something to warn about (an ignored parameter; once per process, a cloud
-// where Microsoft does not document keepAlive for this API version). Push items with `mgka_keep_alive_stream_push`, read answers
+// the command has something to warn about (an ignored parameter; once per process, the
+// connected cloud when Microsoft does not document keepAlive there for this API version). Push items with `mgka_keep_alive_stream_push`, read answers
 // with `mgka_keep_alive_stream_next`, end with `mgka_keep_alive_stream_finish`, and always
 // release the handle with `mgka_keep_alive_stream_close`. On failure `*out_json` is the error.
 // Thread-safe; one stream is used by one host thread at a time.
@@ -306,24 +331,28 @@ MgkaStatus mgka_keep_alive_stream_close(uint64_t stream);
 // Registers calls with the background keeper, or updates the interval of calls already kept.
 // `request_json`: `{"callIds":["..."],"intervalMs":900000}` (interval ≥ 1000 ms). Returns at
 // once; each call's first keep-alive goes out right away. `*out_json`: one entry per id, in
-// order: a call state (`{"callId","state","intervalMs","lastSuccessUnixMs","nextDueUnixMs",
-// "deadlineUnixMs","attempts","consecutiveFailures","lastError"}`) or `{"callId","error":{...}}`
-// for an id that cannot be a call id. Caller frees it. Thread-safe.
+// order, in the keeper's one answer shape: a call state (`{"callId","state","intervalMs",
+// "lastSuccessUnixMs","nextDueUnixMs","deadlineUnixMs","attempts","consecutiveFailures",
+// "lastError"}`, times in Unix milliseconds) or `{"callId","error":{...}}` for an id that cannot
+// be a call id (`"kind":"InvalidArgument"`). Caller frees it. Thread-safe.
 //
 // # Safety
 // `request_json` is a NUL-terminated string; `out_json` is NULL or writable.
 MgkaStatus mgka_keeper_start(const char *request_json, char **out_json);
 
 // Stops keeping calls and forgets them: `{"callIds":[...]}`, or `{"all":true}`.
-// `*out_json`: the stopped calls' states (as `Stopped`). Unknown ids are skipped.
-// Caller frees it. Thread-safe.
+// `*out_json`: the stopped calls' states (as `Stopped`), then, for named ids that were not kept,
+// `{"callId","error":{"kind":"NotFound","errorId":"CallNotKept",...}}` (once per id), in the
+// shape of `mgka_keeper_start`. Caller frees it. Thread-safe.
 //
 // # Safety
 // `request_json` is a NUL-terminated string; `out_json` is NULL or writable.
 MgkaStatus mgka_keeper_stop(const char *request_json, char **out_json);
 
 // The kept calls' states, sorted by call id. `request_json` may be NULL (all calls) or
-// `{"callIds":[...],"states":["Active","Retrying","Ended","Failed"]}` (both optional).
+// `{"callIds":[...],"states":["Active","Retrying","Ended","Failed"]}` (both optional). With
+// `callIds`, each named id that is not kept at all is answered after the states with a
+// `CallNotKept` error entry (once per id), in the shape of `mgka_keeper_start`.
 // Caller frees `*out_json`. Thread-safe.
 //
 // # Safety
@@ -338,6 +367,24 @@ MgkaStatus mgka_keeper_list(const char *request_json, char **out_json);
 // # Safety
 // `out_json` is NULL or writable.
 MgkaStatus mgka_keeper_events(uint64_t after_seq, uint32_t timeout_ms, char **out_json);
+
+// Starts waiting until kept calls end or fail (`Wait-MgCommunicationCallKeepAlive`) and returns
+// at once with a handle in `*out_operation`. `request_json`: `{"callIds":[...],"any":false,
+// "timeoutMs":n}`, all optional: no `callIds` waits for every call kept now; `any` ends the wait
+// at the first call that ended or failed; `timeoutMs` (fractions allowed; absent: no limit)
+// bounds it. The result of `mgka_operation_wait` is one step of the wait, given as soon as there
+// is something to report: `{"calls":[...],"notes":[...],"timedOut":null|{"callIds":[...],
+// "message"},"next":n}`. `calls`: the states of calls that ended or failed (each once), then
+// `CallNotKept` errors for named calls that are not kept, in the shape of `mgka_keeper_start`;
+// `notes`: what a host shows with -Verbose (a call stopped meanwhile is no longer waited for);
+// `timedOut`: the timeout was reached with these calls still kept. `next`: the handle of the
+// wait's next step, already under way (wait for it, or cancel it to give up), or 0 when the wait
+// is over. Fails only for NULL or invalid UTF-8 arguments; a malformed request is the result of
+// the wait. Thread-safe.
+//
+// # Safety
+// `request_json` is a NUL-terminated string; `out_operation` is writable.
+MgkaStatus mgka_keeper_wait_start(const char *request_json, uint64_t *out_operation);
 
 // The library version, e.g. "0.1.0". A static string: do NOT free it. Thread-safe.
 const char *mgka_version(void);
@@ -402,7 +449,7 @@ MgkaStatus mgka_connect_start(const char *request_json,
                               size_t secret_len,
                               uint64_t *out_operation);
 
-// Ends the session. `*out_json`: the context that was closed, or `null` when there was none.
+// Ends the session and stops the keeper (every kept call is forgotten). `*out_json`: the context that was closed, or `null` when there was none.
 // Requests already under way finish with the session they started with. Thread-safe.
 //
 // # Safety
@@ -410,25 +457,27 @@ MgkaStatus mgka_connect_start(const char *request_json,
 MgkaStatus mgka_disconnect(char **out_json);
 
 // The current context
-// (`{"clientId","tenantId","scopes","authType","tokenCredentialType","certificateThumbprint","environment","contextScope","appName"}`),
+// (`{"clientId","tenantId","scopes","authType","tokenCredentialType","certificateThumbprint","environment","cloud","contextScope","appName"}`;
+// `cloud`: Global, USGov, USGovDoD, China or Other, by the Graph endpoint),
 // or `null` when not connected. Never contains a secret. Caller frees `*out_json`. Thread-safe.
 //
 // # Safety
 // `out_json` is NULL or writable.
 MgkaStatus mgka_context(char **out_json);
 
-// The process-wide request settings (`Get-MgRequestContext`):
-// `{"MaxRetry":3,"RetryDelay":3,"RetriesTimeLimit":0,"ClientTimeout":300}` (seconds).
-// Caller frees `*out_json`. Thread-safe.
+// The process-wide request settings (`Get-MgRequestContext`), durations in milliseconds:
+// `{"maxRetry":3,"retryDelayMs":3000,"retriesTimeLimitMs":0,"clientTimeoutMs":300000}`
+// (the defaults). Caller frees `*out_json`. Thread-safe.
 //
 // # Safety
 // `out_json` is NULL or writable.
 MgkaStatus mgka_request_context_get(char **out_json);
 
 // Changes the process-wide request settings (`Set-MgRequestContext`) from a JSON object with any
-// of `MaxRetry` (0–10), `RetryDelay` (0–180 s), `RetriesTimeLimit` (s, 0 = off) and
-// `ClientTimeout` (s, > 0). Out-of-range values are refused (`MGKA_STATUS_INVALID_ARGUMENT`) and
-// nothing changes. `*out_json`: the settings now in force. Caller frees it. Thread-safe; applies
+// of `maxRetry` (0–10), `retryDelayMs` (0–180000), `retriesTimeLimitMs` (0 = off) and
+// `clientTimeoutMs` (≥ 1), durations in milliseconds. Out-of-range values are refused
+// (`MGKA_STATUS_INVALID_ARGUMENT`, naming the setting) and nothing changes. `*out_json`: the
+// settings now in force, as `mgka_request_context_get`. Caller frees it. Thread-safe; applies
 // to keep-alives started afterwards, in every caller of the process.
 //
 // # Safety

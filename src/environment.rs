@@ -8,6 +8,7 @@ use once_cell::sync::Lazy;
 use serde::{Deserialize, Serialize};
 
 use crate::error::CoreError;
+use crate::graph::ApiVersion;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum EnvironmentType {
@@ -15,6 +16,79 @@ pub enum EnvironmentType {
     BuiltIn,
     #[serde(rename = "User-defined")]
     UserDefined,
+}
+
+/// Which Microsoft cloud an environment's Graph endpoint is: one of the national clouds, or
+/// `Other` (a user-defined endpoint that is none of them, such as an emulator).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Cloud {
+    Global,
+    USGov,
+    USGovDoD,
+    China,
+    Other,
+}
+
+impl Cloud {
+    /// The cloud of a Graph endpoint, by its host (the one host-to-cloud table).
+    pub fn of_graph_endpoint(graph_endpoint: &str) -> Cloud {
+        let host = reqwest::Url::parse(graph_endpoint).ok().and_then(|u| u.host_str().map(str::to_ascii_lowercase));
+        match host.as_deref() {
+            Some("graph.microsoft.com") => Cloud::Global,
+            Some("graph.microsoft.us") => Cloud::USGov,
+            Some("dod-graph.microsoft.us") => Cloud::USGovDoD,
+            Some("microsoftgraph.chinacloudapi.cn") => Cloud::China,
+            _ => Cloud::Other,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cloud::Global => "Global",
+            Cloud::USGov => "USGov",
+            Cloud::USGovDoD => "USGovDoD",
+            Cloud::China => "China",
+            Cloud::Other => "Other",
+        }
+    }
+
+    /// Whether Microsoft documents call keepAlive of `api_version` in this cloud: v1.0 in
+    /// Global, USGov and USGovDoD; beta in Global only. `Other` (an emulator, a private cloud)
+    /// is not judged.
+    pub fn documents_keep_alive(self, api_version: ApiVersion) -> bool {
+        match (self, api_version) {
+            (Cloud::Global | Cloud::Other, _) => true,
+            (Cloud::USGov | Cloud::USGovDoD, ApiVersion::V1) => true,
+            _ => false,
+        }
+    }
+
+    /// The warning for a keep-alive of `api_version` sent to this cloud, when Microsoft does not
+    /// document it there (the request is sent anyway).
+    pub fn keep_alive_warning(self, api_version: ApiVersion) -> Option<String> {
+        if self.documents_keep_alive(api_version) {
+            return None;
+        }
+        let available = match api_version {
+            ApiVersion::Beta => "only in the Global cloud",
+            ApiVersion::V1 => "in the Global, USGov and USGovDoD clouds, not in China",
+        };
+        Some(format!(
+            "Microsoft documents call keepAlive ({}) as available {available}; you are connected to the {} cloud. \
+             MgKeepAlive sends the request anyway; if it fails, check with your cloud's Graph documentation. \
+             (This warning is shown once per process.)",
+            api_version.as_str(),
+            self.as_str()
+        ))
+    }
+}
+
+/// [`Cloud::keep_alive_warning`], at most once per process for each cloud and API version: the
+/// first caller gets the text, later ones `None`.
+pub fn keep_alive_warning_once(cloud: Cloud, api_version: ApiVersion) -> Option<String> {
+    static WARNED: Lazy<std::sync::Mutex<std::collections::HashSet<(Cloud, &'static str)>>> = Lazy::new(Default::default);
+    let text = cloud.keep_alive_warning(api_version)?;
+    WARNED.lock().unwrap_or_else(|p| p.into_inner()).insert((cloud, api_version.as_str())).then_some(text)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -26,6 +100,17 @@ pub struct Environment {
     pub graph_endpoint: String,
     #[serde(rename = "type")]
     pub kind: EnvironmentType,
+    /// The cloud of `graph_endpoint`.
+    pub cloud: Cloud,
+}
+
+/// What a caller changes in a user-defined environment (`Set-MgEnvironment`): an endpoint not
+/// given keeps its value.
+#[derive(Debug, Clone, Default)]
+pub struct EnvironmentChange {
+    pub name: String,
+    pub azure_ad_endpoint: Option<String>,
+    pub graph_endpoint: Option<String>,
 }
 
 /// What a caller asks for when defining an environment.
@@ -46,6 +131,7 @@ fn built_in(name: &str, login: &str, graph: &str) -> Environment {
         azure_ad_endpoint: login.into(),
         graph_endpoint: graph.into(),
         kind: EnvironmentType::BuiltIn,
+        cloud: Cloud::of_graph_endpoint(graph),
     }
 }
 
@@ -80,10 +166,12 @@ pub fn add(definition: EnvironmentDefinition) -> Result<Environment, CoreError> 
     if name.is_empty() {
         return Err(CoreError::invalid("Name", "The environment name must not be empty."));
     }
+    let graph_endpoint = validate_endpoint("GraphEndpoint", &definition.graph_endpoint)?;
     let environment = Environment {
         name: name.to_owned(),
         azure_ad_endpoint: validate_endpoint("AzureADEndpoint", &definition.azure_ad_endpoint)?,
-        graph_endpoint: validate_endpoint("GraphEndpoint", &definition.graph_endpoint)?,
+        cloud: Cloud::of_graph_endpoint(&graph_endpoint),
+        graph_endpoint,
         kind: EnvironmentType::UserDefined,
     };
     let mut all = ENVIRONMENTS.write().unwrap_or_else(|p| p.into_inner());
@@ -101,6 +189,58 @@ pub fn add(definition: EnvironmentDefinition) -> Result<Environment, CoreError> 
             Ok(environment)
         }
     }
+}
+
+/// The user-defined environment `change.name` as `change` would make it, endpoints not checked:
+/// what `Set-MgEnvironment` asks the user to confirm. Errors as [`set`].
+pub fn preview_set(change: &EnvironmentChange) -> Result<Environment, CoreError> {
+    let all = ENVIRONMENTS.read().unwrap_or_else(|p| p.into_inner());
+    let current = changeable(&all, &change.name)?;
+    let mut preview = current.clone();
+    if let Some(login) = &change.azure_ad_endpoint {
+        preview.azure_ad_endpoint = login.clone();
+    }
+    if let Some(graph) = &change.graph_endpoint {
+        preview.graph_endpoint = graph.clone();
+        preview.cloud = Cloud::of_graph_endpoint(graph);
+    }
+    Ok(preview)
+}
+
+/// Changes the endpoints of a user-defined environment in one step (read, merge, check, write
+/// under one lock): an endpoint not given keeps its value. Unknown names are `NotFound` and
+/// built-in clouds `InvalidArgument` (`Name`), with `Set-MgEnvironment`'s messages; nothing else
+/// fails with these two.
+pub fn set(change: &EnvironmentChange) -> Result<Environment, CoreError> {
+    let mut all = ENVIRONMENTS.write().unwrap_or_else(|p| p.into_inner());
+    let current = changeable(&all, &change.name)?.clone();
+    let azure_ad_endpoint = match &change.azure_ad_endpoint {
+        Some(login) => validate_endpoint("AzureADEndpoint", login)?,
+        None => current.azure_ad_endpoint.clone(),
+    };
+    let graph_endpoint = match &change.graph_endpoint {
+        Some(graph) => validate_endpoint("GraphEndpoint", graph)?,
+        None => current.graph_endpoint.clone(),
+    };
+    let changed = Environment { cloud: Cloud::of_graph_endpoint(&graph_endpoint), azure_ad_endpoint, graph_endpoint, ..current };
+    if let Some(slot) = all.iter_mut().find(|e| e.name == changed.name) {
+        *slot = changed.clone();
+    }
+    Ok(changed)
+}
+
+const SET_NOT_FOUND_HINT: &str = "was not found; add it with Add-MgEnvironment.";
+const SET_BUILT_IN_HINT: &str = "is a built-in environment and cannot be changed; add a user-defined one with Add-MgEnvironment.";
+
+fn changeable<'a>(all: &'a [Environment], name: &str) -> Result<&'a Environment, CoreError> {
+    let found = all
+        .iter()
+        .find(|e| e.name.eq_ignore_ascii_case(name))
+        .ok_or_else(|| CoreError::NotFound(format!("Environment '{name}' {SET_NOT_FOUND_HINT}")))?;
+    if found.kind == EnvironmentType::BuiltIn {
+        return Err(CoreError::invalid("Name", format!("'{}' {SET_BUILT_IN_HINT}", found.name)));
+    }
+    Ok(found)
 }
 
 /// Removes a user-defined environment; `in_use` names the current session's environment, which

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::auth::{CertificateCredential, Credential, ManagedIdentity, Secret, SignatureAlgorithm, TokenSource, IMDS_ENDPOINT};
-use crate::environment::{self, Environment, DEFAULT_ENVIRONMENT};
+use crate::environment::{self, Cloud, Environment, DEFAULT_ENVIRONMENT};
 use crate::error::CoreError;
 use crate::runtime::{EnvironmentProxy, ExplicitProxy, ProxySettings};
 
@@ -38,6 +38,8 @@ pub struct Context {
     pub signature_algorithm: Option<&'static str>,
     pub managed_identity_id: Option<String>,
     pub environment: String,
+    /// The cloud of the environment's Graph endpoint.
+    pub cloud: Cloud,
     pub context_scope: String,
     pub app_name: String,
 }
@@ -115,6 +117,7 @@ impl Session {
             signature_algorithm: certificate.map(|c| c.algorithm().as_str()),
             managed_identity_id: if managed { credential.client_id().map(str::to_owned) } else { None },
             environment: self.environment.name.clone(),
+            cloud: self.environment.cloud,
             context_scope: "Process".into(),
             app_name: "MgKeepAlive".into(),
         }
@@ -223,11 +226,11 @@ pub async fn connect(request: ConnectRequest, secret: Zeroizing<Vec<u8>>) -> Res
     Ok(context)
 }
 
-/// Ends the session and stops the keeper; returns the context it closed. Its cached token is
-/// zeroed now; the credential's secrets when the last in-flight request holding the session ends.
+/// Ends the session; returns the context it closed. Its cached token is zeroed now; the
+/// credential's secrets when the last in-flight request holding the session ends. (The keeper,
+/// which uses the session, is stopped with it by [`crate::keeper::disconnect`].)
 pub fn disconnect() -> Option<Context> {
     let old = CURRENT.write().unwrap_or_else(|p| p.into_inner()).take();
-    crate::keeper::stop(None);
     old.map(|s| {
         s.tokens.clear();
         s.context()
@@ -238,6 +241,13 @@ pub fn disconnect() -> Option<Context> {
 pub fn remove_environment(name: &str) -> Result<Environment, CoreError> {
     let in_use = current().ok().map(|s| s.environment.name.clone());
     environment::remove(name, in_use.as_deref())
+}
+
+/// The warning for a keep-alive of `api_version` in the current session's cloud when Microsoft
+/// does not document it there, once per process for each cloud and version; else `None` (also
+/// when not connected).
+pub fn keep_alive_warning(api_version: crate::graph::ApiVersion) -> Option<String> {
+    current().ok().and_then(|s| environment::keep_alive_warning_once(s.environment.cloud, api_version))
 }
 
 pub fn current() -> Result<Arc<Session>, CoreError> {

@@ -922,6 +922,176 @@ fn a_stream_refuses_bad_settings_and_a_single_item_is_a_single_request() {
     assert_eq!(close(stream), OK);
 }
 
+fn wait_start(abi: &Abi, request: serde_json::Value) -> u64 {
+    let start: Symbol<unsafe extern "C" fn(*const c_char, *mut u64) -> u32> = abi.sym("mgka_keeper_wait_start");
+    let request = CString::new(request.to_string()).unwrap();
+    let mut handle = 0u64;
+    assert_eq!(unsafe { start(request.as_ptr(), &mut handle) }, OK);
+    handle
+}
+
+#[test]
+fn the_keeper_answers_not_kept_calls_per_id_and_waits_as_an_operation_step_by_step() {
+    let _one = SESSION.lock().unwrap_or_else(|p| p.into_inner());
+    let abi = &*ABI;
+    let emu = emulator();
+    abi.connect(&emu, "abi-wait-token");
+    let (a, b) = (emu.create_call(None), emu.create_call(None));
+    let start: Symbol<unsafe extern "C" fn(*const c_char, OutJson) -> u32> = abi.sym("mgka_keeper_start");
+    let request = CString::new(serde_json::json!({"callIds": ["..", a, b], "intervalMs": 1000}).to_string()).unwrap();
+    let (status, started) = abi.json_call(|out| unsafe { start(request.as_ptr(), out) });
+    assert_eq!(status, OK);
+    assert_eq!((started[0]["callId"].as_str(), started[0]["error"]["parameter"].as_str()), (Some(".."), Some("CallId")), "{started}");
+    assert_eq!(started[0]["error"]["kind"], "InvalidArgument");
+    assert_eq!((started[1]["callId"].as_str(), started[1]["state"].as_str()), (Some(a.as_str()), Some("Active")));
+
+    // Named lists and stops answer a call that is not kept with a CallNotKept entry, once.
+    let list: Symbol<unsafe extern "C" fn(*const c_char, OutJson) -> u32> = abi.sym("mgka_keeper_list");
+    let request = CString::new(serde_json::json!({"callIds": [b, "nope", "nope"], "states": ["Ended"]}).to_string()).unwrap();
+    let (status, listed) = abi.json_call(|out| unsafe { list(request.as_ptr(), out) });
+    assert_eq!(status, OK);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!((listed[0]["callId"].as_str(), listed[0]["error"]["errorId"].as_str()), (Some("nope"), Some("CallNotKept")));
+    assert_eq!(listed[0]["error"]["kind"], "NotFound");
+    let stop: Symbol<unsafe extern "C" fn(*const c_char, OutJson) -> u32> = abi.sym("mgka_keeper_stop");
+    let (_, stopped) = abi.json_call(|out| unsafe { stop(c"{\"callIds\":[\"nope\"]}".as_ptr(), out) });
+    assert_eq!(stopped[0]["error"]["message"], "Call 'nope' is not kept alive by MgKeepAlive (see Start-MgCommunicationCallKeepAlive).");
+
+    // The first step reports the call that is not kept at once; the next waits for the others.
+    let handle = wait_start(abi, serde_json::json!({"callIds": [a, b, "never-kept"], "timeoutMs": 20000}));
+    let (status, step) = collect(abi, handle);
+    assert_eq!(status, OK, "{step}");
+    assert_eq!(step["calls"][0]["error"]["errorId"], "CallNotKept", "{step}");
+    let next = step["next"].as_u64().unwrap();
+    assert_ne!(next, 0);
+    emu.end_call(&a);
+    let (status, step) = collect(abi, next);
+    assert_eq!(status, OK, "{step}");
+    assert_eq!((step["calls"][0]["callId"].as_str(), step["calls"][0]["state"].as_str()), (Some(a.as_str()), Some("Ended")), "{step}");
+    let next = step["next"].as_u64().unwrap();
+    assert_ne!(next, 0, "b is still kept");
+    // A call stopped meanwhile is no longer waited for: a note, and the wait is over.
+    let request = CString::new(serde_json::json!({"callIds": [b]}).to_string()).unwrap();
+    assert_eq!(unsafe { stop(request.as_ptr(), ptr::null_mut()) }, OK);
+    let (status, step) = collect(abi, next);
+    assert_eq!(status, OK, "{step}");
+    assert_eq!(step["notes"][0], format!("Call '{b}' is no longer kept; not waiting for it."));
+    assert_eq!(step["next"], 0);
+
+    // A timeout names the calls still kept, in the host's TimeSpan words.
+    let c = emu.create_call(None);
+    let request = CString::new(serde_json::json!({"callIds": [c], "intervalMs": 1000}).to_string()).unwrap();
+    assert_eq!(abi.json_call(|out| unsafe { start(request.as_ptr(), out) }).0, OK);
+    let started = Instant::now();
+    let (status, step) = collect(abi, wait_start(abi, serde_json::json!({"callIds": [c], "timeoutMs": 300.0, "any": true})));
+    assert_eq!(status, OK, "{step}");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(step["timedOut"]["callIds"], serde_json::json!([c]));
+    assert_eq!(step["timedOut"]["message"], format!("Timed out after 00:00:00.3000000 waiting for kept calls to end or fail; still kept: {c}."));
+    assert_eq!(step["next"], 0);
+
+    // Cancelling a step gives the wait up.
+    let handle = wait_start(abi, serde_json::json!({}));
+    let cancel: Symbol<extern "C" fn(u64) -> u32> = abi.sym("mgka_operation_cancel");
+    assert_eq!(cancel(handle), OK);
+    assert_eq!(unsafe { stop(c"{\"all\":true}".as_ptr(), ptr::null_mut()) }, OK);
+    let disconnect: Symbol<unsafe extern "C" fn(OutJson) -> u32> = abi.sym("mgka_disconnect");
+    assert_eq!(unsafe { disconnect(ptr::null_mut()) }, OK);
+}
+
+#[test]
+fn environments_are_set_in_one_step_and_name_their_cloud() {
+    let abi = &*ABI;
+    let set: Symbol<unsafe extern "C" fn(*const c_char, OutJson) -> u32> = abi.sym("mgka_environment_set");
+    let add: Symbol<unsafe extern "C" fn(*const c_char, OutJson) -> u32> = abi.sym("mgka_environment_add");
+    let definition = c"{\"name\":\"AbiSet\",\"azureADEndpoint\":\"https://login.set.test\",\"graphEndpoint\":\"https://graph.set.test\"}";
+    let (status, added) = abi.json_call(|out| unsafe { add(definition.as_ptr(), out) });
+    assert_eq!((status, added["cloud"].as_str()), (OK, Some("Other")));
+    // A preview changes nothing and shows endpoints without user info.
+    let preview = c"{\"name\":\"abiset\",\"graphEndpoint\":\"https://u:p@graph.microsoft.us\",\"preview\":true}";
+    let (status, shown) = abi.json_call(|out| unsafe { set(preview.as_ptr(), out) });
+    assert_eq!(status, OK, "{shown}");
+    assert_eq!((shown["name"].as_str(), shown["graphEndpoint"].as_str()), (Some("AbiSet"), Some("https://***@graph.microsoft.us")));
+    assert_eq!(shown["azureADEndpoint"], "https://login.set.test");
+    let (status, changed) = abi.json_call(|out| unsafe { set(c"{\"name\":\"AbiSet\",\"graphEndpoint\":\"https://graph.microsoft.us/\"}".as_ptr(), out) });
+    assert_eq!(status, OK, "{changed}");
+    assert_eq!((changed["graphEndpoint"].as_str(), changed["azureADEndpoint"].as_str()), (Some("https://graph.microsoft.us"), Some("https://login.set.test")));
+    assert_eq!((changed["type"].as_str(), changed["cloud"].as_str()), (Some("User-defined"), Some("USGov")));
+    // Refusals carry the error id hosts show.
+    let (status, error) = abi.json_call(|out| unsafe { set(c"{\"name\":\"global\",\"graphEndpoint\":\"https://g.test\"}".as_ptr(), out) });
+    assert_eq!((status, error["errorId"].as_str()), (INVALID_ARGUMENT, Some("BuiltInEnvironment")));
+    assert_eq!(error["message"], "'Global' is a built-in environment and cannot be changed; add a user-defined one with Add-MgEnvironment.");
+    let (status, error) = abi.json_call(|out| unsafe { set(c"{\"name\":\"NoSuchCloud\",\"preview\":true}".as_ptr(), out) });
+    assert_eq!((status, error["errorId"].as_str()), (NOT_FOUND, Some("EnvironmentNotFound")));
+    assert_eq!(error["message"], "Environment 'NoSuchCloud' was not found; add it with Add-MgEnvironment.");
+    let (status, error) = abi.json_call(|out| unsafe { set(c"{\"name\":\"AbiSet\",\"graphEndpoint\":\"http://graph.test\"}".as_ptr(), out) });
+    assert_eq!((status, error["parameter"].as_str()), (INVALID_ARGUMENT, Some("GraphEndpoint")));
+    let list: Symbol<unsafe extern "C" fn(OutJson) -> u32> = abi.sym("mgka_environment_list");
+    let (_, all) = abi.json_call(|out| unsafe { list(out) });
+    let clouds: Vec<&str> = all.as_array().unwrap().iter().take(4).map(|e| e["cloud"].as_str().unwrap()).collect();
+    assert_eq!(clouds, ["Global", "USGov", "USGovDoD", "China"]);
+    let remove: Symbol<unsafe extern "C" fn(*const c_char, OutJson) -> u32> = abi.sym("mgka_environment_remove");
+    assert_eq!(unsafe { remove(c"AbiSet".as_ptr(), ptr::null_mut()) }, OK);
+}
+
+#[test]
+fn the_cloud_warning_comes_from_the_library_once_per_cloud_and_version() {
+    let _one = SESSION.lock().unwrap_or_else(|p| p.into_inner());
+    let abi = &*ABI;
+    let warning: Symbol<unsafe extern "C" fn(*const c_char, OutJson) -> u32> = abi.sym("mgka_keep_alive_warning");
+    let disconnect: Symbol<unsafe extern "C" fn(OutJson) -> u32> = abi.sym("mgka_disconnect");
+    unsafe { disconnect(ptr::null_mut()) };
+    assert_eq!(abi.json_call(|out| unsafe { warning(c"v1.0".as_ptr(), out) }), (OK, serde_json::Value::Null), "not connected");
+    assert_eq!(abi.json_call(|out| unsafe { warning(c"v2".as_ptr(), out) }).0, INVALID_ARGUMENT);
+    let add: Symbol<unsafe extern "C" fn(*const c_char, OutJson) -> u32> = abi.sym("mgka_environment_add");
+    let china = c"{\"name\":\"AbiChina\",\"azureADEndpoint\":\"https://login.chinacloudapi.cn\",\"graphEndpoint\":\"https://microsoftgraph.chinacloudapi.cn\"}";
+    assert_eq!(unsafe { add(china.as_ptr(), ptr::null_mut()) }, OK);
+    let connect: Symbol<unsafe extern "C" fn(*const c_char, *const u8, usize, OutJson) -> u32> = abi.sym("mgka_connect");
+    let (status, context) = abi.json_call(|out| unsafe {
+        connect(c"{\"authType\":\"AccessToken\",\"environment\":\"AbiChina\"}".as_ptr(), b"t".as_ptr(), 1, out)
+    });
+    assert_eq!((status, context["cloud"].as_str()), (OK, Some("China")), "{context}");
+    let (status, text) = abi.json_call(|out| unsafe { warning(c"v1.0".as_ptr(), out) });
+    assert_eq!(status, OK);
+    assert_eq!(
+        text,
+        "Microsoft documents call keepAlive (v1.0) as available in the Global, USGov and USGovDoD clouds, not in China; you are \
+         connected to the China cloud. MgKeepAlive sends the request anyway; if it fails, check with your cloud's Graph \
+         documentation. (This warning is shown once per process.)"
+    );
+    assert_eq!(abi.json_call(|out| unsafe { warning(c"v1.0".as_ptr(), out) }).1, serde_json::Value::Null, "once per process");
+    let (_, beta) = abi.json_call(|out| unsafe { warning(c"beta".as_ptr(), out) });
+    assert!(beta.as_str().unwrap().starts_with("Microsoft documents call keepAlive (beta) as available only in the Global cloud;"), "{beta}");
+    unsafe { disconnect(ptr::null_mut()) };
+}
+
+#[test]
+fn the_request_context_speaks_camel_case_milliseconds() {
+    let _one = SESSION.lock().unwrap_or_else(|p| p.into_inner());
+    let abi = &*ABI;
+    let get: Symbol<unsafe extern "C" fn(OutJson) -> u32> = abi.sym("mgka_request_context_get");
+    let set: Symbol<unsafe extern "C" fn(*const c_char, OutJson) -> u32> = abi.sym("mgka_request_context_set");
+    let (status, before) = abi.json_call(|out| unsafe { get(out) });
+    assert_eq!(status, OK);
+    let keys: Vec<&String> = before.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["clientTimeoutMs", "maxRetry", "retriesTimeLimitMs", "retryDelayMs"]);
+    let (status, changed) = abi.json_call(|out| unsafe { set(c"{\"retryDelayMs\":1500,\"clientTimeoutMs\":42000}".as_ptr(), out) });
+    assert_eq!(status, OK);
+    assert_eq!((changed["retryDelayMs"].as_u64(), changed["clientTimeoutMs"].as_u64()), (Some(1500), Some(42000)));
+    assert_eq!(changed["maxRetry"], before["maxRetry"]);
+    for (refused, parameter) in [
+        (c"{\"retryDelayMs\":180001}", Some("RetryDelay")),
+        (c"{\"clientTimeoutMs\":0}", Some("ClientTimeout")),
+        (c"{\"maxRetry\":11}", Some("MaxRetry")),
+        (c"{\"ClientTimeout\":20}", Some("RequestContext")),
+    ] {
+        let (status, error) = abi.json_call(|out| unsafe { set(refused.as_ptr(), out) });
+        assert_eq!((status, error["parameter"].as_str()), (INVALID_ARGUMENT, parameter), "{refused:?}: {error}");
+    }
+    assert_eq!(abi.json_call(|out| unsafe { get(out) }).1["clientTimeoutMs"], 42000, "a refused change changes nothing");
+    let restore = CString::new(before.to_string()).unwrap();
+    assert_eq!(unsafe { set(restore.as_ptr(), ptr::null_mut()) }, OK);
+
 #[test]
 fn error_records_for_errors_without_a_record() {
     let abi = &*ABI;

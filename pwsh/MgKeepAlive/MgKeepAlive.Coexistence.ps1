@@ -146,7 +146,6 @@ function script:Complete-MgkaMicrosoftConnect {
     } catch {
         $failure = $_
         $null = Invoke-MgkaNative Disconnect
-        Set-MgkaConnectedCloud -EnvironmentName $null
         Clear-MgkaMicrosoftReplay
         $Cmdlet.ThrowTerminatingError([System.Management.Automation.ErrorRecord]::new(
                 [System.Security.Authentication.AuthenticationException]::new(

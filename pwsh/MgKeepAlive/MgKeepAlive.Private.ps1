@@ -166,8 +166,8 @@ function script:Invoke-MgkaNative {
     param(
         # Version, EnvironmentList, EnvironmentAdd, EnvironmentRemove, Connect, ConnectStart,
         # Disconnect, Context, KeepAliveByIdStart, KeepAliveByIdentityStart, KeepAliveBulkStart,
-        # OperationCancel (waits: Wait-MgkaOperation), RequestContextGet or RequestContextSet; KeeperStart, KeeperStop, KeeperList or KeeperEvents (bound on first
-        # use: Initialize-MgkaKeeper).
+        # OperationCancel (waits: Wait-MgkaOperation), RequestContextGet, RequestContextSet,
+        # EnvironmentSet, KeepAliveWarning, KeeperStart, KeeperStop, KeeperList or KeeperWaitStart.
         [string] $Function,
 
         # Input strings in native argument order; each key is the user-facing parameter name
@@ -177,9 +177,10 @@ function script:Invoke-MgkaNative {
         # Secret bytes (mgka_connect, mgka_connect_start). The caller owns and zeroes them.
         [byte[]] $Secret,
 
-        # An operation handle; for KeeperEvents, the sequence number to read events after.
+        # An operation handle (uint64_t arguments).
         [uint64] $Operation,
 
+        # uint32_t arguments.
         [uint32] $TimeoutMs
     )
 
@@ -495,7 +496,7 @@ function script:Open-MgkaKeepAlive {
     )
     $bound = $Cmdlet.MyInvocation.BoundParameters
     # The library warns (mgka_keep_alive_stream_open): about the ignored compatibility parameters
-    # given, and once per process about a cloud where keepAlive is not documented. Microsoft's
+    # given, and once per process about the connected cloud when keepAlive is not documented there. Microsoft's
     # modules loaded next to MgKeepAlive are checked by Connect-MgGraph and Get-MgContext, and when
     # a keep-alive finds no connection, not here.
     $given = ''
@@ -503,7 +504,6 @@ function script:Open-MgkaKeepAlive {
     if ($bound.ContainsKey('HttpPipelinePrepend')) { $given += ',"HttpPipelinePrepend"' }
     if ($bound['ProxyCredential'] -and -not $bound['Proxy']) { $given += ',"ProxyCredential"' }
     if ($bound['ProxyUseDefaultCredentials']) { $given += ',"ProxyUseDefaultCredentials"' }
-    $cloud = [AppDomain]::CurrentDomain.GetData('MgKeepAlive.Cloud')
 
     # Timeout and retries come from the process-wide request context (Set-MgRequestContext).
     $options = [ordered]@{ apiVersion = $ApiVersion }
@@ -548,7 +548,6 @@ function script:Open-MgkaKeepAlive {
     $details = [bool]$variable -or $debug -or $verbose
     $stream = [uint64]0; $out = [IntPtr]::Zero
     $settings = '{"concurrency":' + $ThrottleLimit + ',"details":' + $(if ($details) { 'true' } else { 'false' }) + ',"notes":' + $(if ($verbose) { 'true' } else { 'false' })
-    if ($cloud) { $settings += ',"cloud":"' + $cloud + '"' }
     if ($given) { $settings += ',"given":[' + $given.Substring(1) + ']' }
     $settings += '}'
     try { $optionsBytes = $script:Utf8.GetBytes($optionsJson + [char]0) } catch [System.Text.EncoderFallbackException] { $optionsBytes = $null }
@@ -815,34 +814,14 @@ function script:Write-MgkaBulkProgress {
     Write-Progress -Id $script:BulkProgressId -Activity 'Keeping calls alive' -Status ('{0:N0} done, {1:N0}/s' -f $State.Done, $rate)
 }
 
-function script:Get-MgkaCloud {
-    # Which Microsoft cloud an environment is: Global, USGov, USGovDoD, China, or Other (a
-    # user-defined endpoint that is none of them, such as an emulator).
-    param([System.Collections.IDictionary] $Environment)
-    if ($Environment['type'] -eq 'Built-in') { return [string]$Environment['name'] }
-    $graphHost = ([uri][string]$Environment['graphEndpoint']).Host
-    switch ($graphHost) {
-        'graph.microsoft.com' { return 'Global' }
-        'graph.microsoft.us' { return 'USGov' }
-        'dod-graph.microsoft.us' { return 'USGovDoD' }
-        'microsoftgraph.chinacloudapi.cn' { return 'China' }
-        default { return 'Other' }
-    }
-}
-
 function script:Test-MgkaCloudAvailability {
-    # The keeper's cloud warning: the library's (the keep-alive commands' warning, once per
-    # process per cloud and API version for both), from a keep-alive stream opened for it alone.
+    # Writes the library's warning when Microsoft does not document keep-alive of $ApiVersion in
+    # the connected cloud (the library decides, and says it once per process).
     param([string] $ApiVersion)
-    $cloud = [AppDomain]::CurrentDomain.GetData('MgKeepAlive.Cloud')
-    if (-not $cloud) { return }
-    if ($null -eq $script:Native) { $null = Initialize-MgkaNative }
-    $stream = [uint64]0; $out = [IntPtr]::Zero
-    $status = $script:Native::mgka_keep_alive_stream_open((ConvertTo-MgkaUtf8 ('{"apiVersion":"' + $ApiVersion + '"}')), (ConvertTo-MgkaUtf8 ('{"cloud":"' + $cloud + '"}')), [ref]$stream, [ref]$out)
-    $json = Read-MgkaNativeString -Pointer $out
-    if ($status -ne $script:MGKA_OK) { return }
-    $null = $script:Native::mgka_keep_alive_stream_close($stream)
-    if ($null -ne $json) { foreach ($warning in (ConvertFrom-MgkaJson $json)['warnings']) { Write-Warning $warning } }
+    $text = [System.Collections.Specialized.OrderedDictionary]::new()
+    $text['ApiVersion'] = $ApiVersion
+    $result = Invoke-MgkaNative KeepAliveWarning -Text $text
+    if ($result.Status -eq $script:MGKA_OK -and $result.Json -ne 'null') { Write-Warning (ConvertFrom-MgkaJson $result.Json) }
 }
 
 function script:Send-MgkaEnvironmentToMicrosoft {
@@ -888,22 +867,6 @@ function script:ConvertFrom-MgkaSecureString {
         if ($null -ne $chars) { [Array]::Clear($chars) }
         if ($unicode -ne [IntPtr]::Zero) { [System.Runtime.InteropServices.Marshal]::ZeroFreeGlobalAllocUnicode($unicode) }
     }
-}
-
-function script:Set-MgkaConnectedCloud {
-    # Remembers (per process, like the connection) which cloud keep-alive goes to, for the
-    # availability warnings; $null when disconnected.
-    param([AllowNull()][string] $EnvironmentName)
-    $cloud = $null
-    if ($EnvironmentName) {
-        $list = Invoke-MgkaNative EnvironmentList
-        if ($list.Status -eq $script:MGKA_OK) {
-            foreach ($entry in (ConvertFrom-MgkaJson $list.Json)) {
-                if ([string]::Equals($entry['name'], $EnvironmentName, [StringComparison]::OrdinalIgnoreCase)) { $cloud = Get-MgkaCloud $entry; break }
-            }
-        }
-    }
-    [AppDomain]::CurrentDomain.SetData('MgKeepAlive.Cloud', $cloud)
 }
 
 function script:New-MgkaContextFacts {
@@ -1007,40 +970,32 @@ function script:Format-MgkaWelcome {
     "To disable WAM run Set-MgGraphOption -DisableLoginByWAM `$true and then use a custom ClientId.$newLine"
 }
 
-function script:ConvertTo-MgkaRequestContext {
-    # The library's request context JSON as the official IRequestContext shape.
-    param([System.Collections.IDictionary] $Info)
+function script:Set-MgkaRequestContext {
+    # Changes the process-wide request context (mgka_request_context_set; an empty -Settings only
+    # reads it) and returns it as Microsoft's IRequestContext shows it. -Settings: Microsoft's
+    # parameter names and units (seconds); the library speaks milliseconds. Errors are written
+    # (thrown with -Terminating) on -Cmdlet.
+    param([System.Management.Automation.PSCmdlet] $Cmdlet, [System.Collections.IDictionary] $Settings, [switch] $Terminating)
+    $text = $null
+    if ($Settings -and $Settings.Count -gt 0) {
+        $change = [ordered]@{}
+        foreach ($entry in $Settings.GetEnumerator()) {
+            if ($entry.Key -eq 'MaxRetry') { $change['maxRetry'] = $entry.Value }
+            else { $change[$entry.Key.Substring(0, 1).ToLowerInvariant() + $entry.Key.Substring(1) + 'Ms'] = [uint64]([double]$entry.Value * 1000) }
+        }
+        $text = [System.Collections.Specialized.OrderedDictionary]::new()
+        $text['RequestContext'] = ConvertTo-Json -Compress -InputObject $change
+    }
+    $result = Invoke-MgkaNative $(if ($text) { 'RequestContextSet' } else { 'RequestContextGet' }) -Text $text
+    if (-not (Assert-MgkaResult $Cmdlet $result -Terminating:$Terminating)) { return }
+    $info = ConvertFrom-MgkaJson $result.Json
     [pscustomobject]@{
         PSTypeName       = 'MgKeepAlive.RequestContext'
-        RetryDelay       = [int][Math]::Round([double]$Info['RetryDelay'])
-        MaxRetry         = [int]$Info['MaxRetry']
-        RetriesTimeLimit = [timespan]::FromSeconds([double]$Info['RetriesTimeLimit'])
-        ClientTimeout    = [timespan]::FromSeconds([double]$Info['ClientTimeout'])
+        RetryDelay       = [int][Math]::Round([double]$info['retryDelayMs'] / 1000)
+        MaxRetry         = [int]$info['maxRetry']
+        RetriesTimeLimit = [timespan]::FromMilliseconds([double]$info['retriesTimeLimitMs'])
+        ClientTimeout    = [timespan]::FromMilliseconds([double]$info['clientTimeoutMs'])
     }
-}
-
-function script:Set-MgkaRequestContext {
-    # Changes the process-wide request context (mgka_request_context_set) and returns it; an empty
-    # -Settings only reads it. Errors are written (or thrown with -Terminating) on -Cmdlet.
-    param(
-        [System.Management.Automation.PSCmdlet] $Cmdlet,
-        [System.Collections.IDictionary] $Settings,
-        [switch] $Terminating
-    )
-    if ($Settings -and $Settings.Count -gt 0) {
-        $text = [System.Collections.Specialized.OrderedDictionary]::new()
-        $text['RequestContext'] = ConvertTo-Json -Compress -InputObject $Settings
-        $result = Invoke-MgkaNative RequestContextSet -Text $text
-    } else {
-        $result = Invoke-MgkaNative RequestContextGet
-    }
-    if ($result.Status -ne $script:MGKA_OK) {
-        $record = New-MgkaErrorRecord -Status $result.Status -Info (ConvertFrom-MgkaJson $result.Json) -Activity 'Set-MgRequestContext'
-        if ($Terminating) { $Cmdlet.ThrowTerminatingError($record) }
-        $Cmdlet.WriteError($record)
-        return
-    }
-    ConvertTo-MgkaRequestContext (ConvertFrom-MgkaJson $result.Json)
 }
 
 function script:ConvertTo-MgkaEnvironment {
@@ -1058,80 +1013,71 @@ function script:ConvertTo-MgkaEnvironment {
 
 #region Keeper helpers ------------------------------------------------------------------------------------
 # The background keeper (Start/Get/Stop/Wait-MgCommunicationCallKeepAlive) runs in the native
-# library and is process-wide: every runspace sees the same kept calls. Its four exports are bound
-# on first use (Initialize-MgkaKeeper), so the import does no more work than before.
+# library and is process-wide: every runspace sees the same kept calls. The library answers every
+# request in one shape (call states, and per-id errors: InvalidCallId, CallNotKept); these helpers
+# only turn it into objects and error records.
 
-$script:KeeperNative = $null
 # Ids per mgka_keeper_start / mgka_keeper_stop request.
 $script:KeeperBatchSize = 1000
-# Longest native wait of Wait-MgCommunicationCallKeepAlive (how soon Ctrl+C is honoured).
-$script:KeeperWaitSliceMs = 200
 
-function script:Initialize-MgkaKeeper {
-    # The keeper's functions are bound with the others (Initialize-MgkaNative); this records, for
-    # the module's OnRemove in any runspace, that the process has used the keeper.
-    if ($null -eq $script:Native) { $null = Initialize-MgkaNative }
-    [AppDomain]::CurrentDomain.SetData("MgKeepAlive.KeeperUsed|$script:LibraryPath", $true)
-    $script:KeeperNative = $script:Native
+function script:Assert-MgkaResult {
+    # $true when a native call succeeded; else writes its error record on $Cmdlet (with
+    # -Terminating: throws it) and returns $false.
+    param([System.Management.Automation.PSCmdlet] $Cmdlet, $Result, $TargetObject, [switch] $Terminating)
+    if ($Result.Status -eq $script:MGKA_OK) { return $true }
+    $record = New-MgkaErrorRecord -Status $Result.Status -Info (ConvertFrom-MgkaJson $Result.Json) -TargetObject $TargetObject -Activity $Cmdlet.MyInvocation.MyCommand.Name
+    if ($Terminating) { $Cmdlet.ThrowTerminatingError($record) }
+    $Cmdlet.WriteError($record)
+    $false
+}
+
+function script:ConvertTo-MgkaKeeperJson {
+    # A keeper request as JSON text from name, value pairs (string lists, numbers, booleans; $null
+    # values are left out). Ids were checked for lone surrogates, which the serializer would replace.
+    $request = [System.Collections.Generic.Dictionary[string, object]]::new()
+    for ($i = 0; $i -lt $args.Count; $i += 2) { if ($null -ne $args[$i + 1]) { $request.Add($args[$i], $args[$i + 1]) } }
+    [System.Text.Json.JsonSerializer]::Serialize($request, [System.Collections.Generic.Dictionary[string, object]])
 }
 
 function script:Invoke-MgkaKeeper {
-    # One mgka_keeper_start/stop/list request; returns the answer's JSON. A failure of the whole
-    # request is a terminating error of $Cmdlet.
-    param([System.Management.Automation.PSCmdlet] $Cmdlet, [string] $Function, [string] $RequestJson)
+    # One mgka_keeper_* request (a failure of the whole request is a terminating error); writes its
+    # answers (see ConvertFrom-MgkaKeeperStates). -Operation: the started operation's handle instead.
+    param([System.Management.Automation.PSCmdlet] $Cmdlet, [string] $Function, [string] $RequestJson, [bool] $Quiet, [switch] $Operation)
     $text = [System.Collections.Specialized.OrderedDictionary]::new()
     $text['Keeper'] = $RequestJson
     $result = Invoke-MgkaNative $Function -Text $text
-    if ($result.Status -ne $script:MGKA_OK) {
-        $Cmdlet.ThrowTerminatingError((New-MgkaErrorRecord -Status $result.Status -Info (ConvertFrom-MgkaJson $result.Json) -Activity $Function))
-    }
-    $result.Json
-}
-
-function script:ConvertTo-MgkaJsonArray {
-    # string list -> JSON array text (ids were checked for lone surrogates, which the serializer
-    # would replace silently).
-    param([System.Collections.Generic.IEnumerable[string]] $Items)
-    [System.Text.Json.JsonSerializer]::Serialize([string[]]@($Items), [string[]])
+    # For the module's OnRemove in any runspace: this process has used the keeper.
+    [AppDomain]::CurrentDomain.SetData("MgKeepAlive.KeeperUsed|$script:LibraryPath", $true)
+    $null = Assert-MgkaResult $Cmdlet $result -Terminating
+    if ($Operation) { return $result.Operation }
+    ConvertFrom-MgkaKeeperStates -Cmdlet $Cmdlet -Json $result.Json -Quiet $Quiet
 }
 
 function script:ConvertFrom-MgkaKeeperStates {
-    # The keeper's answer (a JSON array) -> one MgKeepAlive.CallKeepAliveState per call state, in
-    # order; an entry {"callId","error"} becomes @{ CallId; Error } (a hashtable). One loop, no
-    # call per item: Start- may see 100,000 of them.
-    param([string] $Json)
+    # The keeper's answers (a JSON array, or the array $Property of a JSON object), in order: a call
+    # state -> an MgKeepAlive.CallKeepAliveState on the output (not with $Quiet); {"callId","error"}
+    # -> its error record on $Cmdlet. One loop, no call per state: Start- may see 100,000 of them.
+    param([System.Management.Automation.PSCmdlet] $Cmdlet, [string] $Json, [string] $Property, [bool] $Quiet)
     $document = [System.Text.Json.JsonDocument]::Parse($Json)
     try {
         $p = [System.Text.Json.JsonElement]::new()
-        # Unix ms beyond 9999-12-31 (an interval of centuries) show as [datetime]::MaxValue.
-        $maxMs = 253402300799999
-        foreach ($e in $document.RootElement.EnumerateArray()) {
+        $root = if ($Property) { $document.RootElement.GetProperty($Property) } else { $document.RootElement }
+        foreach ($e in $root.EnumerateArray()) {
             if ($e.TryGetProperty('error', [ref]$p)) {
-                # The library 0.1.0 spells this entry's id "call_id" (the header says "callId").
-                $id = [System.Text.Json.JsonElement]::new()
-                $callId = if ($e.TryGetProperty('callId', [ref]$id) -or $e.TryGetProperty('call_id', [ref]$id)) { $id.GetString() }
-                @{ CallId = $callId; Error = (ConvertFrom-MgkaJsonElement -Element $p) }
+                $Cmdlet.WriteError((New-MgkaErrorRecord -Status 0 -Info (ConvertFrom-MgkaJsonElement -Element $p) -TargetObject $e.GetProperty('callId').GetString()))
                 continue
             }
-            $lastSuccess = $null; $nextDue = $null; $lastError = $null
-            if ($e.TryGetProperty('lastSuccessUnixMs', [ref]$p) -and $p.ValueKind -eq 'Number') {
-                $lastSuccess = [DateTimeOffset]::FromUnixTimeMilliseconds($p.GetInt64()).LocalDateTime
-            }
-            if ($e.TryGetProperty('nextDueUnixMs', [ref]$p) -and $p.ValueKind -eq 'Number') {
-                $ms = $p.GetInt64()
-                $nextDue = if ($ms -gt $maxMs) { [datetime]::MaxValue } else { [DateTimeOffset]::FromUnixTimeMilliseconds($ms).LocalDateTime }
-            }
-            if ($e.TryGetProperty('lastError', [ref]$p) -and $p.ValueKind -eq 'String') { $lastError = $p.GetString() }
-            $ms = $e.GetProperty('intervalMs').GetInt64()
-            $interval = if ($ms -ge [TimeSpan]::MaxValue.TotalMilliseconds) { [TimeSpan]::MaxValue } else { [TimeSpan]::FromMilliseconds($ms) }
+            if ($Quiet) { continue }
+            $lastError = if ($e.TryGetProperty('lastError', [ref]$p) -and $p.ValueKind -eq 'String') { $p.GetString() }
             [pscustomobject]@{
                 PSTypeName          = 'MgKeepAlive.CallKeepAliveState'
                 CallId              = $e.GetProperty('callId').GetString()
                 State               = $e.GetProperty('state').GetString()
-                LastSuccess         = $lastSuccess
-                NextDue             = $nextDue
+                LastSuccess         = if ($e.TryGetProperty('lastSuccessUnixMs', [ref]$p) -and $p.ValueKind -eq 'Number') { [DateTimeOffset]::FromUnixTimeMilliseconds($p.GetInt64()).LocalDateTime }
+                # Unix ms beyond 9999-12-31 (an interval of centuries) show as [datetime]::MaxValue.
+                NextDue             = if ($e.TryGetProperty('nextDueUnixMs', [ref]$p) -and $p.ValueKind -eq 'Number') { if ($p.GetInt64() -gt 253402300799999) { [datetime]::MaxValue } else { [DateTimeOffset]::FromUnixTimeMilliseconds($p.GetInt64()).LocalDateTime } }
                 Deadline            = [DateTimeOffset]::FromUnixTimeMilliseconds($e.GetProperty('deadlineUnixMs').GetInt64()).LocalDateTime
-                Interval            = $interval
+                Interval            = if ($e.GetProperty('intervalMs').GetInt64() -ge [TimeSpan]::MaxValue.TotalMilliseconds) { [TimeSpan]::MaxValue } else { [TimeSpan]::FromMilliseconds($e.GetProperty('intervalMs').GetInt64()) }
                 Attempts            = $e.GetProperty('attempts').GetInt32()
                 ConsecutiveFailures = $e.GetProperty('consecutiveFailures').GetInt32()
                 LastError           = $lastError
@@ -1140,29 +1086,59 @@ function script:ConvertFrom-MgkaKeeperStates {
     } finally { $document.Dispose() }
 }
 
-function script:Get-MgkaKeeperStates {
-    # mgka_keeper_list -> state objects (sorted by call id). $CallId: only those; $State: only
-    # those states.
-    param([System.Management.Automation.PSCmdlet] $Cmdlet, [string[]] $CallId, [string[]] $State)
-    $request = [System.Text.StringBuilder]::new('{')
-    if ($null -ne $CallId) { [void]$request.Append('"callIds":').Append((ConvertTo-MgkaJsonArray $CallId)) }
-    if ($State) {
-        if ($request.Length -gt 1) { [void]$request.Append(',') }
-        [void]$request.Append('"states":').Append((ConvertTo-MgkaJsonArray $State))
-    }
-    ConvertFrom-MgkaKeeperStates (Invoke-MgkaKeeper -Cmdlet $Cmdlet -Function KeeperList -RequestJson $request.Append('}').ToString())
-}
-
 function script:Test-MgkaKeeperCallId {
-    # $null when the id can be sent to the library as JSON text, else the error record (a lone
+    # $true when the id can be sent to the library as JSON text; else writes its error (a lone
     # surrogate cannot be encoded; the library checks everything else and answers per id).
-    param([string] $CallId)
+    param([System.Management.Automation.PSCmdlet] $Cmdlet, [string] $CallId)
     for ($i = 0; $i -lt $CallId.Length; $i++) {
         if ([char]::IsHighSurrogate($CallId[$i]) -and $i + 1 -lt $CallId.Length -and [char]::IsLowSurrogate($CallId[$i + 1])) { $i++; continue }
         if ([char]::IsSurrogate($CallId[$i])) {
-            return New-MgkaErrorRecord -Status $script:MGKA_INVALID_ARGUMENT -TargetObject $CallId -Info ([ordered]@{
-                    kind = 'InvalidArgument'; parameter = 'CallId'; message = 'The call id is not valid Unicode text (it contains a lone surrogate).' })
+            $Cmdlet.WriteError((New-MgkaErrorRecord -Status $script:MGKA_INVALID_ARGUMENT -TargetObject $CallId -Info ([ordered]@{
+                            kind = 'InvalidArgument'; parameter = 'CallId'; message = 'The call id is not valid Unicode text (it contains a lone surrogate).' })))
+            return $false
         }
+    }
+    $true
+}
+
+function script:Select-MgkaKeeperCallId {
+    # The ids that can be sent to the library (see Test-MgkaKeeperCallId), as a list.
+    param([System.Management.Automation.PSCmdlet] $Cmdlet, [System.Collections.Generic.IEnumerable[string]] $CallId)
+    $valid = [System.Collections.Generic.List[string]]::new()
+    foreach ($id in $CallId) { if ($id -notmatch '[\ud800-\udfff]' -or (Test-MgkaKeeperCallId $Cmdlet $id)) { $valid.Add($id) } }
+    , $valid
+}
+
+function script:Add-MgkaKeeperItem {
+    # Start-/Stop-MgCommunicationCallKeepAlive: the bound items (-CallId strings with $ById, else
+    # piped objects) -> their call ids, each added to $Batch once ShouldProcess($id, $Action)
+    # agrees; an item without a usable id gets its error. Sends full batches with $Send.
+    param([System.Management.Automation.PSCmdlet] $Cmdlet, $Items, [bool] $ById, [System.Collections.Generic.List[string]] $Batch, [string] $Action, [scriptblock] $Send)
+    foreach ($item in $Items) {
+        # Inline, with the same answers as Resolve-MgkaKeeperItem: a plain id string, or a
+        # non-empty string CallId of a hashtable or an object (such as a state object).
+        # Anything else, and strings that may be JSON, go through the full rules.
+        $id = $null
+        $base = if ($item -is [psobject]) { $item.PSObject.BaseObject } else { $item }
+        if ($ById) {
+            $id = [string]$item
+        } elseif ($base -is [string]) {
+            if ($base.Length -gt 0 -and $base[0] -ne '{' -and $base[0] -ne '[' -and -not [char]::IsWhiteSpace($base[0])) { $id = $base }
+        } elseif ($base -is [hashtable]) {
+            $value = $base['CallId']
+            if ($value -is [string] -and $value.Length -gt 0) { $id = $value }
+        } elseif ($base -isnot [System.Collections.IDictionary]) {
+            $property = $item.PSObject.Properties['CallId']
+            if ($property -and $property.Value -is [string] -and $property.Value.Length -gt 0) { $id = $property.Value }
+        }
+        if ($null -eq $id) {
+            $id = Resolve-MgkaKeeperItem -Cmdlet $Cmdlet -Item $item
+            if ($null -eq $id) { continue }
+        }
+        if ($id -match '[\ud800-\udfff]' -and -not (Test-MgkaKeeperCallId $Cmdlet $id)) { continue }
+        if (-not $Cmdlet.ShouldProcess($id, $Action)) { continue }
+        $Batch.Add($id)
+        if ($Batch.Count -ge $script:KeeperBatchSize) { & $Send }
     }
 }
 
@@ -1181,55 +1157,18 @@ function script:Resolve-MgkaKeeperItem {
     $Cmdlet.WriteError((New-MgkaErrorRecord -Status $status -Info $info -TargetObject $Item))
 }
 
-function script:Send-MgkaKeeperStart {
-    # Registers a batch of ids; writes their states in order, and an InvalidCallId error for each
-    # id the library refuses. Clears the batch.
-    param([System.Management.Automation.PSCmdlet] $Cmdlet, [System.Collections.Generic.List[string]] $Batch, [long] $IntervalMs)
-    if ($Batch.Count -eq 0) { return }
-    $json = Invoke-MgkaKeeper -Cmdlet $Cmdlet -Function KeeperStart -RequestJson ('{"callIds":' + (ConvertTo-MgkaJsonArray $Batch) + ',"intervalMs":' + $IntervalMs + '}')
-    $Batch.Clear()
-    foreach ($entry in ConvertFrom-MgkaKeeperStates $json) {
-        if ($entry -is [hashtable]) {
-            $Cmdlet.WriteError((New-MgkaErrorRecord -Status $script:MGKA_INVALID_ARGUMENT -Info $entry.Error -TargetObject $entry.CallId -Activity 'Start keeping alive'))
-        } else { $entry }
-    }
-}
-
-function script:Send-MgkaKeeperStop {
-    # Stops a batch of ids; with $PassThru writes their Stopped states. Ids that were not kept:
-    # a CallNotKept error each. Clears the batch.
-    param([System.Management.Automation.PSCmdlet] $Cmdlet, [System.Collections.Generic.List[string]] $Batch, [bool] $PassThru)
-    if ($Batch.Count -eq 0) { return }
-    $json = Invoke-MgkaKeeper -Cmdlet $Cmdlet -Function KeeperStop -RequestJson ('{"callIds":' + (ConvertTo-MgkaJsonArray $Batch) + '}')
-    $stopped = [System.Collections.Generic.HashSet[string]]::new([StringComparer]::Ordinal)
-    foreach ($state in ConvertFrom-MgkaKeeperStates $json) {
-        [void]$stopped.Add($state.CallId)
-        if ($PassThru) { $state }
-    }
-    foreach ($id in $Batch) {
-        if ($stopped.Add($id)) { $Cmdlet.WriteError((New-MgkaCallNotKeptError -CallId $id)) }
-    }
-    $Batch.Clear()
-}
-
-function script:New-MgkaCallNotKeptError {
-    param([string] $CallId)
-    [System.Management.Automation.ErrorRecord]::new(
-        [System.Management.Automation.ItemNotFoundException]::new("Call '$CallId' is not kept alive by MgKeepAlive (see Start-MgCommunicationCallKeepAlive)."),
-        'CallNotKept', [System.Management.Automation.ErrorCategory]::ObjectNotFound, $CallId)
-}
-
 # Removing the module (Remove-Module, Import-Module -Force) stops the keeper: every kept call of
 # the process, whichever runspace started it. Nothing to do when no runspace has used the keeper.
 # Run by the module's OnRemove (MgKeepAlive.psm1).
 if ($ExecutionContext.SessionState.Module) {
     $script:StopKeeperOnRemove = {
-        if ($null -eq $script:KeeperNative) {
-            # Another runspace may have started the keeper in this process: look it up by path.
+        if ($null -eq $script:Native) {
+            # Another runspace may have loaded the library in this process: look its interop up by
+            # path. Nothing to stop when none has.
             $path = if ($script:LibraryPath) { $script:LibraryPath } else { try { Find-MgkaLibrary } catch { $null } }
-            if ($path -and [AppDomain]::CurrentDomain.GetData("MgKeepAlive.KeeperUsed|$path")) { $script:LibraryPath = $path; $null = Initialize-MgkaNative; $script:KeeperNative = $script:Native }
+            if ($path -and [AppDomain]::CurrentDomain.GetData("MgKeepAlive.KeeperUsed|$path")) { $script:LibraryPath = $path; $null = Initialize-MgkaNative }
         }
-        if ($script:KeeperNative -is [type]) {
+        if ($script:Native -is [type]) {
             $text = [System.Collections.Specialized.OrderedDictionary]::new()
             $text['Keeper'] = '{"all":true}'
             $null = Invoke-MgkaNative KeeperStop -Text $text

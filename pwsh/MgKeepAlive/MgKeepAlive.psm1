@@ -928,7 +928,6 @@ function Connect-MgGraph {
     # the verbose line need three of its values.
     $shown = @{ AuthType = $info['authType']; ClientId = $info['clientId']; TokenCredentialType = $info['tokenCredentialType'] }
     foreach ($name in @($shown.Keys)) { if ($facts.ContainsKey($name)) { $shown[$name] = $facts[$name] } }
-    Set-MgkaConnectedCloud -EnvironmentName $info['environment']
     # Microsoft.Graph.Authentication gets the same sign-in, now or when it loads (see
     # MgKeepAlive.Coexistence.ps1); if it fails, MgKeepAlive signs out again and this throws.
     Import-MgkaCoexistence
@@ -988,12 +987,8 @@ function Disconnect-MgGraph {
 
     if (-not $script:PrivateLoaded) { Import-MgkaPrivate }
     $result = Invoke-MgkaNative Disconnect
-    if ($result.Status -ne $script:MGKA_OK) {
-        $PSCmdlet.WriteError((New-MgkaErrorRecord -Status $result.Status -Info (ConvertFrom-MgkaJson $result.Json) -Activity 'Disconnect-MgGraph'))
-        return
-    }
+    if (-not (Assert-MgkaResult $PSCmdlet $result)) { return }
     $context = ConvertTo-MgkaContext (ConvertFrom-MgkaJson $result.Json)
-    Set-MgkaConnectedCloud -EnvironmentName $null
     Set-MgkaContextFacts $null
     # Microsoft.Graph.Authentication signs out too; a sign-in kept for it is forgotten.
     $microsoft = $null
@@ -1056,10 +1051,7 @@ function Get-MgContext {
 
     if (-not $script:PrivateLoaded) { Import-MgkaPrivate }
     $result = Invoke-MgkaNative Context
-    if ($result.Status -ne $script:MGKA_OK) {
-        $PSCmdlet.WriteError((New-MgkaErrorRecord -Status $result.Status -Info (ConvertFrom-MgkaJson $result.Json) -Activity 'Get-MgContext'))
-        return
-    }
+    if (-not (Assert-MgkaResult $PSCmdlet $result)) { return }
     ConvertTo-MgkaContext (ConvertFrom-MgkaJson $result.Json)
 }
 
@@ -1139,21 +1131,10 @@ function Set-MgRequestContext {
     [CmdletBinding(SupportsShouldProcess, PositionalBinding = $false)]
     [OutputType('MgKeepAlive.RequestContext')]
     param(
-        [Parameter(ValueFromPipelineByPropertyName)]
-        [ValidateRange(0, 180)]
-        [int] $RetryDelay,
-
-        [Parameter(ValueFromPipelineByPropertyName)]
-        [ValidateRange(0, 10)]
-        [int] $MaxRetry,
-
-        [Parameter(ValueFromPipelineByPropertyName)]
-        [ValidateRange(0, [int]::MaxValue)]
-        [int] $RetriesTimeLimit,
-
-        [Parameter(ValueFromPipelineByPropertyName)]
-        [ValidateRange(1, [int]::MaxValue)]
-        [int] $ClientTimeout
+        [Parameter(ValueFromPipelineByPropertyName)][ValidateRange(0, 180)][int] $RetryDelay,
+        [Parameter(ValueFromPipelineByPropertyName)][ValidateRange(0, 10)][int] $MaxRetry,
+        [Parameter(ValueFromPipelineByPropertyName)][ValidateRange(0, [int]::MaxValue)][int] $RetriesTimeLimit,
+        [Parameter(ValueFromPipelineByPropertyName)][ValidateRange(1, [int]::MaxValue)][int] $ClientTimeout
     )
 
     begin { if (-not $script:PrivateLoaded) { Import-MgkaPrivate } }
@@ -1251,18 +1232,12 @@ function Get-MgEnvironment {
     [CmdletBinding()]
     [OutputType('MgKeepAlive.Environment')]
     param(
-        [Parameter(Position = 0, ValueFromPipelineByPropertyName)]
-        [ValidateNotNullOrEmpty()]
-        [ArgumentCompleter({ & (Get-Module MgKeepAlive)[0] { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Complete-MgkaArgument @args } Environment $args[2] })]
-        [string] $Name
+        [Parameter(Position = 0, ValueFromPipelineByPropertyName)][ValidateNotNullOrEmpty()][ArgumentCompleter({ & (Get-Module MgKeepAlive)[0] { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Complete-MgkaArgument @args } Environment $args[2] })][string] $Name
     )
 
     if (-not $script:PrivateLoaded) { Import-MgkaPrivate }
     $result = Invoke-MgkaNative EnvironmentList
-    if ($result.Status -ne $script:MGKA_OK) {
-        $PSCmdlet.WriteError((New-MgkaErrorRecord -Status $result.Status -Info (ConvertFrom-MgkaJson $result.Json) -Activity 'Get-MgEnvironment'))
-        return
-    }
+    if (-not (Assert-MgkaResult $PSCmdlet $result)) { return }
     $environments = foreach ($entry in (ConvertFrom-MgkaJson $result.Json)) { ConvertTo-MgkaEnvironment $entry }
     if (-not $PSBoundParameters.ContainsKey('Name')) { return $environments }
 
@@ -1333,19 +1308,9 @@ function Add-MgEnvironment {
     [CmdletBinding(SupportsShouldProcess, ConfirmImpact = 'Low')]
     [OutputType('MgKeepAlive.Environment')]
     param(
-        [Parameter(Mandatory, Position = 0, ValueFromPipelineByPropertyName)]
-        [ValidateNotNullOrEmpty()]
-        [string] $Name,
-
-        [Parameter(Mandatory, Position = 1, ValueFromPipelineByPropertyName)]
-        [Alias('AzureADUrl')]
-        [ValidateNotNullOrEmpty()]
-        [string] $AzureADEndpoint,
-
-        [Parameter(Mandatory, Position = 2, ValueFromPipelineByPropertyName)]
-        [Alias('GraphUrl')]
-        [ValidateNotNullOrEmpty()]
-        [string] $GraphEndpoint
+        [Parameter(Mandatory, Position = 0, ValueFromPipelineByPropertyName)][ValidateNotNullOrEmpty()][string] $Name,
+        [Parameter(Mandatory, Position = 1, ValueFromPipelineByPropertyName)][Alias('AzureADUrl')][ValidateNotNullOrEmpty()][string] $AzureADEndpoint,
+        [Parameter(Mandatory, Position = 2, ValueFromPipelineByPropertyName)][Alias('GraphUrl')][ValidateNotNullOrEmpty()][string] $GraphEndpoint
     )
 
     begin { if (-not $script:PrivateLoaded) { Import-MgkaPrivate } }
@@ -1355,10 +1320,7 @@ function Add-MgEnvironment {
         $text['Environment'] = ConvertTo-Json -Compress -InputObject ([ordered]@{
                 name = $Name; azureADEndpoint = $AzureADEndpoint; graphEndpoint = $GraphEndpoint })
         $result = Invoke-MgkaNative EnvironmentAdd -Text $text
-        if ($result.Status -ne $script:MGKA_OK) {
-            $PSCmdlet.WriteError((New-MgkaErrorRecord -Status $result.Status -Info (ConvertFrom-MgkaJson $result.Json) -TargetObject $Name -Activity 'Add-MgEnvironment'))
-            return
-        }
+        if (-not (Assert-MgkaResult $PSCmdlet $result $Name)) { return }
         $environment = ConvertTo-MgkaEnvironment (ConvertFrom-MgkaJson $result.Json)
         Send-MgkaEnvironmentToMicrosoft -Cmdlet $PSCmdlet -Command 'Add-MgEnvironment' -Environment $environment
         $environment
@@ -1419,57 +1381,28 @@ function Set-MgEnvironment {
     [CmdletBinding(SupportsShouldProcess, ConfirmImpact = 'Low')]
     [OutputType('MgKeepAlive.Environment')]
     param(
-        [Parameter(Mandatory, Position = 0, ValueFromPipelineByPropertyName)]
-        [ValidateNotNullOrEmpty()]
-        [ArgumentCompleter({ & (Get-Module MgKeepAlive)[0] { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Complete-MgkaArgument @args } Environment $args[2] })]
-        [string] $Name,
-
-        [Parameter(Position = 1, ValueFromPipelineByPropertyName)]
-        [Alias('AzureADUrl')]
-        [ValidateNotNullOrEmpty()]
-        [string] $AzureADEndpoint,
-
-        [Parameter(Position = 2, ValueFromPipelineByPropertyName)]
-        [Alias('GraphUrl')]
-        [ValidateNotNullOrEmpty()]
-        [string] $GraphEndpoint
+        [Parameter(Mandatory, Position = 0, ValueFromPipelineByPropertyName)][ValidateNotNullOrEmpty()][ArgumentCompleter({ & (Get-Module MgKeepAlive)[0] { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Complete-MgkaArgument @args } Environment $args[2] })][string] $Name,
+        [Parameter(Position = 1, ValueFromPipelineByPropertyName)][Alias('AzureADUrl')][ValidateNotNullOrEmpty()][string] $AzureADEndpoint,
+        [Parameter(Position = 2, ValueFromPipelineByPropertyName)][Alias('GraphUrl')][ValidateNotNullOrEmpty()][string] $GraphEndpoint
     )
 
     begin { if (-not $script:PrivateLoaded) { Import-MgkaPrivate } }
     process {
-        $list = Invoke-MgkaNative EnvironmentList
-        if ($list.Status -ne $script:MGKA_OK) {
-            $PSCmdlet.WriteError((New-MgkaErrorRecord -Status $list.Status -Info (ConvertFrom-MgkaJson $list.Json) -TargetObject $Name -Activity 'Set-MgEnvironment'))
-            return
-        }
-        $current = $null
-        foreach ($entry in (ConvertFrom-MgkaJson $list.Json)) {
-            if ([string]::Equals($entry['name'], $Name, [StringComparison]::OrdinalIgnoreCase)) { $current = $entry; break }
-        }
-        if ($null -eq $current) {
-            $PSCmdlet.WriteError([System.Management.Automation.ErrorRecord]::new(
-                    [System.Management.Automation.ItemNotFoundException]::new("Environment '$Name' was not found; add it with Add-MgEnvironment."),
-                    'EnvironmentNotFound', [System.Management.Automation.ErrorCategory]::ObjectNotFound, $Name))
-            return
-        }
-        if ($current['type'] -eq 'Built-in') {
-            $PSCmdlet.WriteError([System.Management.Automation.ErrorRecord]::new(
-                    [System.ArgumentException]::new("'$($current['name'])' is a built-in environment and cannot be changed; add a user-defined one with Add-MgEnvironment."),
-                    'BuiltInEnvironment', [System.Management.Automation.ErrorCategory]::InvalidArgument, $Name))
-            return
-        }
-        $login = if ($AzureADEndpoint) { $AzureADEndpoint } else { $current['azureADEndpoint'] }
-        $graph = if ($GraphEndpoint) { $GraphEndpoint } else { $current['graphEndpoint'] }
-        $shown = "AzureADEndpoint $(Format-MgkaUrl $login), GraphEndpoint $(Format-MgkaUrl $graph)"
-        if (-not $PSCmdlet.ShouldProcess($current['name'], "Set environment ($shown)")) { return }
+        # The library checks, merges and writes in one step; the preview (nothing changed) names the
+        # environment and its endpoints as the change would make them, for ShouldProcess.
+        $change = [ordered]@{ name = $Name; azureADEndpoint = $AzureADEndpoint; graphEndpoint = $GraphEndpoint }
+        foreach ($key in 'azureADEndpoint', 'graphEndpoint') { if (-not $change[$key]) { $change.Remove($key) } }
         $text = [System.Collections.Specialized.OrderedDictionary]::new()
-        $text['Environment'] = ConvertTo-Json -Compress -InputObject ([ordered]@{
-                name = $current['name']; azureADEndpoint = $login; graphEndpoint = $graph })
-        $result = Invoke-MgkaNative EnvironmentAdd -Text $text
-        if ($result.Status -ne $script:MGKA_OK) {
-            $PSCmdlet.WriteError((New-MgkaErrorRecord -Status $result.Status -Info (ConvertFrom-MgkaJson $result.Json) -TargetObject $Name -Activity 'Set-MgEnvironment'))
-            return
-        }
+        $change['preview'] = $true
+        $text['Environment'] = ConvertTo-Json -Compress -InputObject $change
+        $result = Invoke-MgkaNative EnvironmentSet -Text $text
+        if (-not (Assert-MgkaResult $PSCmdlet $result $Name)) { return }
+        $preview = ConvertFrom-MgkaJson $result.Json
+        if (-not $PSCmdlet.ShouldProcess($preview['name'], "Set environment (AzureADEndpoint $($preview['azureADEndpoint']), GraphEndpoint $($preview['graphEndpoint']))")) { return }
+        $change.Remove('preview')
+        $text['Environment'] = ConvertTo-Json -Compress -InputObject $change
+        $result = Invoke-MgkaNative EnvironmentSet -Text $text
+        if (-not (Assert-MgkaResult $PSCmdlet $result $Name)) { return }
         $environment = ConvertTo-MgkaEnvironment (ConvertFrom-MgkaJson $result.Json)
         Send-MgkaEnvironmentToMicrosoft -Cmdlet $PSCmdlet -Command 'Set-MgEnvironment' -Environment $environment
         $environment
@@ -1526,10 +1459,7 @@ function Remove-MgEnvironment {
     [CmdletBinding(SupportsShouldProcess, ConfirmImpact = 'Medium')]
     [OutputType('MgKeepAlive.Environment')]
     param(
-        [Parameter(Mandatory, Position = 0, ValueFromPipelineByPropertyName)]
-        [ValidateNotNullOrEmpty()]
-        [ArgumentCompleter({ & (Get-Module MgKeepAlive)[0] { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Complete-MgkaArgument @args } Environment $args[2] })]
-        [string] $Name
+        [Parameter(Mandatory, Position = 0, ValueFromPipelineByPropertyName)][ValidateNotNullOrEmpty()][ArgumentCompleter({ & (Get-Module MgKeepAlive)[0] { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Complete-MgkaArgument @args } Environment $args[2] })][string] $Name
     )
 
     begin { if (-not $script:PrivateLoaded) { Import-MgkaPrivate } }
@@ -1538,10 +1468,7 @@ function Remove-MgEnvironment {
         $text = [System.Collections.Specialized.OrderedDictionary]::new()
         $text['Name'] = $Name
         $result = Invoke-MgkaNative EnvironmentRemove -Text $text
-        if ($result.Status -ne $script:MGKA_OK) {
-            $PSCmdlet.WriteError((New-MgkaErrorRecord -Status $result.Status -Info (ConvertFrom-MgkaJson $result.Json) -TargetObject $Name -Activity 'Remove-MgEnvironment'))
-            return
-        }
+        if (-not (Assert-MgkaResult $PSCmdlet $result $Name)) { return }
         $environment = ConvertTo-MgkaEnvironment (ConvertFrom-MgkaJson $result.Json)
         Send-MgkaEnvironmentToMicrosoft -Cmdlet $PSCmdlet -Command 'Remove-MgEnvironment' -Environment $environment -Remove
         $environment
@@ -1673,16 +1600,9 @@ function Start-MgCommunicationCallKeepAlive {
     [CmdletBinding(DefaultParameterSetName = 'CallId', SupportsShouldProcess, ConfirmImpact = 'Medium')]
     [OutputType('MgKeepAlive.CallKeepAliveState')]
     param(
-        [Parameter(Mandatory, Position = 0, ParameterSetName = 'CallId')]
-        [AllowEmptyString()]
-        [string[]] $CallId,
-
-        [Parameter(Mandatory, ValueFromPipeline, ParameterSetName = 'InputObject')]
-        [object] $InputObject,
-
-        [Parameter()]
-        [ValidateScript({ $_ -ge [TimeSpan]::FromSeconds(1) }, ErrorMessage = 'The interval must be at least 1 second; {0} is shorter.')]
-        [TimeSpan] $Interval = [TimeSpan]::FromMinutes(15)
+        [Parameter(Mandatory, Position = 0, ParameterSetName = 'CallId')][AllowEmptyString()][string[]] $CallId,
+        [Parameter(Mandatory, ValueFromPipeline, ParameterSetName = 'InputObject')][object] $InputObject,
+        [Parameter()][ValidateScript({ $_ -ge [TimeSpan]::FromSeconds(1) }, ErrorMessage = 'The interval must be at least 1 second; {0} is shorter.')][TimeSpan] $Interval = [TimeSpan]::FromMinutes(15)
     )
 
     begin {
@@ -1693,55 +1613,26 @@ function Start-MgCommunicationCallKeepAlive {
                 'so calls kept at this interval are likely to end. Microsoft recommends 15 minutes (the default).')
         }
         Test-MgkaCloudAvailability -ApiVersion 'v1.0'
-        Initialize-MgkaKeeper
-        $intervalMs = [long][Math]::Ceiling($Interval.TotalMilliseconds)
         $batch = [System.Collections.Generic.List[string]]::new()
-        $checkedConnection = $false
-        $byCallId = $PSCmdlet.ParameterSetName -eq 'CallId'
-    }
-
-    process {
-        $items = if ($byCallId) { $CallId } else { @($InputObject) }
-        foreach ($item in $items) {
-            # Inline, with the same answers as Resolve-MgkaKeeperItem: a plain id string, or a
-            # non-empty string CallId of a hashtable or an object (such as a state object).
-            # Anything else, and strings that may be JSON, go through the full rules.
-            $id = $null
-            $base = if ($item -is [psobject]) { $item.PSObject.BaseObject } else { $item }
-            if ($byCallId) {
-                $id = [string]$item
-            } elseif ($base -is [string]) {
-                if ($base.Length -gt 0 -and $base[0] -ne '{' -and $base[0] -ne '[' -and -not [char]::IsWhiteSpace($base[0])) { $id = $base }
-            } elseif ($base -is [hashtable]) {
-                $value = $base['CallId']
-                if ($value -is [string] -and $value.Length -gt 0) { $id = $value }
-            } elseif ($base -isnot [System.Collections.IDictionary]) {
-                $property = $item.PSObject.Properties['CallId']
-                if ($property -and $property.Value -is [string] -and $property.Value.Length -gt 0) { $id = $property.Value }
+        $byId = $PSCmdlet.ParameterSetName -eq 'CallId'
+        $first = @{ Batch = $true }
+        $send = {
+            if ($first.Batch -and (Invoke-MgkaNative Context).Json -eq 'null') {
+                Write-Warning ('Not connected: the keeper retries these calls until Connect-MgGraph connects the process, within their ' +
+                    '45-minute deadline. Connect first to keep them alive from the start.')
             }
-            if ($null -eq $id) {
-                $id = Resolve-MgkaKeeperItem -Cmdlet $PSCmdlet -Item $item
-                if ($null -eq $id) { continue }
-            }
-            if ($id -match '[\ud800-\udfff]') {
-                $invalid = Test-MgkaKeeperCallId $id
-                if ($invalid) { $PSCmdlet.WriteError($invalid); continue }
-            }
-            if (-not $PSCmdlet.ShouldProcess($id, 'Start keeping alive')) { continue }
-            if (-not $checkedConnection) {
-                $checkedConnection = $true
-                $context = Invoke-MgkaNative Context
-                if ($context.Status -eq $script:MGKA_OK -and $context.Json -eq 'null') {
-                    Write-Warning ('Not connected: the keeper retries these calls until Connect-MgGraph connects the process, within their ' +
-                        '45-minute deadline. Connect first to keep them alive from the start.')
-                }
-            }
-            $batch.Add($id)
-            if ($batch.Count -ge $script:KeeperBatchSize) { Send-MgkaKeeperStart -Cmdlet $PSCmdlet -Batch $batch -IntervalMs $intervalMs }
+            $first.Batch = $false
+            Invoke-MgkaKeeper $PSCmdlet KeeperStart (ConvertTo-MgkaKeeperJson callIds $batch intervalMs ([long][Math]::Ceiling($Interval.TotalMilliseconds)))
+            $batch.Clear()
         }
     }
 
-    end { Send-MgkaKeeperStart -Cmdlet $PSCmdlet -Batch $batch -IntervalMs $intervalMs }
+    process {
+        $items = if ($byId) { $CallId } else { @($InputObject) }
+        Add-MgkaKeeperItem $PSCmdlet $items $byId $batch 'Start keeping alive' $send
+    }
+
+    end { if ($batch.Count -gt 0) { & $send } }
 }
 
 function Get-MgCommunicationCallKeepAlive {
@@ -1815,47 +1706,26 @@ function Get-MgCommunicationCallKeepAlive {
     [CmdletBinding()]
     [OutputType('MgKeepAlive.CallKeepAliveState')]
     param(
-        [Parameter(Position = 0, ValueFromPipeline, ValueFromPipelineByPropertyName)]
-        [ArgumentCompleter({ & (Get-Module MgKeepAlive)[0] { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Complete-MgkaArgument @args } CallId $args[2] })]
-        [string[]] $CallId,
-
-        [Parameter()]
-        [ValidateSet('Active', 'Retrying', 'Ended', 'Failed')]
-        [string[]] $State
+        [Parameter(Position = 0, ValueFromPipeline, ValueFromPipelineByPropertyName)][ArgumentCompleter({ & (Get-Module MgKeepAlive)[0] { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Complete-MgkaArgument @args } CallId $args[2] })][string[]] $CallId,
+        [Parameter()][ValidateSet('Active', 'Retrying', 'Ended', 'Failed')][string[]] $State
     )
 
     begin {
         if (-not $script:PrivateLoaded) { Import-MgkaPrivate }
-        Initialize-MgkaKeeper
-        $named = [System.Collections.Generic.List[string]]::new()
-        $anyNamed = $false
+        $named = $null
     }
 
     process {
         if ($PSBoundParameters.ContainsKey('CallId')) {
-            $anyNamed = $true
+            if ($null -eq $named) { $named = [System.Collections.Generic.List[string]]::new() }
             foreach ($id in $CallId) { if ($null -ne $id) { $named.Add($id) } }
         }
     }
 
     end {
-        if (-not $anyNamed) {
-            Get-MgkaKeeperStates -Cmdlet $PSCmdlet -State $State
-            return
-        }
-        $valid = [System.Collections.Generic.List[string]]::new()
-        foreach ($id in $named) {
-            $invalid = if ($id -match '[\ud800-\udfff]') { Test-MgkaKeeperCallId $id }
-            if ($invalid) { $PSCmdlet.WriteError($invalid) } else { $valid.Add($id) }
-        }
-        $found = [System.Collections.Generic.HashSet[string]]::new([StringComparer]::Ordinal)
-        foreach ($entry in Get-MgkaKeeperStates -Cmdlet $PSCmdlet -CallId $valid) {
-            [void]$found.Add($entry.CallId)
-            if (-not $State -or $State -contains $entry.State) { $entry }
-        }
-        foreach ($id in $valid) {
-            if (-not $found.Contains($id)) { $PSCmdlet.WriteError((New-MgkaCallNotKeptError -CallId $id)); [void]$found.Add($id) }
-        }
+        $ids = $null
+        if ($null -ne $named) { $ids = Select-MgkaKeeperCallId $PSCmdlet $named }
+        Invoke-MgkaKeeper $PSCmdlet KeeperList (ConvertTo-MgkaKeeperJson callIds $ids states $State)
     }
 }
 
@@ -1937,69 +1807,28 @@ function Stop-MgCommunicationCallKeepAlive {
     [CmdletBinding(DefaultParameterSetName = 'CallId', SupportsShouldProcess, ConfirmImpact = 'Medium')]
     [OutputType('MgKeepAlive.CallKeepAliveState')]
     param(
-        [Parameter(Mandatory, Position = 0, ParameterSetName = 'CallId')]
-        [ArgumentCompleter({ & (Get-Module MgKeepAlive)[0] { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Complete-MgkaArgument @args } CallId $args[2] })]
-        [string[]] $CallId,
-
-        [Parameter(Mandatory, ValueFromPipeline, ParameterSetName = 'InputObject')]
-        [object] $InputObject,
-
-        [Parameter(Mandatory, ParameterSetName = 'All')]
-        [switch] $All,
-
-        [Parameter()]
-        [switch] $PassThru
+        [Parameter(Mandatory, Position = 0, ParameterSetName = 'CallId')][ArgumentCompleter({ & (Get-Module MgKeepAlive)[0] { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Complete-MgkaArgument @args } CallId $args[2] })][string[]] $CallId,
+        [Parameter(Mandatory, ValueFromPipeline, ParameterSetName = 'InputObject')][object] $InputObject,
+        [Parameter(Mandatory, ParameterSetName = 'All')][switch] $All,
+        [Parameter()][switch] $PassThru
     )
 
     begin {
         if (-not $script:PrivateLoaded) { Import-MgkaPrivate }
-        Initialize-MgkaKeeper
         $batch = [System.Collections.Generic.List[string]]::new()
-        $byCallId = $PSCmdlet.ParameterSetName -eq 'CallId'
+        $send = { Invoke-MgkaKeeper $PSCmdlet KeeperStop (ConvertTo-MgkaKeeperJson callIds $batch) -Quiet (-not $PassThru); $batch.Clear() }
+        $byId = $PSCmdlet.ParameterSetName -eq 'CallId'
     }
 
     process {
         if ($PSCmdlet.ParameterSetName -eq 'All') { return }
-        $items = if ($byCallId) { $CallId } else { @($InputObject) }
-        foreach ($item in $items) {
-            # Inline, with the same answers as Resolve-MgkaKeeperItem: a plain id string, or a
-            # non-empty string CallId of a hashtable or an object (such as a state object).
-            # Anything else, and strings that may be JSON, go through the full rules.
-            $id = $null
-            $base = if ($item -is [psobject]) { $item.PSObject.BaseObject } else { $item }
-            if ($byCallId) {
-                $id = [string]$item
-            } elseif ($base -is [string]) {
-                if ($base.Length -gt 0 -and $base[0] -ne '{' -and $base[0] -ne '[' -and -not [char]::IsWhiteSpace($base[0])) { $id = $base }
-            } elseif ($base -is [hashtable]) {
-                $value = $base['CallId']
-                if ($value -is [string] -and $value.Length -gt 0) { $id = $value }
-            } elseif ($base -isnot [System.Collections.IDictionary]) {
-                $property = $item.PSObject.Properties['CallId']
-                if ($property -and $property.Value -is [string] -and $property.Value.Length -gt 0) { $id = $property.Value }
-            }
-            if ($null -eq $id) {
-                $id = Resolve-MgkaKeeperItem -Cmdlet $PSCmdlet -Item $item
-                if ($null -eq $id) { continue }
-            }
-            if ($id -match '[\ud800-\udfff]') {
-                $invalid = Test-MgkaKeeperCallId $id
-                if ($invalid) { $PSCmdlet.WriteError($invalid); continue }
-            }
-            if (-not $PSCmdlet.ShouldProcess($id, 'Stop keeping alive')) { continue }
-            $batch.Add($id)
-            if ($batch.Count -ge $script:KeeperBatchSize) { Send-MgkaKeeperStop -Cmdlet $PSCmdlet -Batch $batch -PassThru $PassThru }
-        }
+        $items = if ($byId) { $CallId } else { @($InputObject) }
+        Add-MgkaKeeperItem $PSCmdlet $items $byId $batch 'Stop keeping alive' $send
     }
 
     end {
-        if ($PSCmdlet.ParameterSetName -eq 'All') {
-            if (-not $PSCmdlet.ShouldProcess('all kept calls', 'Stop keeping alive')) { return }
-            $json = Invoke-MgkaKeeper -Cmdlet $PSCmdlet -Function KeeperStop -RequestJson '{"all":true}'
-            if ($PassThru) { ConvertFrom-MgkaKeeperStates $json }
-            return
-        }
-        Send-MgkaKeeperStop -Cmdlet $PSCmdlet -Batch $batch -PassThru $PassThru
+        if ($PSCmdlet.ParameterSetName -ne 'All') { if ($batch.Count -gt 0) { & $send } }
+        elseif ($PSCmdlet.ShouldProcess('all kept calls', 'Stop keeping alive')) { Invoke-MgkaKeeper $PSCmdlet KeeperStop '{"all":true}' -Quiet (-not $PassThru) }
     }
 }
 
@@ -2080,112 +1909,46 @@ function Wait-MgCommunicationCallKeepAlive {
     [CmdletBinding()]
     [OutputType('MgKeepAlive.CallKeepAliveState')]
     param(
-        [Parameter(Position = 0, ValueFromPipeline, ValueFromPipelineByPropertyName)]
-        [ArgumentCompleter({ & (Get-Module MgKeepAlive)[0] { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Complete-MgkaArgument @args } CallId $args[2] })]
-        [string[]] $CallId,
-
-        [Parameter()]
-        [switch] $Any,
-
-        [Parameter()]
-        [ValidateScript({ $_ -ge [TimeSpan]::Zero }, ErrorMessage = 'The timeout must not be negative; it is {0}.')]
-        [TimeSpan] $Timeout
+        [Parameter(Position = 0, ValueFromPipeline, ValueFromPipelineByPropertyName)][ArgumentCompleter({ & (Get-Module MgKeepAlive)[0] { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Complete-MgkaArgument @args } CallId $args[2] })][string[]] $CallId,
+        [Parameter()][switch] $Any,
+        [Parameter()][ValidateScript({ $_ -ge [TimeSpan]::Zero }, ErrorMessage = 'The timeout must not be negative; it is {0}.')][TimeSpan] $Timeout
     )
 
     begin {
         if (-not $script:PrivateLoaded) { Import-MgkaPrivate }
-        Initialize-MgkaKeeper
-        $named = [System.Collections.Generic.List[string]]::new()
-        $anyNamed = $false
+        $named = $null
     }
 
     process {
         if ($PSBoundParameters.ContainsKey('CallId')) {
-            $anyNamed = $true
+            if ($null -eq $named) { $named = [System.Collections.Generic.List[string]]::new() }
             foreach ($id in $CallId) { if ($null -ne $id) { $named.Add($id) } }
         }
     }
 
     end {
-        $stopwatch = [System.Diagnostics.Stopwatch]::StartNew()
-        $limitMs = if ($PSBoundParameters.ContainsKey('Timeout')) { $Timeout.TotalMilliseconds } else { [double]::PositiveInfinity }
-        # Events after this sequence number are new; taken before the list, so nothing is missed.
-        $events = Invoke-MgkaNative KeeperEvents -Operation ([uint64]::MaxValue) -TimeoutMs 0
-        $lastSeq = [uint64](ConvertFrom-MgkaJson $events.Json)['lastSeq']
-
-        $pending = [System.Collections.Generic.HashSet[string]]::new([StringComparer]::Ordinal)
-        $done = $false
-        $check = {
-            # Lists the pending calls: writes those that ended or failed, forgets those no longer kept.
-            param([string[]] $Ids)
-            $seen = [System.Collections.Generic.HashSet[string]]::new([StringComparer]::Ordinal)
-            foreach ($entry in Get-MgkaKeeperStates -Cmdlet $PSCmdlet -CallId $Ids) {
-                [void]$seen.Add($entry.CallId)
-                if ($entry.State -eq 'Ended' -or $entry.State -eq 'Failed') {
-                    if ($pending.Remove($entry.CallId)) { $entry; if ($Any) { $done = $true } }
+        # The library waits (mgka_keeper_wait_start): each step of the wait is an operation, waited
+        # for in short slices (Ctrl+C cancels it), whose result says what to write and names the next.
+        $ids = $null
+        if ($null -ne $named) { $ids = Select-MgkaKeeperCallId $PSCmdlet $named }
+        $timeoutMs = if ($PSBoundParameters.ContainsKey('Timeout')) { $Timeout.TotalMilliseconds }
+        $operation = Invoke-MgkaKeeper $PSCmdlet KeeperWaitStart (ConvertTo-MgkaKeeperJson callIds $ids any $Any.IsPresent timeoutMs $timeoutMs) -Operation
+        try {
+            while ($operation) {
+                $result = Wait-MgkaOperation -Operation $operation
+                $operation = 0
+                $null = Assert-MgkaResult $PSCmdlet $result -Terminating
+                $step = ConvertFrom-MgkaJson $result.Json
+                $operation = [uint64]$step['next']
+                ConvertFrom-MgkaKeeperStates -Cmdlet $PSCmdlet -Json $result.Json -Property calls
+                foreach ($note in $step['notes']) { Write-Verbose $note }
+                if ($step['timedOut']) {
+                    $PSCmdlet.WriteError([System.Management.Automation.ErrorRecord]::new([System.TimeoutException]::new($step['timedOut']['message']),
+                            'WaitTimeout', [System.Management.Automation.ErrorCategory]::OperationTimeout, [string[]]@($step['timedOut']['callIds'])))
                 }
             }
-            foreach ($id in $Ids) {
-                if (-not $seen.Contains($id) -and $pending.Remove($id)) { Write-Verbose "Call '$id' is no longer kept; not waiting for it." }
-            }
-        }
-
-        $ids = [System.Collections.Generic.List[string]]::new()
-        if ($anyNamed) {
-            $unique = [System.Collections.Generic.HashSet[string]]::new([StringComparer]::Ordinal)
-            foreach ($id in $named) {
-                $invalid = if ($id -match '[\ud800-\udfff]') { Test-MgkaKeeperCallId $id }
-                if ($invalid) { $PSCmdlet.WriteError($invalid) } elseif ($unique.Add($id)) { $ids.Add($id) }
-            }
-            $listed = if ($ids.Count -gt 0) { Get-MgkaKeeperStates -Cmdlet $PSCmdlet -CallId $ids }
-        } else {
-            $listed = Get-MgkaKeeperStates -Cmdlet $PSCmdlet
-        }
-        $found = [System.Collections.Generic.HashSet[string]]::new([StringComparer]::Ordinal)
-        foreach ($entry in $listed) {
-            [void]$found.Add($entry.CallId)
-            if ($entry.State -eq 'Ended' -or $entry.State -eq 'Failed') { $entry; if ($Any) { $done = $true } }
-            else { [void]$pending.Add($entry.CallId) }
-        }
-        foreach ($id in $ids) {
-            if (-not $found.Contains($id)) { $PSCmdlet.WriteError((New-MgkaCallNotKeptError -CallId $id)) }
-        }
-
-        $lastCheck = $stopwatch.ElapsedMilliseconds
-        while (-not $done -and $pending.Count -gt 0) {
-            $remaining = $limitMs - $stopwatch.ElapsedMilliseconds
-            if ($remaining -le 0) {
-                $left = [string[]]@($pending)
-                $shown = ($left | Select-Object -First 5) -join ', '
-                if ($left.Count -gt 5) { $shown += ", ... ($($left.Count) calls)" }
-                $PSCmdlet.WriteError([System.Management.Automation.ErrorRecord]::new(
-                        [System.TimeoutException]::new("Timed out after $Timeout waiting for kept calls to end or fail; still kept: $shown."),
-                        'WaitTimeout', [System.Management.Automation.ErrorCategory]::OperationTimeout, $left))
-                return
-            }
-            $slice = [uint32][Math]::Max(0, [Math]::Min($script:KeeperWaitSliceMs, $remaining))
-            $result = Invoke-MgkaNative KeeperEvents -Operation $lastSeq -TimeoutMs $slice
-            if ($result.Status -ne $script:MGKA_OK) {
-                $PSCmdlet.ThrowTerminatingError((New-MgkaErrorRecord -Status $result.Status -Info (ConvertFrom-MgkaJson $result.Json) -Activity 'Wait'))
-            }
-            $answer = ConvertFrom-MgkaJson $result.Json
-            $ended = [System.Collections.Generic.List[string]]::new()
-            $gap = $false
-            $first = $true
-            foreach ($event in @($answer['events'])) {
-                if ($null -eq $event) { continue }
-                if ($first) { $gap = [uint64]$event['seq'] -gt $lastSeq + 1; $first = $false }
-                if ($pending.Contains([string]$event['callId'])) { $ended.Add([string]$event['callId']) }
-            }
-            $lastSeq = [uint64]$answer['lastSeq']
-            if ($ended.Count -gt 0) { . $check $ended.ToArray() }
-            # Now and then (and when events were dropped) look at the list itself: calls stopped
-            # meanwhile raise no event.
-            $every = [Math]::Max(1000, $pending.Count / 10)
-            if ($gap -or $stopwatch.ElapsedMilliseconds - $lastCheck -ge $every) {
-                if ($pending.Count -gt 0 -and -not $done) { . $check ([string[]]@($pending)) }
-                $lastCheck = $stopwatch.ElapsedMilliseconds
-            }
+        } finally {
+            if ($operation) { $null = Invoke-MgkaNative OperationCancel -Operation $operation }
         }
     }
 }

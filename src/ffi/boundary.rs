@@ -10,6 +10,9 @@ use crate::operation::Outcome;
 /// Why an export failed: a core error, or a problem with the arguments at the ABI itself.
 pub(crate) enum Failure {
     Core(CoreError),
+    /// A core error with the error id hosts show for it (`"errorId"` in its JSON), where the
+    /// kind alone does not say it (e.g. `CallNotKept`, `EnvironmentNotFound`).
+    Named(CoreError, &'static str),
     Abi(MgkaStatus, String),
 }
 
@@ -22,7 +25,7 @@ impl From<CoreError> for Failure {
 impl Failure {
     fn status(&self) -> MgkaStatus {
         match self {
-            Failure::Core(e) => e.into(),
+            Failure::Core(e) | Failure::Named(e, _) => e.into(),
             Failure::Abi(status, _) => *status,
         }
     }
@@ -30,6 +33,7 @@ impl Failure {
     fn to_json(&self) -> String {
         match self {
             Failure::Core(e) => e.to_json().to_string(),
+            Failure::Named(e, id) => error_json(e, Some(id)).to_string(),
             Failure::Abi(status, message) => {
                 let mut json = serde_json::json!({
                     "kind": status.name(), "message": message, "callId": null, "parameter": null,
@@ -39,6 +43,19 @@ impl Failure {
             }
         }
     }
+}
+
+/// A core error's JSON, with `"errorId"` when given.
+pub(crate) fn error_json(error: &CoreError, error_id: Option<&str>) -> serde_json::Value {
+    let mut json = error.to_json();
+    if let (Some(id), Some(object)) = (error_id, json.as_object_mut()) {
+        object.insert("errorId".into(), id.into());
+        // The record hosts make (see crate::error) carries the same id.
+        if let Some(record) = object.get_mut("record").and_then(|r| r.as_object_mut()) {
+            record.insert("errorId".into(), id.into());
+        }
+    }
+    json
 }
 
 /// Runs an export's body behind the panic boundary: a panic becomes a `Panic` failure.

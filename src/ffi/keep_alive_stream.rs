@@ -60,12 +60,11 @@ pub unsafe extern "C" fn mgka_identity_resolve(
 /// `stream_json` NULL or `{"concurrency":32,"details":false,"notes":false}` (concurrency 1–256,
 /// default 32: requests in flight at most; details: every success is answered with its result,
 /// else successes are counted; notes: notes for the user, such as that this Graph refuses batched
-/// keep-alives, are answered once), optionally with `"cloud":"USGov"` (the cloud the host is
-/// connected to) and `"given":["HttpPipelineAppend",...]` (the ignored compatibility parameters
+/// keep-alives, are answered once), optionally with `"given":["HttpPipelineAppend",...]` (the ignored compatibility parameters
 /// the user gave: HttpPipelineAppend, HttpPipelinePrepend, ProxyCredential without -Proxy,
 /// ProxyUseDefaultCredentials). On success `*out_json` is NULL, or `{"warnings":["..."]}` when
-/// the command has something to warn about (an ignored parameter; once per process, a cloud
-/// where Microsoft does not document keepAlive for this API version). Push items with `mgka_keep_alive_stream_push`, read answers
+/// the command has something to warn about (an ignored parameter; once per process, the
+/// connected cloud when Microsoft does not document keepAlive there for this API version). Push items with `mgka_keep_alive_stream_push`, read answers
 /// with `mgka_keep_alive_stream_next`, end with `mgka_keep_alive_stream_finish`, and always
 /// release the handle with `mgka_keep_alive_stream_close`. On failure `*out_json` is the error.
 /// Thread-safe; one stream is used by one host thread at a time.
@@ -97,7 +96,7 @@ pub unsafe extern "C" fn mgka_keep_alive_stream_open(
         if !(1..=crate::graph::MAX_BULK_CONCURRENCY).contains(&concurrency) {
             return Err(CoreError::invalid("ThrottleLimit", "ThrottleLimit must be between 1 and 256.").into());
         }
-        let warnings = stream::warnings(options.api_version, settings.cloud.as_deref(), &settings.given);
+        let warnings = stream::warnings(crate::session::keep_alive_warning(options.api_version), &settings.given);
         Ok((stream::open(StreamSettings { options, concurrency, details: settings.details, notes: settings.notes }), warnings))
     });
     match opened {
@@ -147,7 +146,7 @@ pub unsafe extern "C" fn mgka_keep_alive_stream_push(
         let texts = item_texts(kind, text, text_len, id, id_len);
         let item = match &texts {
             Ok((text, id)) => piped_item(kind, text, id, not_text),
-            Err(Failure::Core(error)) => Err(error.clone()),
+            Err(Failure::Core(error) | Failure::Named(error, _)) => Err(error.clone()),
             Err(Failure::Abi(status, message)) => return Err(Failure::Abi(*status, message.clone())),
         };
         Ok(stream.push(item)?)
@@ -252,8 +251,6 @@ struct StreamJson {
     details: bool,
     #[serde(default)]
     notes: bool,
-    #[serde(default)]
-    cloud: Option<String>,
     #[serde(default)]
     given: Vec<String>,
 }

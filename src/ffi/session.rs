@@ -1,14 +1,15 @@
 //! The session: connect, disconnect, the context, the process-wide request settings.
 
 use std::ffi::c_char;
+use std::time::Duration;
 
 use zeroize::Zeroizing;
 
-use super::boundary::{respond, start, str_arg, to_json, outcome_json, Failure};
+use super::boundary::{outcome_json, parse_json, respond, start, str_arg, to_json, Failure};
 use super::MgkaStatus;
 use crate::error::CoreError;
 use crate::operation::{self, Outcome};
-use crate::request_context::{self, RequestContextJson};
+use crate::request_context::{self, RequestContext, RequestContextChange};
 use crate::session::{self, ConnectRequest};
 
 /// Connects the process and acquires the first token, so a wrong secret, app, tenant or cloud
@@ -58,18 +59,19 @@ pub unsafe extern "C" fn mgka_connect_start(
     })
 }
 
-/// Ends the session. `*out_json`: the context that was closed, or `null` when there was none.
+/// Ends the session and stops the keeper (every kept call is forgotten). `*out_json`: the context that was closed, or `null` when there was none.
 /// Requests already under way finish with the session they started with. Thread-safe.
 ///
 /// # Safety
 /// `out_json` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn mgka_disconnect(out_json: *mut *mut c_char) -> MgkaStatus {
-    respond(out_json, || to_json(&session::disconnect()))
+    respond(out_json, || to_json(&crate::keeper::disconnect()))
 }
 
 /// The current context
-/// (`{"clientId","tenantId","scopes","authType","tokenCredentialType","certificateThumbprint","environment","contextScope","appName"}`),
+/// (`{"clientId","tenantId","scopes","authType","tokenCredentialType","certificateThumbprint","environment","cloud","contextScope","appName"}`;
+/// `cloud`: Global, USGov, USGovDoD, China or Other, by the Graph endpoint),
 /// or `null` when not connected. Never contains a secret. Caller frees `*out_json`. Thread-safe.
 ///
 /// # Safety
@@ -79,21 +81,22 @@ pub unsafe extern "C" fn mgka_context(out_json: *mut *mut c_char) -> MgkaStatus 
     respond(out_json, || to_json(&session::context()))
 }
 
-/// The process-wide request settings (`Get-MgRequestContext`):
-/// `{"MaxRetry":3,"RetryDelay":3,"RetriesTimeLimit":0,"ClientTimeout":300}` (seconds).
-/// Caller frees `*out_json`. Thread-safe.
+/// The process-wide request settings (`Get-MgRequestContext`), durations in milliseconds:
+/// `{"maxRetry":3,"retryDelayMs":3000,"retriesTimeLimitMs":0,"clientTimeoutMs":300000}`
+/// (the defaults). Caller frees `*out_json`. Thread-safe.
 ///
 /// # Safety
 /// `out_json` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn mgka_request_context_get(out_json: *mut *mut c_char) -> MgkaStatus {
-    respond(out_json, || to_json(&request_context::get().to_json()))
+    respond(out_json, || to_json(&RequestContextJson::from(request_context::get())))
 }
 
 /// Changes the process-wide request settings (`Set-MgRequestContext`) from a JSON object with any
-/// of `MaxRetry` (0–10), `RetryDelay` (0–180 s), `RetriesTimeLimit` (s, 0 = off) and
-/// `ClientTimeout` (s, > 0). Out-of-range values are refused (`MGKA_STATUS_INVALID_ARGUMENT`) and
-/// nothing changes. `*out_json`: the settings now in force. Caller frees it. Thread-safe; applies
+/// of `maxRetry` (0–10), `retryDelayMs` (0–180000), `retriesTimeLimitMs` (0 = off) and
+/// `clientTimeoutMs` (≥ 1), durations in milliseconds. Out-of-range values are refused
+/// (`MGKA_STATUS_INVALID_ARGUMENT`, naming the setting) and nothing changes. `*out_json`: the
+/// settings now in force, as `mgka_request_context_get`. Caller frees it. Thread-safe; applies
 /// to keep-alives started afterwards, in every caller of the process.
 ///
 /// # Safety
@@ -101,10 +104,46 @@ pub unsafe extern "C" fn mgka_request_context_get(out_json: *mut *mut c_char) ->
 #[no_mangle]
 pub unsafe extern "C" fn mgka_request_context_set(settings_json: *const c_char, out_json: *mut *mut c_char) -> MgkaStatus {
     respond(out_json, || {
-        let update: RequestContextJson = serde_json::from_str(str_arg(settings_json, "settings_json")?)
-            .map_err(|e| CoreError::invalid("RequestContext", format!("The request context JSON is invalid: {e}.")))?;
-        to_json(&request_context::set(&update)?.to_json())
+        let change: RequestContextJson = parse_json(str_arg(settings_json, "settings_json")?, "RequestContext")?;
+        to_json(&RequestContextJson::from(request_context::set(&change.into())?))
     })
+}
+
+/// The request settings at the ABI: camelCase, durations in milliseconds.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RequestContextJson {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_retry: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retry_delay_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retries_time_limit_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_timeout_ms: Option<u64>,
+}
+
+impl From<RequestContext> for RequestContextJson {
+    fn from(c: RequestContext) -> Self {
+        let ms = |d: Duration| Some(d.as_millis() as u64);
+        RequestContextJson {
+            max_retry: Some(c.max_retry),
+            retry_delay_ms: ms(c.retry_delay),
+            retries_time_limit_ms: ms(c.retries_time_limit),
+            client_timeout_ms: ms(c.client_timeout),
+        }
+    }
+}
+
+impl From<RequestContextJson> for RequestContextChange {
+    fn from(j: RequestContextJson) -> Self {
+        RequestContextChange {
+            max_retry: j.max_retry,
+            retry_delay: j.retry_delay_ms.map(Duration::from_millis),
+            retries_time_limit: j.retries_time_limit_ms.map(Duration::from_millis),
+            client_timeout: j.client_timeout_ms.map(Duration::from_millis),
+        }
+    }
 }
 
 unsafe fn connect_args(

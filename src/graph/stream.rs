@@ -350,14 +350,11 @@ pub fn open_streams() -> usize {
 /// The compatibility parameters a keep-alive command accepts and ignores, as the host names them.
 pub const IGNORED_PARAMETERS: [&str; 4] = ["HttpPipelineAppend", "HttpPipelinePrepend", "ProxyCredential", "ProxyUseDefaultCredentials"];
 
-static CLOUD_WARNINGS: Mutex<Vec<(String, super::ApiVersion)>> = Mutex::new(Vec::new());
-
 /// What a keep-alive command warns about, in order: parameters it ignores (`given`: the names
 /// of [`IGNORED_PARAMETERS`] the user gave; `ProxyCredential` only counts without `-Proxy`, which
-/// the host leaves out), and, once per process per cloud and API version, that Microsoft does
-/// not document keepAlive in the `cloud` the host is connected to (`Global`, `USGov`,
-/// `USGovDoD`, `China`; anything else, such as a user-defined endpoint, is not checked).
-pub fn warnings(api_version: super::ApiVersion, cloud: Option<&str>, given: &[String]) -> Vec<String> {
+/// the host leaves out), and `cloud_warning`: the connected cloud's once-per-process warning that
+/// Microsoft does not document keepAlive there (`session::keep_alive_warning`).
+pub fn warnings(cloud_warning: Option<String>, given: &[String]) -> Vec<String> {
     let given = |name: &str| given.iter().any(|g| g.eq_ignore_ascii_case(name));
     let mut warnings = Vec::new();
     for name in ["HttpPipelineAppend", "HttpPipelinePrepend"] {
@@ -365,25 +362,7 @@ pub fn warnings(api_version: super::ApiVersion, cloud: Option<&str>, given: &[St
             warnings.push(format!("MgKeepAlive does not support -{name}; the request is sent without it."));
         }
     }
-    if let Some(cloud @ ("USGov" | "USGovDoD" | "China")) = cloud {
-        let documented = match api_version {
-            super::ApiVersion::V1 => cloud != "China",
-            super::ApiVersion::Beta => false,
-        };
-        let mut shown = CLOUD_WARNINGS.lock().unwrap_or_else(|p| p.into_inner());
-        if !documented && !shown.iter().any(|(c, v)| c == cloud && *v == api_version) {
-            shown.push((cloud.to_owned(), api_version));
-            let available = match api_version {
-                super::ApiVersion::Beta => "only in the Global cloud",
-                super::ApiVersion::V1 => "in the Global, USGov and USGovDoD clouds, not in China",
-            };
-            warnings.push(format!(
-                "Microsoft documents call keepAlive ({}) as available {available}; you are connected to the {cloud} cloud. \
-                 MgKeepAlive sends the request anyway; if it fails, check with your cloud's Graph documentation. (This warning is shown once per process.)",
-                api_version.as_str()
-            ));
-        }
-    }
+    warnings.extend(cloud_warning);
     if given("ProxyCredential") {
         warnings.push("-ProxyCredential is used only together with -Proxy; it is ignored.".into());
     }
@@ -404,14 +383,18 @@ mod tests {
 
     #[test]
     fn warnings_in_order_and_the_cloud_once() {
+        use crate::environment::{keep_alive_warning_once, Cloud};
         let given = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
-        assert!(warnings(ApiVersion::V1, Some("Global"), &[]).is_empty());
-        assert!(warnings(ApiVersion::V1, Some("USGov"), &[]).is_empty(), "v1.0 is documented in USGov");
-        let first = warnings(ApiVersion::Beta, Some("USGovDoD"), &given(&["ProxyUseDefaultCredentials", "HttpPipelineAppend"]));
+        assert!(warnings(keep_alive_warning_once(Cloud::Global, ApiVersion::V1), &[]).is_empty());
+        assert!(warnings(keep_alive_warning_once(Cloud::USGov, ApiVersion::V1), &[]).is_empty(), "v1.0 is documented in USGov");
+        let first = warnings(
+            keep_alive_warning_once(Cloud::USGovDoD, ApiVersion::Beta),
+            &given(&["ProxyUseDefaultCredentials", "HttpPipelineAppend"]),
+        );
         assert_eq!(first.len(), 3);
         assert!(first[0].contains("-HttpPipelineAppend") && first[1].contains("(beta)") && first[2].contains("-ProxyUseDefaultCredentials"));
-        assert!(warnings(ApiVersion::Beta, Some("USGovDoD"), &[]).is_empty(), "once per process");
-        assert_eq!(warnings(ApiVersion::V1, Some("China"), &[]).len(), 1);
-        assert!(warnings(ApiVersion::Beta, Some("Other"), &[]).is_empty());
+        assert!(warnings(keep_alive_warning_once(Cloud::USGovDoD, ApiVersion::Beta), &[]).is_empty(), "once per process");
+        assert_eq!(warnings(keep_alive_warning_once(Cloud::China, ApiVersion::V1), &[]).len(), 1);
+        assert!(warnings(keep_alive_warning_once(Cloud::Other, ApiVersion::Beta), &[]).is_empty());
     }
 }

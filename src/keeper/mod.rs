@@ -14,8 +14,9 @@
 //!   the other calls are kept as before.
 
 mod state;
+mod wait;
 
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::cmp::Reverse;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -26,6 +27,7 @@ use serde::Serialize;
 use tokio::sync::{Notify, Semaphore};
 
 pub use state::{CallSnapshot, KeeperState};
+pub use wait::{WaitRequest, WaitStep, WaitTimedOut, Waiter};
 use state::Entry;
 
 use crate::clock::after;
@@ -68,6 +70,8 @@ struct Keeper {
     paused_until: Mutex<Option<Instant>>,
     events: Mutex<VecDeque<KeeperEvent>>,
     event_added: Condvar,
+    /// Wakes async waiters (`Waiter`) when an event is added.
+    event_notify: Notify,
     next_event: AtomicU64,
     scheduler_started: AtomicBool,
 }
@@ -80,6 +84,7 @@ static KEEPER: Lazy<Keeper> = Lazy::new(|| Keeper {
     paused_until: Mutex::new(None),
     events: Mutex::new(VecDeque::new()),
     event_added: Condvar::new(),
+    event_notify: Notify::new(),
     next_event: AtomicU64::new(1),
     scheduler_started: AtomicBool::new(false),
 });
@@ -88,16 +93,23 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The keeper's answer for one call: its state, or why it has none (an id that cannot be a call
+/// id, or a call that is not kept). Start, list, stop and wait answer in this one shape.
+#[derive(Debug)]
+pub enum CallAnswer {
+    State(CallSnapshot),
+    Refused { call_id: String, error: CoreError },
+}
+
 /// The outcome of registering one call.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase", untagged)]
-pub enum StartResult {
-    Started(CallSnapshot),
-    Refused {
-        #[serde(rename = "callId")]
-        call_id: String,
-        error: serde_json::Value,
-    },
+pub type StartResult = CallAnswer;
+
+/// The error for a named call that the keeper does not keep.
+pub fn not_kept(call_id: &str) -> CallAnswer {
+    CallAnswer::Refused {
+        call_id: call_id.to_owned(),
+        error: CoreError::NotFound(format!("Call '{call_id}' is not kept alive by MgKeepAlive (see Start-MgCommunicationCallKeepAlive).")),
+    }
 }
 
 /// Registers calls (or updates the interval of calls already kept). Their first keep-alive goes
@@ -115,7 +127,7 @@ pub fn start(call_ids: Vec<String>, interval: Duration) -> Result<Vec<StartResul
         let mut calls = lock(&KEEPER.calls);
         for id in call_ids {
             if let Err(e) = validate_call_id(&id) {
-                results.push(StartResult::Refused { call_id: id, error: e.to_json() });
+                results.push(StartResult::Refused { call_id: id, error: e });
                 continue;
             }
             let key: Arc<str> = Arc::from(id.as_str());
@@ -123,12 +135,12 @@ pub fn start(call_ids: Vec<String>, interval: Duration) -> Result<Vec<StartResul
                 Some(entry) if entry.state.is_kept() => {
                     // Already kept: a new interval applies from the next due time on.
                     entry.interval = interval;
-                    results.push(StartResult::Started(entry.snapshot(&key, now, wall)));
+                    results.push(StartResult::State(entry.snapshot(&key, now, wall)));
                 }
                 _ => {
                     let entry = Entry::new(interval, now, wall, calls.get(&key).map_or(0, |e| e.generation + 1));
                     newly_due.push(Reverse((now, entry.generation, key.clone())));
-                    results.push(StartResult::Started(entry.snapshot(&key, now, wall)));
+                    results.push(StartResult::State(entry.snapshot(&key, now, wall)));
                     calls.insert(key, entry);
                 }
             }
@@ -164,6 +176,26 @@ pub fn stop(call_ids: Option<Vec<String>>) -> Vec<CallSnapshot> {
             entry.snapshot(&id, now, wall)
         })
         .collect()
+}
+
+/// Stops the named calls: their `Stopped` states, then a not-kept error for each id that was not
+/// kept (once per id), as `Stop-MgCommunicationCallKeepAlive` reports them.
+pub fn stop_named(call_ids: Vec<String>) -> Vec<CallAnswer> {
+    let stopped = stop(Some(call_ids.clone()));
+    let mut seen: HashSet<&str> = stopped.iter().map(|s| s.call_id.as_str()).collect();
+    let missing: Vec<CallAnswer> = call_ids.iter().filter(|id| seen.insert(id.as_str())).map(|id| not_kept(id)).collect();
+    stopped.into_iter().map(CallAnswer::State).chain(missing).collect()
+}
+
+/// The named calls' states (sorted by call id; only in `states` when given), then a not-kept
+/// error for each named id the keeper does not keep at all (once per id), as
+/// `Get-MgCommunicationCallKeepAlive -CallId` reports them.
+pub fn list_named(call_ids: Vec<String>, states: Option<Vec<KeeperState>>) -> Vec<CallAnswer> {
+    let listed = list(Some(call_ids.clone()), None);
+    let mut seen: HashSet<&str> = listed.iter().map(|s| s.call_id.as_str()).collect();
+    let missing: Vec<CallAnswer> = call_ids.iter().filter(|id| seen.insert(id.as_str())).map(|id| not_kept(id)).collect();
+    let wanted = |s: &CallSnapshot| states.as_ref().is_none_or(|w| w.contains(&s.state));
+    listed.into_iter().filter(wanted).map(CallAnswer::State).chain(missing).collect()
 }
 
 /// The kept calls: those named (all when `None`), optionally only in the given states.
@@ -204,6 +236,7 @@ fn push_event(call_id: &str, state: KeeperState, error: Option<String>) {
         q.pop_front();
     }
     KEEPER.event_added.notify_all();
+    KEEPER.event_notify.notify_waiters();
 }
 
 fn ensure_scheduler(rt: &tokio::runtime::Runtime) {
@@ -388,6 +421,13 @@ fn jittered(interval: Duration) -> Duration {
     SEED.store(x, Ordering::Relaxed);
     let factor = 0.9 + 0.2 * ((x >> 11) as f64 / (1u64 << 53) as f64);
     interval.mul_f64(factor)
+}
+
+/// Ends the session and stops every kept call (`Disconnect-MgGraph`); returns the context closed.
+pub fn disconnect() -> Option<session::Context> {
+    let closed = session::disconnect();
+    stop(None);
+    closed
 }
 
 /// Counts per state, for progress and benchmarks.

@@ -78,7 +78,7 @@ int main(int argc, char **argv) {
     CHECK(strcmp(mgka_version(), MGKA_EXPECTED_VERSION) == 0, "mgka_version is the crate version");
     mgka_string_free(NULL);
     /* Bounds every blocking call below (token requests, keep-alives, their retries). */
-    EXPECT(mgka_request_context_set("{\"ClientTimeout\":20}", &json), MGKA_STATUS_OK, "\"ClientTimeout\":20", "client timeout");
+    EXPECT(mgka_request_context_set("{\"clientTimeoutMs\":20000}", &json), MGKA_STATUS_OK, "\"clientTimeoutMs\":20000", "client timeout");
 
     EXPECT(mgka_keep_alive_by_id(active, NULL, &json), MGKA_STATUS_NOT_CONNECTED,
            "Authentication needed. Please call Connect-MgGraph.", "not connected");

@@ -570,9 +570,8 @@ Describe 'Invoke-MgBetaKeepCommunicationCallAlive' {
 }
 
 Describe 'Cloud availability warnings' {
-    BeforeEach {
-        foreach ($key in 'China|v1.0', 'China|beta', 'USGov|beta', 'USGov|v1.0') { [AppDomain]::CurrentDomain.SetData("MgKeepAlive.CloudWarning|$key", $null) }
-    }
+    # The library says each warning once per process (for each cloud and API version): every case
+    # here meets a cloud and version not yet warned about in this process, or runs in its own.
     AfterAll {
         Connect-TestSecret
     }
@@ -588,7 +587,6 @@ Describe 'Cloud availability warnings' {
 
     It 'warns for beta outside Global (<Cloud>), not for v1.0 there' -TestCases @(@{ Cloud = 'USGov' }, @{ Cloud = 'USGovDoD' }) {
         param($Cloud)
-        [AppDomain]::CurrentDomain.SetData("MgKeepAlive.CloudWarning|$Cloud|beta", $null)
         Connect-MgGraph -AccessToken (ConvertTo-SecureString 't' -AsPlainText -Force) -Environment $Cloud -NoWelcome
         @(Invoke-MgKeepCommunicationCallAlive -CallId x -WhatIf 3>&1 | Where-Object { $_ -is [System.Management.Automation.WarningRecord] }).Count | Should -Be 0
         $warnings = @(Invoke-MgBetaKeepCommunicationCallAlive -CallId x -WhatIf 3>&1 | Where-Object { $_ -is [System.Management.Automation.WarningRecord] })
@@ -604,11 +602,18 @@ Describe 'Cloud availability warnings' {
     }
 
     It 'classifies a user-defined environment by its Graph endpoint' {
-        $null = Add-MgEnvironment -Name MyChina -AzureADEndpoint 'https://login.chinacloudapi.cn' -GraphEndpoint 'https://microsoftgraph.chinacloudapi.cn'
-        Connect-MgGraph -AccessToken (ConvertTo-SecureString 't' -AsPlainText -Force) -Environment MyChina -NoWelcome
-        @(Invoke-MgKeepCommunicationCallAlive -CallId x -WhatIf 3>&1 | Where-Object { $_ -is [System.Management.Automation.WarningRecord] }).Count | Should -Be 1
-        Connect-TestSecret
-        $null = Remove-MgEnvironment MyChina
+        # In a process of its own: China v1.0 was warned about in this one.
+        $command = @"
+Import-Module '$ManifestPath' -ErrorAction Stop
+`$null = Add-MgEnvironment -Name MyChina -AzureADEndpoint 'https://login.chinacloudapi.cn' -GraphEndpoint 'https://microsoftgraph.chinacloudapi.cn'
+Connect-MgGraph -AccessToken (ConvertTo-SecureString 't' -AsPlainText -Force) -Environment MyChina -NoWelcome
+@(Invoke-MgKeepCommunicationCallAlive -CallId x -WhatIf 3>&1 | Where-Object { `$_ -is [System.Management.Automation.WarningRecord] }).Count
+`$null = Disconnect-MgGraph
+`$null = Remove-MgEnvironment MyChina -ErrorAction Stop
+"@
+        $result = Invoke-TestPwsh -Command $command -TimeoutSeconds 300
+        $result.ExitCode | Should -Be 0
+        ($result.Output -split "`n" | Where-Object { $_ -notlike 'What if:*' }) | Should -Be '1'
     }
 }
 
