@@ -120,7 +120,7 @@ Describe 'Source rules' {
         # The keep-alive stream is called directly: a call per piped item, where a PowerShell
         # function call per native call would cost more than the rest (bench/fresh-bulk.ps1).
         $owners | Should -Be @('Invoke-MgkaNative', 'Open-MgkaKeepAlive', 'Push-MgkaKeepAliveObject', 'Read-MgkaKeepAliveAnswers', 'Read-MgkaNativeString',
-            'Resolve-MgkaKeeperItem', 'Step-MgkaKeepAlive', 'Complete-MgkaKeepAlive', 'Test-MgkaCloudAvailability', 'Wait-MgkaOperation' | Sort-Object)
+            'Resolve-MgkaKeeperItem', 'Step-MgkaKeepAlive', 'Complete-MgkaKeepAlive', 'Wait-MgkaOperation' | Sort-Object)
         $inModule = $moduleAst.FindAll({ $args[0] -is [System.Management.Automation.Language.InvokeMemberExpressionAst] -and "$($args[0].Member)" -like 'mgka_*' }, $true) | ForEach-Object {
             $parent = $_.Parent
             while ($parent -and $parent -isnot [System.Management.Automation.Language.FunctionDefinitionAst]) { $parent = $parent.Parent }
