@@ -1091,6 +1091,7 @@ fn the_request_context_speaks_camel_case_milliseconds() {
     assert_eq!(abi.json_call(|out| unsafe { get(out) }).1["clientTimeoutMs"], 42000, "a refused change changes nothing");
     let restore = CString::new(before.to_string()).unwrap();
     assert_eq!(unsafe { set(restore.as_ptr(), ptr::null_mut()) }, OK);
+}
 
 #[test]
 fn error_records_for_errors_without_a_record() {

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use graph_emulator::{spawn_blocking_runtime, Config, TlsIdentity};
 use mgkeepalive::auth::{Credential, Secret, TokenSource};
-use mgkeepalive::environment::{Environment, EnvironmentType};
+use mgkeepalive::environment::{Cloud, Environment, EnvironmentType};
 use mgkeepalive::graph::{keep_alive, KeepAliveOptions};
 use mgkeepalive::session::Session;
 
@@ -50,6 +50,7 @@ fn keeps_a_call_alive_over_https_after_signing_in_with_a_secret() {
             azure_ad_endpoint: base.clone(),
             graph_endpoint: base.clone(),
             kind: EnvironmentType::UserDefined,
+            cloud: Cloud::of_graph_endpoint(&base),
         },
         tokens: TokenSource::new(Credential::ClientSecret {
             tenant_id: TENANT.into(),

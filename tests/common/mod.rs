@@ -4,7 +4,7 @@
 
 use graph_emulator::{spawn_blocking_runtime, Config, EmulatorThread};
 use mgkeepalive::auth::{Credential, Secret, TokenSource};
-use mgkeepalive::environment::{Environment, EnvironmentType};
+use mgkeepalive::environment::{Cloud, Environment, EnvironmentType};
 use mgkeepalive::session::Session;
 
 /// An emulator on its own thread, with Graph's defaults.
@@ -21,6 +21,7 @@ pub fn session_at(graph: &str, token: &str) -> Session {
             azure_ad_endpoint: graph.into(),
             graph_endpoint: graph.into(),
             kind: EnvironmentType::UserDefined,
+            cloud: Cloud::of_graph_endpoint(graph),
         },
         tokens: TokenSource::new(Credential::access_token(Secret::new(token.into())).unwrap()),
     }
