@@ -50,6 +50,11 @@ $bin/keeper --calls 100000 --interval 10 --call-timeout 30 --intervals 4 --idle-
 echo; echo "== 5. the emulator's ceiling ($bin/emulator-ceiling --secs 3 --rounds 3 --levels 1,4,16,64)"
 $bin/emulator-ceiling --secs 3 --rounds 3 --levels 1,4,16,64 | tee "$out/ceiling.txt"
 
+echo; echo "== 7. issue 11: the cold whole job (bash bench/cold-job.sh 9), and 10,000 piped ids in a fresh process (bench/pwsh-bench.sh fresh-bulk.ps1)"
+bash bench/cold-job.sh 9 | tee "$out/cold-job.txt"
+if [[ -n ${r2r:-} ]]; then PWSH=$r2r bash bench/cold-job.sh 9 | tee "$out/cold-job-r2r.txt"; fi
+for _ in 1 2 3; do bash bench/pwsh-bench.sh fresh-bulk.ps1; done | tee "$out/fresh-bulk.txt"
+
 echo; echo "== 6. plot"
 ceiling=$(sed -n 's/^concurrency  *[0-9]*: *\([0-9]*\) .*/\1/p' "$out/ceiling.txt" | sort -n | tail -n1)
 python3 bench/plot.py --pipeline "$out/bulk.json" --engine "$out/engine.json" ${ceiling:+--ceiling "$ceiling"}
