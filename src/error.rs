@@ -29,7 +29,8 @@ pub struct GraphError {
     /// The raw body when it was not Graph's error JSON (bounded), so nothing is lost.
     pub body: Option<String>,
     pub attempts: u32,
-    /// Every attempt, for `-Verbose` and `-Debug`.
+    /// Every attempt, for `-Verbose` and `-Debug` (with their text).
+    #[serde(serialize_with = "crate::graph::serialize_attempt_log")]
     pub attempt_log: Vec<AttemptRecord>,
 }
 
@@ -193,7 +194,8 @@ impl CoreError {
         obj.insert("parameter".into(), parameter.into());
         if let CoreError::Transport { attempt_log, .. } | CoreError::Timeout { attempt_log, .. } = self {
             obj.insert("attempts".into(), attempt_log.len().into());
-            obj.insert("attemptLog".into(), serde_json::to_value(attempt_log).unwrap_or_default());
+            let log = crate::graph::serialize_attempt_log(attempt_log, serde_json::value::Serializer);
+            obj.insert("attemptLog".into(), log.unwrap_or_default());
         }
         let record = with_record(&value, self.kind());
         obj_insert(&mut value, "record", record);

@@ -419,67 +419,14 @@ function script:Get-MgkaEnvironmentProxy {
     $result
 }
 
-function script:Format-MgkaHttpHeaders {
-    # "name : value" lines like the official -Debug output; credentials are never shown.
-    param($Headers)
-    $builder = [System.Text.StringBuilder]::new()
-    foreach ($pair in @($Headers)) {
-        if ($null -eq $pair -or @($pair).Count -lt 2) { continue }
-        $name = [string]$pair[0]
-        $value = if ($name -in 'authorization', 'proxy-authorization', 'cookie', 'set-cookie') { '[Filtered]' } else { [string]$pair[1] }
-        [void]$builder.AppendLine(('{0,-30}: {1}' -f $name, $value))
-    }
-    $builder.ToString()
-}
-
 function script:Write-MgkaAttemptLog {
-    # -Verbose: one line per attempt but the last (the caller writes that). -Debug: HTTP REQUEST / HTTP RESPONSE blocks per attempt,
-    # like the official cmdlets (Authorization is sent but never shown).
+    # The library's text of each attempt (mgka's attempt log): -Verbose, its line for every attempt
+    # but the last (the caller writes that); -Debug, its HTTP REQUEST / HTTP RESPONSE blocks, like
+    # the official cmdlets (Authorization is sent but never shown).
     param([System.Collections.IDictionary] $Info, [string] $DisplayId, [bool] $Debug)
-    $log = @($Info['attemptLog'] | Where-Object { $_ -is [System.Collections.IDictionary] })
-    foreach ($entry in $log) {
-        $attempt = $entry['attempt']
-        $outcome = if ($null -ne $entry['status']) {
-            $reason = if ($entry['error']) { " $($entry['error'])" } else { '' }
-            "$($entry['status'])$reason"
-        } elseif ($entry['error']) { "no answer ($($entry['error']))" } else { 'no answer (timed out)' }
-        if ($attempt -lt $log.Count) {
-            # The last attempt is the caller's summary line.
-            $line = "Keep alive call '$DisplayId', attempt $attempt of $($log.Count): $outcome in $($entry['elapsedMs']) ms"
-            if ($null -ne $entry['waitMs']) {
-                $retryAfter = if ($null -ne $entry['retryAfter']) { " (Retry-After: $($entry['retryAfter']))" } else { '' }
-                $line += "; waiting $($entry['waitMs']) ms$retryAfter before attempt $($attempt + 1)"
-            }
-            Write-Verbose $line
-        }
-
-        $http = $entry['http']
-        if (-not $Debug -or $http -isnot [System.Collections.IDictionary]) { continue }
-        $nl = [Environment]::NewLine
-        $request = [System.Text.StringBuilder]::new()
-        [void]$request.Append("============================ HTTP REQUEST ============================$nl$nl")
-        [void]$request.Append("HTTP Method:$nl$($http['method'])$nl$nl")
-        [void]$request.Append("Absolute Uri:$nl$($http['uri'])$nl$nl")
-        [void]$request.Append("Headers:$nl")
-        [void]$request.Append(('{0,-30}: {1}{2}' -f 'Authorization', '[Filtered]', $nl))
-        [void]$request.Append((Format-MgkaHttpHeaders $http['requestHeaders']))
-        [void]$request.Append("${nl}Body:$nl$nl")
-        Write-Debug $request.ToString()
-
-        $response = [System.Text.StringBuilder]::new()
-        [void]$response.Append("============================ HTTP RESPONSE ============================$nl$nl")
-        if ($null -eq $http['status']) {
-            $why = if ($entry['error']) { $entry['error'] } else { 'timed out' }
-            [void]$response.Append("Status Code:$nl(no response: $why)$nl")
-        } else {
-            $code = [int]$http['status']
-            $name = [Enum]::ToObject([System.Net.HttpStatusCode], $code).ToString()
-            [void]$response.Append("Status Code:$nl$name ($code)$nl$nl")
-            [void]$response.Append("Headers:$nl")
-            [void]$response.Append((Format-MgkaHttpHeaders $http['responseHeaders']))
-            [void]$response.Append("${nl}Body:$nl$($http['responseBody'])$nl")
-        }
-        Write-Debug $response.ToString()
+    foreach ($entry in $Info['attemptLog']) {
+        if ($entry['verboseLine']) { Write-Verbose "Keep alive call '$DisplayId', $($entry['verboseLine'])" }
+        if ($Debug) { foreach ($text in $entry['debugText']) { Write-Debug $text } }
     }
 }
 

@@ -32,7 +32,8 @@ pub struct KeepAliveSuccess {
     pub elapsed_ms: u64,
     pub attempts: u32,
     pub headers: BTreeMap<String, Vec<String>>,
-    /// Every attempt, for `-Verbose` and `-Debug`.
+    /// Every attempt, for `-Verbose` and `-Debug` (with their text).
+    #[serde(serialize_with = "super::serialize_attempt_log")]
     pub attempt_log: Vec<AttemptRecord>,
 }
 

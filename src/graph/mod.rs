@@ -1,6 +1,7 @@
 //! The Graph client: keep-alive requests (single, batched, bulk and streamed), call-id encoding,
 //! identities and Graph's error answers.
 
+mod attempt_text;
 mod batch;
 mod bulk;
 mod call_id;
@@ -11,6 +12,8 @@ mod options;
 mod retry;
 pub mod stream;
 
+pub use attempt_text::dotnet_status_name;
+pub(crate) use attempt_text::serialize as serialize_attempt_log;
 pub use batch::{batch_sizes, keep_alive_batch, refusal_note, refuses_batched_keep_alive, BatchItem};
 pub use call_id::{encode_segment, keep_alive_url, validate_call_id, validate_segment, MAX_CALL_ID_BYTES};
 pub use client::{keep_alive, reason_phrase, KeepAliveSuccess, MAX_RESPONSE_BYTES};
