@@ -5,6 +5,7 @@
 //! only makes the .NET objects (`New-MgkaErrorRecord`).
 
 mod headers;
+mod sign_in;
 
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
@@ -32,6 +33,8 @@ pub enum ExceptionKind {
     Timeout,
     /// `System.InvalidOperationException`.
     InvalidOperation,
+    /// `System.NotSupportedException`.
+    NotSupported,
 }
 
 /// How PowerShell turns a property's JSON into the value scripts see.
@@ -319,6 +322,20 @@ pub fn error_record(kind: &str, info: &Value, activity: &str) -> ErrorRecordInfo
                 ("TokenEndpoint", PropertyType::Value, field("tokenEndpoint")),
             ]);
         }
+        "SignIn" => match sign_in::sign_in_error(&text(info.get("errorId")), info) {
+            // Connect-MgGraph's app-only sign-in errors found by the host (see sign_in).
+            Some((message, category, exception)) => {
+                record.message = limit_text(&message);
+                record.error_id = text(info.get("errorId"));
+                record.category = category;
+                record.exception = exception;
+            }
+            None => {
+                record.message = format!("MgKeepAlive internal error (SignIn): {} Please report it.", record.message);
+                record.error_id = "InternalSignIn".to_owned();
+                record.category = "NotSpecified";
+            }
+        },
         _ => {
             // NullPointer, InvalidUtf8, InvalidHandle, Panic: bugs in the module or the library.
             record.message = format!("MgKeepAlive internal error ({kind}): {} Please report it.", record.message);

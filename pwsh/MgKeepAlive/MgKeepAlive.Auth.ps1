@@ -17,9 +17,12 @@ function script:Assert-MgkaAppIdentity {
             'AppIdentityMissing', [System.Management.Automation.ErrorCategory]::InvalidArgument, $null))
 }
 
-function script:New-MgkaCertificateError {
-    param([string] $Message, [string] $ErrorId, $Certificate, [System.Management.Automation.ErrorCategory] $Category = 'InvalidArgument')
-    [System.Management.Automation.ErrorRecord]::new([System.ArgumentException]::new($Message), $ErrorId, $Category, $Certificate)
+function script:New-MgkaSignInError {
+    # A sign-in error found here, worded by the library from its facts (error_record's "SignIn"
+    # errors); a certificate's facts are its subject and thumbprint, and it is the record's target.
+    param([string] $ErrorId, [hashtable] $Facts = @{}, $Certificate)
+    if ($Certificate) { $Facts = $Facts + @{ subject = $Certificate.Subject; thumbprint = $Certificate.Thumbprint } }
+    New-MgkaErrorRecord -Info (@{ kind = 'SignIn'; errorId = $ErrorId } + $Facts) -TargetObject $Certificate
 }
 
 function script:Find-MgkaCertificate {
@@ -37,19 +40,15 @@ function script:Find-MgkaCertificate {
         if ($Thumbprint) {
             $wanted = $Thumbprint -replace '[\s:]', ''
             $found = @($all.Find('FindByThumbprint', $wanted, $false))
-            $description = "thumbprint $wanted"
         } else {
             $found = @($all.Find('FindBySubjectDistinguishedName', $SubjectName, $false))
             if ($found.Count -eq 0) {
                 $plain = $SubjectName -replace '^\s*CN\s*=\s*', ''
                 $found = @($all.Find('FindBySubjectName', $plain, $false))
             }
-            $description = "subject name '$SubjectName'"
         }
         if ($found.Count -eq 0) {
-            $Cmdlet.ThrowTerminatingError((New-MgkaCertificateError -ErrorId 'CertificateNotFound' -Category ObjectNotFound -Message (
-                        "No certificate with $description was found in the CurrentUser\My certificate store " +
-                        "($($all.Count) certificate(s) there). Import it with its private key, or use -Certificate or -CertificatePath.")))
+            $Cmdlet.ThrowTerminatingError((New-MgkaSignInError CertificateNotFound @{ thumbprint = if ($Thumbprint) { $wanted }; subjectName = $SubjectName; count = $all.Count }))
         }
         $now = [datetime]::Now
         $best = $found | Sort-Object -Property @{ Expression = { $_.HasPrivateKey }; Descending = $true },
@@ -67,7 +66,7 @@ function script:Import-MgkaCertificateFile {
     # A PFX/PKCS#12 or PEM file with the private key. Returns a certificate the caller disposes.
     param([System.Management.Automation.PSCmdlet] $Cmdlet, [string] $Path, [securestring] $Password, [string] $PlainPassword, [string] $Source = '-CertificatePath')
     if (-not [System.IO.File]::Exists($Path)) {
-        $Cmdlet.ThrowTerminatingError((New-MgkaCertificateError -ErrorId 'CertificateFileNotFound' -Category ObjectNotFound -Message "The certificate file '$Path' ($Source) does not exist."))
+        $Cmdlet.ThrowTerminatingError((New-MgkaSignInError CertificateFileNotFound @{ path = $Path; source = $Source }))
     }
     $head = [System.IO.File]::ReadAllText($Path)
     $chars = $null
@@ -89,8 +88,7 @@ function script:Import-MgkaCertificateFile {
         return [System.Security.Cryptography.X509Certificates.X509Certificate2]::new($Path, [string]$PlainPassword, $flags)
     } catch {
         $reason = if ($_.Exception.InnerException) { $_.Exception.InnerException.Message } else { $_.Exception.Message }
-        $Cmdlet.ThrowTerminatingError((New-MgkaCertificateError -ErrorId 'CertificateFileInvalid' -Message (
-                    "Cannot read the certificate file '$Path' ($Source) as a PFX or PEM certificate with its private key: $reason")))
+        $Cmdlet.ThrowTerminatingError((New-MgkaSignInError CertificateFileInvalid @{ path = $Path; source = $Source; reason = $reason }))
     } finally {
         if ($null -ne $chars) { [Array]::Clear($chars) }
         if ($unicode -ne [IntPtr]::Zero) { [System.Runtime.InteropServices.Marshal]::ZeroFreeGlobalAllocUnicode($unicode) }
@@ -130,30 +128,22 @@ function script:Export-MgkaPrivateKey {
     # The certificate's RSA private key as PKCS#8 DER, for the native library to sign the client
     # assertion. Every reason it cannot be used is a terminating error naming the certificate.
     param([System.Management.Automation.PSCmdlet] $Cmdlet, [System.Security.Cryptography.X509Certificates.X509Certificate2] $Certificate)
-    $name = "'$($Certificate.Subject)' (thumbprint $($Certificate.Thumbprint))"
     if (-not $Certificate.HasPrivateKey) {
-        $Cmdlet.ThrowTerminatingError((New-MgkaCertificateError -ErrorId 'CertificatePrivateKeyMissing' -Certificate $Certificate -Message (
-                    "The certificate $name has no private key. Import it with its private key (PFX, or PEM with the key), " +
-                    'or use -CertificatePath with such a file.')))
+        $Cmdlet.ThrowTerminatingError((New-MgkaSignInError CertificatePrivateKeyMissing -Certificate $Certificate))
     }
     $rsa = $null
     try {
         $rsa = [System.Security.Cryptography.X509Certificates.RSACertificateExtensions]::GetRSAPrivateKey($Certificate)
     } catch {
-        $Cmdlet.ThrowTerminatingError((New-MgkaCertificateError -ErrorId 'CertificatePrivateKeyUnreadable' -Certificate $Certificate -Message (
-                    "The private key of the certificate $name cannot be read: $($_.Exception.InnerException.Message)")))
+        $Cmdlet.ThrowTerminatingError((New-MgkaSignInError CertificatePrivateKeyUnreadable @{ reason = $_.Exception.InnerException.Message } -Certificate $Certificate))
     }
     if ($null -eq $rsa) {
-        $Cmdlet.ThrowTerminatingError((New-MgkaCertificateError -ErrorId 'CertificateKeyNotRsa' -Certificate $Certificate -Message (
-                    "The certificate $name does not have an RSA key ($($Certificate.PublicKey.Oid.FriendlyName)). " +
-                    'Microsoft Entra ID certificate credentials for client assertions need an RSA key (PS256/RS256).')))
+        $Cmdlet.ThrowTerminatingError((New-MgkaSignInError CertificateKeyNotRsa @{ algorithm = $Certificate.PublicKey.Oid.FriendlyName } -Certificate $Certificate))
     }
     try {
         , $rsa.ExportPkcs8PrivateKey()
     } catch {
-        $Cmdlet.ThrowTerminatingError((New-MgkaCertificateError -ErrorId 'CertificatePrivateKeyNotExportable' -Certificate $Certificate -Message (
-                    "The private key of the certificate $name cannot be exported, which MgKeepAlive needs to sign the client assertion. " +
-                    'Re-import the certificate with an exportable key (X509KeyStorageFlags Exportable), or use -CertificatePath.')))
+        $Cmdlet.ThrowTerminatingError((New-MgkaSignInError CertificatePrivateKeyNotExportable -Certificate $Certificate))
     } finally {
         $rsa.Dispose()
     }
@@ -169,24 +159,14 @@ function script:Read-MgkaEnvironmentCredential {
     $client = & $get 'AZURE_CLIENT_ID'
     $secretText = & $get 'AZURE_CLIENT_SECRET'
     $certificatePath = & $get 'AZURE_CLIENT_CERTIFICATE_PATH'
-    if (-not $secretText -and -not $certificatePath) {
-        if ((& $get 'AZURE_USERNAME') -or (& $get 'AZURE_PASSWORD')) {
-            $Cmdlet.ThrowTerminatingError([System.Management.Automation.ErrorRecord]::new(
-                    [System.NotSupportedException]::new(('AZURE_USERNAME/AZURE_PASSWORD describe a user sign-in, which cannot keep calls alive: ' +
-                        'call keep-alive needs an application permission (Calls.Initiate.All or Calls.AccessMedia.All) and an app-only token. ' +
-                        'Set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or AZURE_CLIENT_CERTIFICATE_PATH) instead.')),
-                    'EnvironmentUserCredentialNotSupported', [System.Management.Automation.ErrorCategory]::InvalidOperation, $null))
-        }
+    if (-not $secretText -and -not $certificatePath -and ((& $get 'AZURE_USERNAME') -or (& $get 'AZURE_PASSWORD'))) {
+        $Cmdlet.ThrowTerminatingError((New-MgkaSignInError EnvironmentUserCredentialNotSupported))
     }
     $missing = @()
     if (-not $tenant) { $missing += 'AZURE_TENANT_ID' }
     if (-not $client) { $missing += 'AZURE_CLIENT_ID' }
     if (-not $secretText -and -not $certificatePath) { $missing += 'AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH' }
-    if ($missing.Count -gt 0) {
-        $Cmdlet.ThrowTerminatingError([System.Management.Automation.ErrorRecord]::new(
-                [System.ArgumentException]::new("Connect-MgGraph -EnvironmentVariable needs the environment variables $($missing -join ', '), which are not set."),
-                'EnvironmentVariableMissing', [System.Management.Automation.ErrorCategory]::InvalidArgument, $null))
-    }
+    if ($missing.Count -gt 0) { $Cmdlet.ThrowTerminatingError((New-MgkaSignInError EnvironmentVariableMissing @{ missing = $missing })) }
     $Request['tenantId'] = $tenant
     $Request['clientId'] = $client
     if ($secretText) {

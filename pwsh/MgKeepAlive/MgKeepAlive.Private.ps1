@@ -44,7 +44,7 @@ $script:NotConnectedMessage = 'Authentication needed. Please call Connect-MgGrap
 $script:ExceptionTypes = @{
     HttpRequest = [System.Net.Http.HttpRequestException]; Authentication = [System.Security.Authentication.AuthenticationException]
     Argument = [System.ArgumentException]; ItemNotFound = [System.Management.Automation.ItemNotFoundException]
-    Timeout = [System.TimeoutException]; InvalidOperation = [System.InvalidOperationException]
+    Timeout = [System.TimeoutException]; InvalidOperation = [System.InvalidOperationException]; NotSupported = [System.NotSupportedException]
 }
 # Microsoft's keep-alive commands are proxies of generated cmdlets (one per parameter set, such
 # as InvokeMgKeepCommunicationCallAlive_Keep); their error records are named after those.

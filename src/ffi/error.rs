@@ -34,13 +34,15 @@ pub(crate) fn status_name(status: u32) -> String {
 /// raised by `activity` (NULL: none), as the JSON object
 /// `{"errorId","category","exception","httpStatus","message","properties","details","recommendedAction"}`:
 /// the ErrorId; a PowerShell `ErrorCategory` name; the exception (`HttpRequest`, `Authentication`,
-/// `Argument`, `ItemNotFound`, `Timeout` or `InvalidOperation`), with its StatusCode (`httpStatus`,
+/// `Argument`, `ItemNotFound`, `Timeout`, `InvalidOperation` or `NotSupported`), with its StatusCode (`httpStatus`,
 /// or null) and message; its extra properties in order, `[name, value]` or `[name, value, type]`
 /// with type `Headers` (name → values), `Int64s`, or `Objects` (rows of values, the property names
 /// as a fourth element: `[name, rows, "Objects", [names]]`); and, for a Graph
 /// answer, the ErrorDetails text and its recommended action (else null). Every error JSON of this
 /// library with a message already carries this object as `record`; this is for the others (a
-/// status without JSON, an error of invalid input found by the host). Caller frees `*out_json`
+/// status without JSON, an error of invalid input found by the host, and the sign-in errors a host
+/// finds, `{"kind":"SignIn","errorId":...}` with their facts, which this words: certificates it
+/// cannot use, missing `AZURE_*` variables). Caller frees `*out_json`
 /// with `mgka_string_free`. Thread-safe.
 ///
 /// # Safety
