@@ -130,8 +130,8 @@ MgkaStatus mgka_environment_add(const char *environment_json, char **out_json);
 MgkaStatus mgka_environment_remove(const char *name, char **out_json);
 
 // Changes a user-defined environment in one step (`Set-MgEnvironment`): `request_json` is
-// `{"name","azureADEndpoint","graphEndpoint"}`; an endpoint not given keeps its value; endpoints
-// are checked as by `mgka_environment_add`. `*out_json`: the changed environment (as
+// `{"name","azureADEndpoint","graphEndpoint"}`; an endpoint not given (absent, null or empty)
+// keeps its value; endpoints are checked as by `mgka_environment_add`. `*out_json`: the changed environment (as
 // `mgka_environment_list` shows it). An unknown name is `MGKA_STATUS_NOT_FOUND` and a built-in
 // cloud `MGKA_STATUS_INVALID_ARGUMENT`, their error JSON with `"errorId"`
 // (`EnvironmentNotFound`, `BuiltInEnvironment`). With `"preview":true` nothing changes: the
@@ -141,7 +141,8 @@ MgkaStatus mgka_environment_remove(const char *name, char **out_json);
 //
 // # Safety
 // `request_json` is a NUL-terminated string; `out_json` is NULL or writable.
-MgkaStatus mgka_environment_set(const char *request_json, char **out_json);
+MgkaStatus mgka_environment_set(const char *request_json,
+                                char **out_json);
 
 // The warning a host shows before keep-alives of `api_version` ("v1.0" or "beta") when the
 // current connection's cloud is one where Microsoft does not document call keepAlive for it
@@ -159,13 +160,15 @@ MgkaStatus mgka_keep_alive_warning(const char *api_version, char **out_json);
 // raised by `activity` (NULL: none), as the JSON object
 // `{"errorId","category","exception","httpStatus","message","properties","details","recommendedAction"}`:
 // the ErrorId; a PowerShell `ErrorCategory` name; the exception (`HttpRequest`, `Authentication`,
-// `Argument`, `ItemNotFound`, `Timeout` or `InvalidOperation`), with its StatusCode (`httpStatus`,
+// `Argument`, `ItemNotFound`, `Timeout`, `InvalidOperation` or `NotSupported`), with its StatusCode (`httpStatus`,
 // or null) and message; its extra properties in order, `[name, value]` or `[name, value, type]`
 // with type `Headers` (name → values), `Int64s`, or `Objects` (rows of values, the property names
 // as a fourth element: `[name, rows, "Objects", [names]]`); and, for a Graph
 // answer, the ErrorDetails text and its recommended action (else null). Every error JSON of this
 // library with a message already carries this object as `record`; this is for the others (a
-// status without JSON, an error of invalid input found by the host). Caller frees `*out_json`
+// status without JSON, an error of invalid input found by the host, and the sign-in errors a host
+// finds, `{"kind":"SignIn","errorId":...}` with their facts, which this words: certificates it
+// cannot use, missing `AZURE_*` variables). Caller frees `*out_json`
 // with `mgka_string_free`. Thread-safe.
 //
 // # Safety

@@ -1017,6 +1017,10 @@ fn environments_are_set_in_one_step_and_name_their_cloud() {
     assert_eq!(status, OK, "{changed}");
     assert_eq!((changed["graphEndpoint"].as_str(), changed["azureADEndpoint"].as_str()), (Some("https://graph.microsoft.us"), Some("https://login.set.test")));
     assert_eq!((changed["type"].as_str(), changed["cloud"].as_str()), (Some("User-defined"), Some("USGov")));
+    // An endpoint given as null or empty is not given: it keeps its value.
+    let (status, kept) = abi.json_call(|out| unsafe { set(c"{\"name\":\"AbiSet\",\"azureADEndpoint\":\"\",\"graphEndpoint\":null}".as_ptr(), out) });
+    assert_eq!(status, OK, "{kept}");
+    assert_eq!((kept["graphEndpoint"].as_str(), kept["azureADEndpoint"].as_str()), (Some("https://graph.microsoft.us"), Some("https://login.set.test")));
     // Refusals carry the error id hosts show.
     let (status, error) = abi.json_call(|out| unsafe { set(c"{\"name\":\"global\",\"graphEndpoint\":\"https://g.test\"}".as_ptr(), out) });
     assert_eq!((status, error["errorId"].as_str()), (INVALID_ARGUMENT, Some("BuiltInEnvironment")));

@@ -984,10 +984,10 @@ function Set-MgEnvironment {
 
     begin { if (-not $script:PrivateLoaded) { Import-MgkaPrivate } }
     process {
-        # The library checks, merges and writes in one step; the preview (nothing changed) names the
-        # environment and its endpoints as the change would make them, for ShouldProcess.
+        # The library checks, merges and writes in one step (an endpoint not given is null: kept);
+        # the preview (nothing changed) names the environment and its endpoints as the change would
+        # make them, for ShouldProcess.
         $change = [ordered]@{ name = $Name; azureADEndpoint = $AzureADEndpoint; graphEndpoint = $GraphEndpoint }
-        foreach ($key in 'azureADEndpoint', 'graphEndpoint') { if (-not $change[$key]) { $change.Remove($key) } }
         $text = [System.Collections.Specialized.OrderedDictionary]::new()
         $change['preview'] = $true
         $text['Environment'] = ConvertTo-Json -Compress -InputObject $change

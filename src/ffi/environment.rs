@@ -62,8 +62,8 @@ struct SetJson {
 }
 
 /// Changes a user-defined environment in one step (`Set-MgEnvironment`): `request_json` is
-/// `{"name","azureADEndpoint","graphEndpoint"}`; an endpoint not given keeps its value; endpoints
-/// are checked as by `mgka_environment_add`. `*out_json`: the changed environment (as
+/// `{"name","azureADEndpoint","graphEndpoint"}`; an endpoint not given (absent, null or empty)
+/// keeps its value; endpoints are checked as by `mgka_environment_add`. `*out_json`: the changed environment (as
 /// `mgka_environment_list` shows it). An unknown name is `MGKA_STATUS_NOT_FOUND` and a built-in
 /// cloud `MGKA_STATUS_INVALID_ARGUMENT`, their error JSON with `"errorId"`
 /// (`EnvironmentNotFound`, `BuiltInEnvironment`). With `"preview":true` nothing changes: the
@@ -77,7 +77,9 @@ struct SetJson {
 pub unsafe extern "C" fn mgka_environment_set(request_json: *const c_char, out_json: *mut *mut c_char) -> MgkaStatus {
     respond(out_json, || {
         let request: SetJson = parse_json(str_arg(request_json, "request_json")?, "Environment")?;
-        let change = EnvironmentChange { name: request.name, azure_ad_endpoint: request.azure_ad_endpoint, graph_endpoint: request.graph_endpoint };
+        // An endpoint not given (absent, null or empty) keeps its value.
+        let given = |endpoint: Option<String>| endpoint.filter(|e| !e.is_empty());
+        let change = EnvironmentChange { name: request.name, azure_ad_endpoint: given(request.azure_ad_endpoint), graph_endpoint: given(request.graph_endpoint) };
         let result = if request.preview {
             environment::preview_set(&change).map(|mut e| {
                 e.azure_ad_endpoint = crate::redact::url(&e.azure_ad_endpoint);
