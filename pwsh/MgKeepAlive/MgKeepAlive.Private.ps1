@@ -134,7 +134,8 @@ function script:Initialize-MgkaNative {
     $key = "MgKeepAlive.Native|$script:LibraryPath|$($script:NativeAbi.Version)|$($functions.Count)"
     $script:Native = [AppDomain]::CurrentDomain.GetData($key)
     if ($script:Native -isnot [type]) {
-        $assemblyName = [System.Reflection.AssemblyName]::new('MgKeepAlive.Native.' + [guid]::NewGuid().ToString('N'))
+        # Dynamic assemblies may share a name (one per library path); a GUID would cost a cold job milliseconds.
+        $assemblyName = [System.Reflection.AssemblyName]::new('MgKeepAlive.Native')
         $typeBuilder = [System.Reflection.Emit.AssemblyBuilder]::DefineDynamicAssembly($assemblyName, 'Run').
             DefineDynamicModule($assemblyName.Name).DefineType('MgKeepAlive.Native', 'Public, Sealed, Abstract, Class')
         foreach ($name in $functions.Keys) {

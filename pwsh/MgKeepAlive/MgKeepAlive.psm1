@@ -500,7 +500,7 @@ function Connect-MgGraph {
             Write-Debug "Connect request: $(ConvertTo-Json -InputObject $shown -Compress -Depth 5)"
         }
         $facts = New-MgkaContextFacts -ParameterSet $set -Bound $PSBoundParameters
-        $start = Invoke-MgkaNative ConnectStart -Text $text -Secret $secret
+        $start = Invoke-MgkaNative mgka_connect_start -Text $text -Secret $secret
     } finally {
         # The library copied the secret before mgka_connect_start returned.
         if ($null -ne $secret) { [Array]::Clear($secret) }
@@ -922,7 +922,7 @@ function Add-MgEnvironment {
         if (-not $PSCmdlet.ShouldProcess($Name, 'Add environment')) { return }
         $text = [System.Collections.Specialized.OrderedDictionary]::new()
         $text['Environment'] = ConvertTo-MgkaJsonText ([ordered]@{ name = $Name; azureADEndpoint = $AzureADEndpoint; graphEndpoint = $GraphEndpoint })
-        $result = Invoke-MgkaNative EnvironmentAdd -Text $text
+        $result = Invoke-MgkaNative mgka_environment_add -Text $text
         if (-not (Assert-MgkaResult $PSCmdlet $result $Name)) { return }
         $environment = ConvertTo-MgkaEnvironment (ConvertFrom-MgkaJson $result.Json)
         Send-MgkaEnvironmentToMicrosoft -Cmdlet $PSCmdlet -Command 'Add-MgEnvironment' -Environment $environment
