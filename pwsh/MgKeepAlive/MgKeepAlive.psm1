@@ -536,7 +536,11 @@ function Connect-MgGraph {
         $script:MicrosoftCertificate = $fileCertificate
         $script:MicrosoftReplay = @{ Bound = $PSBoundParameters; Certificate = $fileCertificate }
     }
-    Write-Verbose "Connected to Microsoft Graph ($($info['environment'])) with $($shown.AuthType) ($($shown.TokenCredentialType))."
+    # Write-Verbose only when it shows something: it is Microsoft.PowerShell.Utility's, which a cold
+    # job (connect, keep alive) would otherwise load for nothing.
+    if ($VerbosePreference -notin 'SilentlyContinue', 'Ignore') {
+        Write-Verbose "Connected to Microsoft Graph ($($info['environment'])) with $($shown.AuthType) ($($shown.TokenCredentialType))."
+    }
     # Like Microsoft's: the welcome is one string on the output stream.
     if (-not $NoWelcome) { Format-MgkaWelcome -Context $shown }
 }
@@ -1574,7 +1578,9 @@ $script:Native = $null
 
 # Microsoft's Graph modules next to MgKeepAlive: the command-lookup hook that notices them is
 # installed by the first command (MgKeepAlive.Private.ps1), not here: turning a script block into
-# the handler's delegate costs milliseconds. OnRemove puts the previous handler back.
+# the handler's delegate costs milliseconds. OnRemove puts the previous handler back. A
+# Connect-MgGraph made before Microsoft's module loads is kept for it (MicrosoftReplay: the bound
+# parameters and a certificate read from -CertificatePath, disposed on Disconnect-MgGraph).
 $script:MicrosoftReplay = $null
 $script:MicrosoftCertificate = $null
 $script:CoexistenceLoaded = $false
