@@ -461,7 +461,9 @@ MgkaStatus mgka_disconnect(char **out_json);
 
 // The current context
 // (`{"clientId","tenantId","scopes","authType","tokenCredentialType","certificateThumbprint","environment","cloud","contextScope","appName"}`;
-// `cloud`: Global, USGov, USGovDoD, China or Other, by the Graph endpoint),
+// `cloud`: Global, USGov, USGovDoD, China or Other, by the Graph endpoint; for an access token
+// that is a JWT, `clientId` (`appid` or `azp`), `tenantId` (`tid`), `scopes` (`roles`, else `scp`)
+// and `appName` (`app_displayname`) are its claims, and `appName` is `null` for one that is not),
 // or `null` when not connected. Never contains a secret. Caller frees `*out_json`. Thread-safe.
 //
 // # Safety

@@ -41,7 +41,9 @@ pub struct Context {
     /// The cloud of the environment's Graph endpoint.
     pub cloud: Cloud,
     pub context_scope: String,
-    pub app_name: String,
+    /// `MgKeepAlive`; for `-AccessToken`, the token's `app_displayname` claim (`null` when the
+    /// token is not a JWT).
+    pub app_name: Option<String>,
 }
 
 /// How to connect. The secret (token, client secret, PKCS#8 key or identity header) travels
@@ -106,10 +108,13 @@ impl Session {
         let credential = &self.tokens.credential;
         let certificate = credential.certificate();
         let managed = matches!(credential, Credential::ManagedIdentity(_));
+        let claims = credential.token_claims();
+        let from_token = matches!(credential, Credential::AccessToken(..));
         Context {
-            client_id: if managed { None } else { credential.client_id().map(str::to_owned) },
-            tenant_id: credential.tenant_id().map(str::to_owned),
-            scopes: vec![format!("{}/.default", self.environment.graph_endpoint)],
+            // A JWT access token: what its claims say, as Microsoft's context shows it.
+            client_id: if managed { None } else { claims.map_or(credential.client_id(), |c| c.client_id.as_deref()).map(str::to_owned) },
+            tenant_id: claims.map_or(credential.tenant_id(), |c| c.tenant_id.as_deref()).map(str::to_owned),
+            scopes: claims.map_or_else(|| vec![format!("{}/.default", self.environment.graph_endpoint)], |c| c.scopes.clone()),
             auth_type: credential.auth_type().into(),
             token_credential_type: credential.token_credential_type().into(),
             certificate_thumbprint: certificate.map(CertificateCredential::thumbprint),
@@ -119,7 +124,11 @@ impl Session {
             environment: self.environment.name.clone(),
             cloud: self.environment.cloud,
             context_scope: "Process".into(),
-            app_name: "MgKeepAlive".into(),
+            app_name: match claims {
+                Some(c) => Some(c.app_name.clone()),
+                None if from_token => None,
+                None => Some("MgKeepAlive".into()),
+            },
         }
     }
 

@@ -154,6 +154,27 @@ fn a_user_provided_token_is_never_renewed() {
 }
 
 #[test]
+fn an_access_token_context_shows_its_claims() {
+    let f = fixture();
+    // Not a JWT: nothing to show of it; the context says so (appName null, the cloud's scope).
+    let context = connect(serde_json::json!({"authType": "AccessToken", "environment": "AuthEmulator"}), b"given-token").unwrap();
+    assert_eq!((context["clientId"].is_null(), context["tenantId"].is_null(), context["appName"].is_null()), (true, true, true));
+    assert_eq!(context["scopes"], serde_json::json!([format!("{}/.default", f.emu.base_url())]));
+    // A JWT: its claims, camelCase as every answer; the token itself is nowhere in the context.
+    let claims = r#"{"tid":"tenant-jwt","appid":"app-jwt","app_displayname":"Token App","roles":["Calls.Initiate.All"],"exp":4102444800}"#;
+    let jwt = format!("eyJhbGciOiJub25lIn0.{}.sig", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims));
+    let context = connect(serde_json::json!({"authType": "AccessToken", "environment": "AuthEmulator"}), jwt.as_bytes()).unwrap();
+    assert_eq!((context["clientId"].as_str(), context["tenantId"].as_str()), (Some("app-jwt"), Some("tenant-jwt")));
+    assert_eq!(context["scopes"], serde_json::json!(["Calls.Initiate.All"]));
+    assert_eq!((context["appName"].as_str(), context["authType"].as_str()), (Some("Token App"), Some("UserProvidedAccessToken")));
+    assert!(!context.to_string().contains(&jwt));
+    assert_eq!(serde_json::to_value(session::context()).unwrap(), context);
+    // Other credentials keep MgKeepAlive's name.
+    f.emu.register_app(TENANT, APP, SECRET);
+    assert_eq!(connect(secret_request(), SECRET.as_bytes()).unwrap()["appName"], "MgKeepAlive");
+}
+
+#[test]
 fn entra_failures_carry_their_aadsts_codes_and_never_the_secret() {
     let f = fixture();
     f.emu.register_app(TENANT, APP, SECRET);

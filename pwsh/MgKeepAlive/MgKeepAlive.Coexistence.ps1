@@ -12,9 +12,6 @@
 # Microsoft's commands, which then finds the connection; they are dropped once handed over, and
 # on Disconnect-MgGraph.
 
-# A certificate read from -CertificatePath for Microsoft's module, disposed on Disconnect-MgGraph.
-$script:MicrosoftCertificate = $null
-
 # The parameters of MgKeepAlive's Connect-MgGraph that Microsoft's takes as they are.
 $script:MicrosoftConnectParameters = @(
     'ClientId', 'TenantId', 'CertificateSubjectName', 'CertificateThumbprint', 'SendCertificateChain', 'Certificate',
@@ -126,9 +123,10 @@ function script:Clear-MgkaMicrosoftReplay {
 }
 
 function script:Complete-MgkaMicrosoftConnect {
-    # The part of Connect-MgGraph after MgKeepAlive's own sign-in succeeded: signs Microsoft's
-    # module in now (when loaded) or keeps the parameters for when it loads. If Microsoft's
-    # sign-in fails, MgKeepAlive signs out again and the error says which sign-in failed.
+    # The part of Connect-MgGraph after MgKeepAlive's own sign-in succeeded, when Microsoft's
+    # module is loaded (else Connect-MgGraph keeps the parameters in $script:MicrosoftReplay for
+    # when it loads): signs it in now. If Microsoft's sign-in fails, MgKeepAlive signs out again
+    # and the error says which sign-in failed.
     param(
         [System.Management.Automation.PSCmdlet] $Cmdlet,
         [System.Collections.Generic.IDictionary[string, object]] $Bound,
@@ -136,13 +134,8 @@ function script:Complete-MgkaMicrosoftConnect {
     )
     Clear-MgkaMicrosoftReplay
     $script:MicrosoftCertificate = $FileCertificate
-    $parameters = New-MgkaMicrosoftConnectParameters -Bound $Bound -Certificate $FileCertificate
-    if (-not (Test-MgkaMicrosoftLoaded)) {
-        $script:MicrosoftReplay = $parameters
-        return
-    }
     try {
-        Connect-MgkaMicrosoft -Parameters $parameters
+        Connect-MgkaMicrosoft -Parameters (New-MgkaMicrosoftConnectParameters -Bound $Bound -Certificate $FileCertificate)
     } catch {
         $failure = $_
         $null = Invoke-MgkaNative Disconnect
@@ -161,11 +154,11 @@ function script:Invoke-MgkaMicrosoftReplay {
     # The parameters are dropped first, so the hook does not come back here (Microsoft's
     # Connect-MgGraph is itself looked up); a failure is written as a warning, once, and
     # Microsoft's command then fails as not connected.
-    $parameters = $script:MicrosoftReplay
+    $replay = $script:MicrosoftReplay
     $script:MicrosoftReplay = $null
-    if ($null -eq $parameters -or -not (Test-MgkaMicrosoftLoaded)) { return }
+    if ($null -eq $replay -or -not (Test-MgkaMicrosoftLoaded)) { return }
     try {
-        Connect-MgkaMicrosoft -Parameters $parameters
+        Connect-MgkaMicrosoft -Parameters (New-MgkaMicrosoftConnectParameters -Bound $replay.Bound -Certificate $replay.Certificate)
         Write-Verbose 'MgKeepAlive signed Microsoft.Graph.Authentication in with the parameters of Connect-MgGraph.'
     } catch {
         Write-Warning ("MgKeepAlive could not sign Microsoft.Graph.Authentication in with the parameters of the earlier Connect-MgGraph: " +

@@ -134,7 +134,8 @@ function script:Initialize-MgkaNative {
     $key = "MgKeepAlive.Native|$script:LibraryPath|$($script:NativeAbi.Version)|$($functions.Count)"
     $script:Native = [AppDomain]::CurrentDomain.GetData($key)
     if ($script:Native -isnot [type]) {
-        $assemblyName = [System.Reflection.AssemblyName]::new('MgKeepAlive.Native.' + [guid]::NewGuid().ToString('N'))
+        # Dynamic assemblies may share a name (one per library path); a GUID would cost a cold job milliseconds.
+        $assemblyName = [System.Reflection.AssemblyName]::new('MgKeepAlive.Native')
         $typeBuilder = [System.Reflection.Emit.AssemblyBuilder]::DefineDynamicAssembly($assemblyName, 'Run').
             DefineDynamicModule($assemblyName.Name).DefineType('MgKeepAlive.Native', 'Public, Sealed, Abstract, Class')
         foreach ($name in $functions.Keys) {
@@ -248,6 +249,26 @@ function script:Invoke-MgkaNative {
         $json = Read-MgkaNativeString -Pointer $out
     }
     [pscustomobject]@{ Status = $status; Json = $json; Operation = $op }
+}
+
+function script:ConvertTo-MgkaJsonText {
+    # A request's JSON without ConvertTo-Json (its first use costs a cold job milliseconds): $null,
+    # text, booleans, numbers, dictionaries and lists of those. Text is written as is but for the
+    # characters JSON must escape, as ConvertTo-Json writes it.
+    param([AllowNull()] $Value)
+    if ($null -eq $Value) { return 'null' }
+    if ($Value -is [string] -or $Value -is [char]) {
+        $text = [string]$Value
+        if ($text -match '[\\"\x00-\x1f]') { $text = $text -replace '[\\"\x00-\x1f]', { '\u{0:x4}' -f [int][char]$_.Value } }
+        return '"' + $text + '"'
+    }
+    if ($Value -is [bool]) { return $(if ($Value) { 'true' } else { 'false' }) }
+    if ($Value -is [System.Collections.IDictionary]) {
+        return '{' + (@(foreach ($entry in $Value.GetEnumerator()) { (ConvertTo-MgkaJsonText ([string]$entry.Key)) + ':' + (ConvertTo-MgkaJsonText $entry.Value) }) -join ',') + '}'
+    }
+    if ($Value -is [System.Collections.IEnumerable]) { return '[' + (@(foreach ($item in $Value) { ConvertTo-MgkaJsonText $item }) -join ',') + ']' }
+    if ($Value -is [switch]) { return ConvertTo-MgkaJsonText $Value.IsPresent }
+    [string]::Format([cultureinfo]::InvariantCulture, '{0}', $Value)
 }
 
 function script:ConvertFrom-MgkaJson {
@@ -820,11 +841,10 @@ function script:New-MgkaContextFacts {
     <#
     What Get-MgContext shows that the library does not know, as Microsoft's AuthContext shows it:
     the parameter set's AuthType/TokenCredentialType (-EnvironmentVariable), the certificate subject
-    name asked for, and for -AccessToken the token's claims (tid, appid, roles, app_displayname;
-    claims are not secret, the token itself is not kept). Applied by Set-MgkaContextFacts once the
-    connection is made.
+    name asked for, a managed identity's ids. (An access token's claims are the library's: it puts
+    them in the context.) Applied by Set-MgkaContextFacts once the connection is made.
     #>
-    param([string] $ParameterSet, [System.Collections.IDictionary] $Bound, [byte[]] $Token)
+    param([string] $ParameterSet, [System.Collections.IDictionary] $Bound)
     $facts = @{}
     if ($ParameterSet -eq 'EnvironmentVariableParameterSet') {
         $facts['AuthType'] = 'EnvironmentVariable'; $facts['TokenCredentialType'] = 'EnvironmentVariable'
@@ -835,28 +855,6 @@ function script:New-MgkaContextFacts {
         # system-assigned identity MSI@50342 (Azure.Identity's account name for it).
         $facts['ClientId'] = '14d82eec-204b-4c2f-b7e8-296a70dab67e'
         $facts['ManagedIdentityId'] = if ($Bound['ClientId']) { [string]$Bound['ClientId'] } else { 'MSI@50342' }
-    }
-    if ($ParameterSet -eq 'AccessTokenParameterSet' -and $null -ne $Token) {
-        $facts['AppName'] = $null
-        $claims = $null
-        try {
-            # Only the claims segment becomes a string; the token's signature never does.
-            $first = [Array]::IndexOf($Token, [byte]46)
-            $second = if ($first -ge 0) { [Array]::IndexOf($Token, [byte]46, $first + 1) } else { -1 }
-            if ($second -gt $first + 1) {
-                $payload = $script:Utf8.GetString($Token, $first + 1, $second - $first - 1).Replace('-', '+').Replace('_', '/')
-                $payload += '=' * ((4 - $payload.Length % 4) % 4)
-                $claims = ConvertFrom-MgkaJson ($script:Utf8.GetString([Convert]::FromBase64String($payload)))
-            }
-        } catch { $claims = $null }   # not a JWT: nothing to show
-        if ($claims -is [System.Collections.IDictionary]) {
-            $appId = if ($claims['appid']) { $claims['appid'] } else { $claims['azp'] }
-            if ($appId) { $facts['ClientId'] = [string]$appId }
-            if ($claims['tid']) { $facts['TenantId'] = [string]$claims['tid'] }
-            $scopes = if ($claims['roles']) { @($claims['roles']) } elseif ($claims['scp']) { ([string]$claims['scp']).Split(' ', [StringSplitOptions]::RemoveEmptyEntries) }
-            $facts['Scopes'] = [string[]]@($scopes | Where-Object { $null -ne $_ })
-            $facts['AppName'] = [string]$claims['app_displayname']
-        }
     }
     $facts
 }

@@ -473,7 +473,7 @@ function Connect-MgGraph {
         # Token requests go through the proxy the host's variables name, as keep-alives do.
         $request['environmentProxy'] = Get-MgkaEnvironmentProxy
         $text = [System.Collections.Specialized.OrderedDictionary]::new()
-        $text['Environment'] = ConvertTo-Json -InputObject $request -Compress -Depth 5
+        $text['Environment'] = ConvertTo-MgkaJsonText $request
         if ($DebugPreference -ne 'SilentlyContinue') {
             # The request holds no secret; certificates are shown by thumbprint, not in full.
             $shown = [ordered]@{}
@@ -499,8 +499,8 @@ function Connect-MgGraph {
             }
             Write-Debug "Connect request: $(ConvertTo-Json -InputObject $shown -Compress -Depth 5)"
         }
-        $facts = New-MgkaContextFacts -ParameterSet $set -Bound $PSBoundParameters -Token $secret
-        $start = Invoke-MgkaNative ConnectStart -Text $text -Secret $secret
+        $facts = New-MgkaContextFacts -ParameterSet $set -Bound $PSBoundParameters
+        $start = Invoke-MgkaNative mgka_connect_start -Text $text -Secret $secret
     } finally {
         # The library copied the secret before mgka_connect_start returned.
         if ($null -ne $secret) { [Array]::Clear($secret) }
@@ -526,9 +526,21 @@ function Connect-MgGraph {
     foreach ($name in @($shown.Keys)) { if ($facts.ContainsKey($name)) { $shown[$name] = $facts[$name] } }
     # Microsoft.Graph.Authentication gets the same sign-in, now or when it loads (see
     # MgKeepAlive.Coexistence.ps1); if it fails, MgKeepAlive signs out again and this throws.
-    Import-MgkaCoexistence
-    Complete-MgkaMicrosoftConnect -Cmdlet $PSCmdlet -Bound $PSBoundParameters -FileCertificate $fileCertificate
-    Write-Verbose "Connected to Microsoft Graph ($($info['environment'])) with $($shown.AuthType) ($($shown.TokenCredentialType))."
+    if (Get-Module -Name Microsoft.Graph.Authentication) {
+        Import-MgkaCoexistence
+        Complete-MgkaMicrosoftConnect -Cmdlet $PSCmdlet -Bound $PSBoundParameters -FileCertificate $fileCertificate
+    } else {
+        # Kept for when Microsoft's module loads (the command-lookup hook replays it then, see
+        # MgKeepAlive.Coexistence.ps1, which a script without Microsoft's modules never loads).
+        if ($script:MicrosoftCertificate) { $script:MicrosoftCertificate.Dispose() }
+        $script:MicrosoftCertificate = $fileCertificate
+        $script:MicrosoftReplay = @{ Bound = $PSBoundParameters; Certificate = $fileCertificate }
+    }
+    # Write-Verbose only when it shows something: it is Microsoft.PowerShell.Utility's, which a cold
+    # job (connect, keep alive) would otherwise load for nothing.
+    if ($VerbosePreference -notin 'SilentlyContinue', 'Ignore') {
+        Write-Verbose "Connected to Microsoft Graph ($($info['environment'])) with $($shown.AuthType) ($($shown.TokenCredentialType))."
+    }
     # Like Microsoft's: the welcome is one string on the output stream.
     if (-not $NoWelcome) { Format-MgkaWelcome -Context $shown }
 }
@@ -913,9 +925,8 @@ function Add-MgEnvironment {
     process {
         if (-not $PSCmdlet.ShouldProcess($Name, 'Add environment')) { return }
         $text = [System.Collections.Specialized.OrderedDictionary]::new()
-        $text['Environment'] = ConvertTo-Json -Compress -InputObject ([ordered]@{
-                name = $Name; azureADEndpoint = $AzureADEndpoint; graphEndpoint = $GraphEndpoint })
-        $result = Invoke-MgkaNative EnvironmentAdd -Text $text
+        $text['Environment'] = ConvertTo-MgkaJsonText ([ordered]@{ name = $Name; azureADEndpoint = $AzureADEndpoint; graphEndpoint = $GraphEndpoint })
+        $result = Invoke-MgkaNative mgka_environment_add -Text $text
         if (-not (Assert-MgkaResult $PSCmdlet $result $Name)) { return }
         $environment = ConvertTo-MgkaEnvironment (ConvertFrom-MgkaJson $result.Json)
         Send-MgkaEnvironmentToMicrosoft -Cmdlet $PSCmdlet -Command 'Add-MgEnvironment' -Environment $environment
@@ -1567,8 +1578,11 @@ $script:Native = $null
 
 # Microsoft's Graph modules next to MgKeepAlive: the command-lookup hook that notices them is
 # installed by the first command (MgKeepAlive.Private.ps1), not here: turning a script block into
-# the handler's delegate costs milliseconds. OnRemove puts the previous handler back.
+# the handler's delegate costs milliseconds. OnRemove puts the previous handler back. A
+# Connect-MgGraph made before Microsoft's module loads is kept for it (MicrosoftReplay: the bound
+# parameters and a certificate read from -CertificatePath, disposed on Disconnect-MgGraph).
 $script:MicrosoftReplay = $null
+$script:MicrosoftCertificate = $null
 $script:CoexistenceLoaded = $false
 $script:StopKeeperOnRemove = $null
 $script:LookupHookInstalled = $false

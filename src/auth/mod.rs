@@ -4,6 +4,7 @@
 //! session for a bearer token ([`TokenSource::token`]) and, after a 401, for a renewed one.
 
 mod assertion;
+mod claims;
 mod secret;
 mod token_cache;
 mod token_request;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use reqwest::header::{HeaderName, HeaderValue};
 
 pub use assertion::{CertificateCredential, SignatureAlgorithm};
+pub use claims::TokenClaims;
 pub use secret::Secret;
 pub use token_cache::{AccessToken, TokenCache, RENEWAL_MARGIN};
 pub use token_request::token_url;
@@ -26,8 +28,9 @@ pub const IMDS_ENDPOINT: &str = "http://169.254.169.254";
 
 #[derive(Debug)]
 pub enum Credential {
-    /// `Connect-MgGraph -AccessToken`: used as given, never renewed.
-    AccessToken(Secret),
+    /// `Connect-MgGraph -AccessToken`: used as given, never renewed; with its claims when it is
+    /// a JWT (what the context shows of it).
+    AccessToken(Secret, Option<TokenClaims>),
     /// An app registration's client secret.
     ClientSecret { tenant_id: String, client_id: String, secret: Secret },
     /// An app registration's certificate: a signed client assertion per token request.
@@ -57,18 +60,19 @@ impl Credential {
                 "The access token contains spaces or control characters; pass the token itself, without 'Bearer '.",
             ));
         }
-        Ok(Credential::AccessToken(token))
+        let claims = TokenClaims::from_token(t);
+        Ok(Credential::AccessToken(token, claims))
     }
 
     /// Whether a token can be acquired again (after expiry or a 401).
     pub fn renewable(&self) -> bool {
-        !matches!(self, Credential::AccessToken(_))
+        !matches!(self, Credential::AccessToken(..))
     }
 
     /// `Get-MgContext`'s AuthType.
     pub fn auth_type(&self) -> &'static str {
         match self {
-            Credential::AccessToken(_) => "UserProvidedAccessToken",
+            Credential::AccessToken(..) => "UserProvidedAccessToken",
             Credential::ClientSecret { .. } | Credential::ClientCertificate { .. } => "AppOnly",
             Credential::ManagedIdentity(_) => "ManagedIdentity",
         }
@@ -77,7 +81,7 @@ impl Credential {
     /// `Get-MgContext`'s TokenCredentialType.
     pub fn token_credential_type(&self) -> &'static str {
         match self {
-            Credential::AccessToken(_) => "UserProvidedAccessToken",
+            Credential::AccessToken(..) => "UserProvidedAccessToken",
             Credential::ClientSecret { .. } => "ClientSecret",
             Credential::ClientCertificate { .. } => "ClientCertificate",
             Credential::ManagedIdentity(_) => "ManagedIdentity",
@@ -86,7 +90,7 @@ impl Credential {
 
     pub fn client_id(&self) -> Option<&str> {
         match self {
-            Credential::AccessToken(_) => None,
+            Credential::AccessToken(..) => None,
             Credential::ClientSecret { client_id, .. } | Credential::ClientCertificate { client_id, .. } => Some(client_id),
             Credential::ManagedIdentity(ManagedIdentity::AppService { client_id, .. } | ManagedIdentity::Imds { client_id, .. }) => {
                 client_id.as_deref()
@@ -97,6 +101,15 @@ impl Credential {
     pub fn tenant_id(&self) -> Option<&str> {
         match self {
             Credential::ClientSecret { tenant_id, .. } | Credential::ClientCertificate { tenant_id, .. } => Some(tenant_id),
+            _ => None,
+        }
+    }
+
+    /// The claims of a `-AccessToken` JWT; `None` for other credentials and for a token that is
+    /// not a JWT.
+    pub fn token_claims(&self) -> Option<&TokenClaims> {
+        match self {
+            Credential::AccessToken(_, claims) => claims.as_ref(),
             _ => None,
         }
     }
@@ -112,7 +125,7 @@ impl Credential {
     pub async fn acquire(&self, environment: &Environment, proxy: &ProxySettings, timeout: Duration) -> Result<AccessToken, CoreError> {
         let scope = format!("{}/.default", environment.graph_endpoint);
         match self {
-            Credential::AccessToken(token) => Ok(AccessToken::new(token.clone(), Duration::MAX / 4, None)),
+            Credential::AccessToken(token, _) => Ok(AccessToken::new(token.clone(), Duration::MAX / 4, None)),
             Credential::ClientSecret { tenant_id, client_id, secret } => {
                 let url = token_url(&environment.azure_ad_endpoint, tenant_id);
                 token_request::client_credentials(&url, client_id, &scope, &[("client_secret", secret.expose())], proxy, timeout).await
