@@ -264,24 +264,21 @@ function Invoke-MgKeepCommunicationCallAlive {
         if ($kind) { $InputObject = $CallId }
     }
     process {
-        if ($null -eq $state) {
-            # The lone -CallId: push, ask, and one call that sends it and, almost always, learns that
-            # it succeeded (mgka_keep_alive_stream_settle); anything else is read as below.
-            $status = $native::mgka_keep_alive_stream_push($stream, $kind, $CallId, [UIntPtr]::new([uint32]$CallId.Length), $null, $none, $flags, [ref]$out)
-            if ($status -eq 0 -and $out -eq [IntPtr]::Zero) {
-                if (-not $PSCmdlet.ShouldProcess($CallId, 'Keep alive')) { $null = $native::mgka_keep_alive_stream_withdraw($stream); return }
-                if ($native::mgka_keep_alive_stream_settle($stream, $script:WaitSliceMs) -eq 0) { if ($PassThru) { $true }; return }
-                $state = Open-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion 'v1.0' -Stream $stream; $state.Targets.Add($CallId)
-            } else { $state = Open-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion 'v1.0' -Stream $stream; Step-MgkaKeepAlive $state $status $CallId $out }
-            return
-        }
         # Inline, per item: one push into the library's stream (which applies the identity rule),
-        # one ShouldProcess; everything else in Step-MgkaKeepAlive (see Open-MgkaKeepAlive).
+        # one ShouldProcess; everything else in Step-MgkaKeepAlive (see Open-MgkaKeepAlive). The
+        # lone -CallId has no state: one call sends it and, almost always, learns that it succeeded
+        # (mgka_keep_alive_stream_settle); else the same stream is read as for piped items.
         foreach ($item in $InputObject) {
             $status = if ($item -is [string]) { $native::mgka_keep_alive_stream_push($stream, $kind, $item, [UIntPtr]::new([uint32]$item.Length), $null, $none, $flags, [ref]$out) } else { Push-MgkaKeepAliveObject $state $item ([ref]$out) }
             if ($status -eq 0 -and $out -eq [IntPtr]::Zero) {
-                if ($PSCmdlet.ShouldProcess($item, 'Keep alive')) { $state.Targets.Add($item) } else { $null = $native::mgka_keep_alive_stream_withdraw($stream) }
-            } else { Step-MgkaKeepAlive $state $status $item $out; $out = [IntPtr]::Zero }
+                if (-not $PSCmdlet.ShouldProcess($item, 'Keep alive')) { $null = $native::mgka_keep_alive_stream_withdraw($stream) }
+                elseif ($state) { $state.Targets.Add($item) }
+                elseif ($native::mgka_keep_alive_stream_settle($stream, $script:WaitSliceMs) -eq 0) { if ($PassThru) { $true } }
+                else { $state = Open-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion 'v1.0' -Stream $stream; $state.Targets.Add($item) }
+            } else {
+                if (-not $state) { $state = Open-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion 'v1.0' -Stream $stream }
+                Step-MgkaKeepAlive $state $status $item $out; $out = [IntPtr]::Zero
+            }
         }
     }
     end { if ($state) { Complete-MgkaKeepAlive -State $state } }
@@ -519,24 +516,21 @@ function Invoke-MgBetaKeepCommunicationCallAlive {
         if ($kind) { $InputObject = $CallId }
     }
     process {
-        if ($null -eq $state) {
-            # The lone -CallId: push, ask, and one call that sends it and, almost always, learns that
-            # it succeeded (mgka_keep_alive_stream_settle); anything else is read as below.
-            $status = $native::mgka_keep_alive_stream_push($stream, $kind, $CallId, [UIntPtr]::new([uint32]$CallId.Length), $null, $none, $flags, [ref]$out)
-            if ($status -eq 0 -and $out -eq [IntPtr]::Zero) {
-                if (-not $PSCmdlet.ShouldProcess($CallId, 'Keep alive')) { $null = $native::mgka_keep_alive_stream_withdraw($stream); return }
-                if ($native::mgka_keep_alive_stream_settle($stream, $script:WaitSliceMs) -eq 0) { if ($PassThru) { $true }; return }
-                $state = Open-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion 'beta' -Stream $stream; $state.Targets.Add($CallId)
-            } else { $state = Open-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion 'beta' -Stream $stream; Step-MgkaKeepAlive $state $status $CallId $out }
-            return
-        }
         # Inline, per item: one push into the library's stream (which applies the identity rule),
-        # one ShouldProcess; everything else in Step-MgkaKeepAlive (see Open-MgkaKeepAlive).
+        # one ShouldProcess; everything else in Step-MgkaKeepAlive (see Open-MgkaKeepAlive). The
+        # lone -CallId has no state: one call sends it and, almost always, learns that it succeeded
+        # (mgka_keep_alive_stream_settle); else the same stream is read as for piped items.
         foreach ($item in $InputObject) {
             $status = if ($item -is [string]) { $native::mgka_keep_alive_stream_push($stream, $kind, $item, [UIntPtr]::new([uint32]$item.Length), $null, $none, $flags, [ref]$out) } else { Push-MgkaKeepAliveObject $state $item ([ref]$out) }
             if ($status -eq 0 -and $out -eq [IntPtr]::Zero) {
-                if ($PSCmdlet.ShouldProcess($item, 'Keep alive')) { $state.Targets.Add($item) } else { $null = $native::mgka_keep_alive_stream_withdraw($stream) }
-            } else { Step-MgkaKeepAlive $state $status $item $out; $out = [IntPtr]::Zero }
+                if (-not $PSCmdlet.ShouldProcess($item, 'Keep alive')) { $null = $native::mgka_keep_alive_stream_withdraw($stream) }
+                elseif ($state) { $state.Targets.Add($item) }
+                elseif ($native::mgka_keep_alive_stream_settle($stream, $script:WaitSliceMs) -eq 0) { if ($PassThru) { $true } }
+                else { $state = Open-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion 'beta' -Stream $stream; $state.Targets.Add($item) }
+            } else {
+                if (-not $state) { $state = Open-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion 'beta' -Stream $stream }
+                Step-MgkaKeepAlive $state $status $item $out; $out = [IntPtr]::Zero
+            }
         }
     }
     end { if ($state) { Complete-MgkaKeepAlive -State $state } }
