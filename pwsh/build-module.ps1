@@ -4,7 +4,7 @@
 Packages MgKeepAlive as a self-contained module folder and a .nupkg.
 
 .DESCRIPTION
-Copies pwsh/MgKeepAlive (manifest, script modules, format file, about_MgKeepAlive help) and the
+Copies pwsh/MgKeepAlive (manifest, script modules, format file, the en-US help: about_MgKeepAlive and the MAML) and the
 LICENSE to <OutputPath>/MgKeepAlive, and the native library to <OutputPath>/MgKeepAlive/<rid>/,
 where the module looks first; then packs that folder as <OutputPath>/MgKeepAlive.<version>.nupkg
 with Compress-PSResource (Microsoft.PowerShell.PSResourceGet, which ships with PowerShell 7.4+).
@@ -114,9 +114,10 @@ $destination = Join-Path $OutputPath 'MgKeepAlive'
 if (Test-Path -LiteralPath $destination) { Remove-Item -LiteralPath $destination -Recurse -Force }
 $null = New-Item -ItemType Directory -Path (Join-Path $destination 'en-US') -Force
 # Every file of the module folder (the scripts, the manifest, the formats, the generated
-# MgKeepAlive.Native.abi); its subfolders hold only en-US help in a source tree.
+# MgKeepAlive.Native.abi) and of en-US (the help: about_MgKeepAlive and the keep-alive commands'
+# MAML); no other subfolder holds anything in a source tree.
 Get-ChildItem -LiteralPath $source -File | Copy-Item -Destination $destination
-Copy-Item -LiteralPath (Join-Path $source 'en-US' 'about_MgKeepAlive.help.txt') -Destination (Join-Path $destination 'en-US')
+Get-ChildItem -LiteralPath (Join-Path $source 'en-US') -File | Copy-Item -Destination (Join-Path $destination 'en-US')
 Copy-Item -LiteralPath (Join-Path $repo 'LICENSE') -Destination $destination
 foreach ($rid in $libraries.Keys) {
     $null = New-Item -ItemType Directory -Path (Join-Path $destination $rid) -Force

@@ -236,7 +236,7 @@ Describe 'Packaging (pwsh/build-module.ps1)' {
         $os = if ($IsWindows) { 'win' } elseif ($IsMacOS) { 'osx' } else { 'linux' }
         $rid = "$os-" + [System.Runtime.InteropServices.RuntimeInformation]::ProcessArchitecture.ToString().ToLowerInvariant()
         $files = Get-ChildItem (Join-Path $out 'MgKeepAlive') -Recurse -File | ForEach-Object { [IO.Path]::GetRelativePath((Join-Path $out 'MgKeepAlive'), $_.FullName) -replace '\\', '/' }
-        $files | Sort-Object | Should -Be (@('MgKeepAlive.Auth.ps1', 'MgKeepAlive.Coexistence.ps1', 'MgKeepAlive.Format.ps1xml', 'MgKeepAlive.Native.abi', 'MgKeepAlive.Private.ps1', 'MgKeepAlive.Types.ps1', 'MgKeepAlive.psd1', 'MgKeepAlive.psm1', 'en-US/about_MgKeepAlive.help.txt', 'LICENSE', "$rid/$LibraryName") | Sort-Object)
+        $files | Sort-Object | Should -Be (@('MgKeepAlive.Auth.ps1', 'MgKeepAlive.Coexistence.ps1', 'MgKeepAlive.Format.ps1xml', 'MgKeepAlive.Native.abi', 'MgKeepAlive.Private.ps1', 'MgKeepAlive.Types.ps1', 'MgKeepAlive.psd1', 'MgKeepAlive.psm1', 'en-US/about_MgKeepAlive.help.txt', 'en-US/MgKeepAlive-help.xml', 'LICENSE', "$rid/$LibraryName") | Sort-Object)
         # Import from another working directory, with no source tree next to it.
         $elsewhere = Join-Path $TestDrive 'elsewhere' 'MgKeepAlive'
         $null = New-Item -ItemType Directory (Split-Path $elsewhere) -Force
@@ -329,5 +329,28 @@ Describe 'Help of Invoke-MgKeepCommunicationCallAlive (the seed)' {
 
     It 'shows the official online help link' {
         $help.relatedLinks.navigationLink.uri | Should -Contain 'https://learn.microsoft.com/powershell/module/microsoft.graph.cloudcommunications/invoke-mgkeepcommunicationcallalive'
+    }
+}
+
+Describe 'Help of Invoke-MgBetaKeepCommunicationCallAlive (MAML shared with the v1.0 command)' {
+    BeforeAll {
+        $help = Get-Help Invoke-MgBetaKeepCommunicationCallAlive -Full
+        $v1 = Get-Help Invoke-MgKeepCommunicationCallAlive -Full
+    }
+
+    It 'speaks of the beta endpoint and the beta command, not of v1.0' {
+        ($help.Description.Text -join "`n") | Should -BeLike '*POST {graph}/beta/communications/calls/{call-id}/keepAlive*'
+        ($help.Description.Text -join "`n") | Should -Not -BeLike '*{graph}/v1.0/*'
+        foreach ($example in $help.Examples.Example) {
+            ($example.Code + ($example.Remarks.Text -join "`n")) | Should -Not -Match 'Invoke-MgKeepCommunicationCallAlive -'
+        }
+        $help.relatedLinks.navigationLink.uri | Should -Contain 'https://learn.microsoft.com/powershell/module/microsoft.graph.beta.cloudcommunications/invoke-mgbetakeepcommunicationcallalive'
+    }
+
+    It 'describes the same parameters in the same words as the v1.0 command' {
+        foreach ($parameter in $v1.Parameters.Parameter) {
+            $beta = $help.Parameters.Parameter | Where-Object Name -EQ $parameter.Name
+            ($beta.Description.Text -join "`n") | Should -Be ($parameter.Description.Text -join "`n") -Because "-$($parameter.Name) is the same parameter"
+        }
     }
 }
