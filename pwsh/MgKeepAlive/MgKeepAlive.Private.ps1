@@ -4,7 +4,8 @@
 # .NET objects below costs more than the rest of the import. The functions are defined in the
 # module's script scope (function script:...), where the module's Set-StrictMode -Version 3.0
 # applies; every native call goes through Invoke-MgkaNative, except the keep-alive stream's
-# (Open-MgkaKeepAlive and the commands' process blocks: a call per piped item).
+# (Open-MgkaKeepAlive and the keep-alive commands: a call per piped item, and a lone -CallId's
+# open, push, settle and close without any helper).
 
 #region Native interop ---------------------------------------------------------------------------
 
