@@ -53,7 +53,7 @@ function Invoke-MgKeepCommunicationCallAlive {
                 $VerbosePreference -ne 'SilentlyContinue' -or $DebugPreference -ne 'SilentlyContinue' -or [Environment]::GetEnvironmentVariable('HTTPS_PROXY') -or [Environment]::GetEnvironmentVariable('https_proxy') -or
                 [Environment]::GetEnvironmentVariable('HTTP_PROXY') -or [Environment]::GetEnvironmentVariable('http_proxy') -or [Environment]::GetEnvironmentVariable('NO_PROXY') -or [Environment]::GetEnvironmentVariable('no_proxy'))) {
             $status = $native::mgka_keep_alive_stream_open($script:KeepAliveOptions['v1.0'], $null, [ref]$stream, [ref]$out)
-            if ($status -or $out -ne [IntPtr]::Zero) { $json = Write-MgkaKeepAliveWarnings -Status $status -Pointer $out; if ($status) { throw "MgKeepAlive internal error: opening a keep-alive stream failed: $json Please report it." } }
+            if ($status -or $out -ne [IntPtr]::Zero) { $json = Write-MgkaKeepAliveWarnings -Status $status -Pointer $out; $out = [IntPtr]::Zero; if ($status) { throw "MgKeepAlive internal error: opening a keep-alive stream failed: $json Please report it." } }
         } else { $state = Open-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion 'v1.0' -ThrottleLimit $ThrottleLimit; $native = $script:Native; $stream = $state.Stream; $kind = $state.Kind }
         if ($kind) { $InputObject = $CallId }
     }
@@ -107,7 +107,7 @@ function Invoke-MgBetaKeepCommunicationCallAlive {
                 $VerbosePreference -ne 'SilentlyContinue' -or $DebugPreference -ne 'SilentlyContinue' -or [Environment]::GetEnvironmentVariable('HTTPS_PROXY') -or [Environment]::GetEnvironmentVariable('https_proxy') -or
                 [Environment]::GetEnvironmentVariable('HTTP_PROXY') -or [Environment]::GetEnvironmentVariable('http_proxy') -or [Environment]::GetEnvironmentVariable('NO_PROXY') -or [Environment]::GetEnvironmentVariable('no_proxy'))) {
             $status = $native::mgka_keep_alive_stream_open($script:KeepAliveOptions['beta'], $null, [ref]$stream, [ref]$out)
-            if ($status -or $out -ne [IntPtr]::Zero) { $json = Write-MgkaKeepAliveWarnings -Status $status -Pointer $out; if ($status) { throw "MgKeepAlive internal error: opening a keep-alive stream failed: $json Please report it." } }
+            if ($status -or $out -ne [IntPtr]::Zero) { $json = Write-MgkaKeepAliveWarnings -Status $status -Pointer $out; $out = [IntPtr]::Zero; if ($status) { throw "MgKeepAlive internal error: opening a keep-alive stream failed: $json Please report it." } }
         } else { $state = Open-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion 'beta' -ThrottleLimit $ThrottleLimit; $native = $script:Native; $stream = $state.Stream; $kind = $state.Kind }
         if ($kind) { $InputObject = $CallId }
     }
