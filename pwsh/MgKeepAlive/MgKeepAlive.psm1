@@ -47,7 +47,7 @@ function Invoke-MgKeepCommunicationCallAlive {
 
     begin {
         if (-not $script:PrivateLoaded) { Import-MgkaPrivate }
-        $state = $null; $native = $script:Native; $out = [IntPtr]::Zero; $stream = [uint64]0; $kind = [uint32]1; $none = [UIntPtr]::Zero; $flags = [uint32]0
+        $state = $null; $native = $script:Native; $out = [IntPtr]::Zero; $outRef = [ref]$out; $stream = [uint64]0; $kind = [uint32]1; $none = [UIntPtr]::Zero; $flags = [uint32]0
         # A lone -CallId with nothing else to pass (a bot's timer): the stream opens with constant options, no helper runs.
         if ($native -and $PSCmdlet.ParameterSetName -eq 'Keep' -and -not ($Headers -or $ResponseHeadersVariable -or $Proxy -or $ProxyCredential -or $ProxyUseDefaultCredentials -or $PSBoundParameters.ContainsKey('HttpPipelineAppend') -or $PSBoundParameters.ContainsKey('HttpPipelinePrepend') -or
                 $VerbosePreference -ne 'SilentlyContinue' -or $DebugPreference -ne 'SilentlyContinue' -or [Environment]::GetEnvironmentVariable('HTTPS_PROXY') -or [Environment]::GetEnvironmentVariable('https_proxy') -or
@@ -63,7 +63,7 @@ function Invoke-MgKeepCommunicationCallAlive {
         # lone -CallId has no state: one call sends it and, almost always, learns that it succeeded
         # (mgka_keep_alive_stream_settle); else the same stream is read as for piped items.
         foreach ($item in $InputObject) {
-            $status = if ($item -is [string]) { $native::mgka_keep_alive_stream_push($stream, $kind, $item, [UIntPtr]::new([uint32]$item.Length), $null, $none, $flags, [ref]$out) } else { Push-MgkaKeepAliveObject $state $item ([ref]$out) }
+            $status = if ($item -is [string]) { $native::mgka_keep_alive_stream_push($stream, $kind, $item, [UIntPtr]::new([uint32]$item.Length), $null, $none, $flags, $outRef) } else { Push-MgkaKeepAliveObject $state $item $outRef }
             if ($status -eq 0 -and $out -eq [IntPtr]::Zero) {
                 if (-not $PSCmdlet.ShouldProcess($item, 'Keep alive')) { $null = $native::mgka_keep_alive_stream_withdraw($stream) }
                 elseif ($state) { $state.Targets.Add($item) }
@@ -101,7 +101,7 @@ function Invoke-MgBetaKeepCommunicationCallAlive {
 
     begin {
         if (-not $script:PrivateLoaded) { Import-MgkaPrivate }
-        $state = $null; $native = $script:Native; $out = [IntPtr]::Zero; $stream = [uint64]0; $kind = [uint32]1; $none = [UIntPtr]::Zero; $flags = [uint32]0
+        $state = $null; $native = $script:Native; $out = [IntPtr]::Zero; $outRef = [ref]$out; $stream = [uint64]0; $kind = [uint32]1; $none = [UIntPtr]::Zero; $flags = [uint32]0
         # A lone -CallId with nothing else to pass (a bot's timer): the stream opens with constant options, no helper runs.
         if ($native -and $PSCmdlet.ParameterSetName -eq 'Keep' -and -not ($Headers -or $ResponseHeadersVariable -or $Proxy -or $ProxyCredential -or $ProxyUseDefaultCredentials -or $PSBoundParameters.ContainsKey('HttpPipelineAppend') -or $PSBoundParameters.ContainsKey('HttpPipelinePrepend') -or
                 $VerbosePreference -ne 'SilentlyContinue' -or $DebugPreference -ne 'SilentlyContinue' -or [Environment]::GetEnvironmentVariable('HTTPS_PROXY') -or [Environment]::GetEnvironmentVariable('https_proxy') -or
@@ -117,7 +117,7 @@ function Invoke-MgBetaKeepCommunicationCallAlive {
         # lone -CallId has no state: one call sends it and, almost always, learns that it succeeded
         # (mgka_keep_alive_stream_settle); else the same stream is read as for piped items.
         foreach ($item in $InputObject) {
-            $status = if ($item -is [string]) { $native::mgka_keep_alive_stream_push($stream, $kind, $item, [UIntPtr]::new([uint32]$item.Length), $null, $none, $flags, [ref]$out) } else { Push-MgkaKeepAliveObject $state $item ([ref]$out) }
+            $status = if ($item -is [string]) { $native::mgka_keep_alive_stream_push($stream, $kind, $item, [UIntPtr]::new([uint32]$item.Length), $null, $none, $flags, $outRef) } else { Push-MgkaKeepAliveObject $state $item $outRef }
             if ($status -eq 0 -and $out -eq [IntPtr]::Zero) {
                 if (-not $PSCmdlet.ShouldProcess($item, 'Keep alive')) { $null = $native::mgka_keep_alive_stream_withdraw($stream) }
                 elseif ($state) { $state.Targets.Add($item) }
