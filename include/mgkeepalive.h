@@ -326,6 +326,18 @@ MgkaStatus mgka_keep_alive_stream_next(uint64_t stream,
                                        uint64_t *out_successes,
                                        char **out_json);
 
+// The common case in one call: ends the stream as `mgka_keep_alive_stream_finish` does, then
+// waits up to `timeout_ms` (keep it short to stay interruptible) for every answer.
+// `MGKA_STATUS_OK`: every item pushed and not withdrawn succeeded, and the stream counts
+// successes only (opened without details): they are read, the stream is complete (nothing left
+// for `mgka_keep_alive_stream_next`). `MGKA_STATUS_PENDING`: an answer needs showing (a failure,
+// a note, a stream with details) or not every answer arrived in time: nothing is read; read the
+// answers with `mgka_keep_alive_stream_next` as after `mgka_keep_alive_stream_finish`.
+// `MGKA_STATUS_INVALID_HANDLE`: no such stream; otherwise the error of a chunk that cannot be
+// sent (no runtime). A host that pushed one call id asks its user, then calls this: one call
+// sends the keep-alive and, almost always, says it succeeded. Thread-safe.
+MgkaStatus mgka_keep_alive_stream_settle(uint64_t stream, uint32_t timeout_ms);
+
 // Cancels what the stream still has under way (its answers are never given) and releases the
 // handle. Call it once per opened stream, also after a complete one. `MGKA_STATUS_OK`, or
 // `MGKA_STATUS_INVALID_HANDLE`. Thread-safe.

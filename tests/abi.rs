@@ -922,6 +922,91 @@ fn a_stream_refuses_bad_settings_and_a_single_item_is_a_single_request() {
     assert_eq!(close(stream), OK);
 }
 
+#[test]
+fn settling_a_stream_answers_plain_successes_in_one_call_and_leaves_the_rest_to_next() {
+    let _session = SESSION.lock().unwrap_or_else(|p| p.into_inner());
+    let abi = &*ABI;
+    let emu = emulator();
+    abi.connect(&emu, "settle-token");
+    let open: Symbol<unsafe extern "C" fn(*const c_char, *const c_char, *mut u64, OutJson) -> u32> = abi.sym("mgka_keep_alive_stream_open");
+    let push: Symbol<Push> = abi.sym("mgka_keep_alive_stream_push");
+    let withdraw: Symbol<extern "C" fn(u64) -> u32> = abi.sym("mgka_keep_alive_stream_withdraw");
+    let settle: Symbol<extern "C" fn(u64, u32) -> u32> = abi.sym("mgka_keep_alive_stream_settle");
+    let close: Symbol<extern "C" fn(u64) -> u32> = abi.sym("mgka_keep_alive_stream_close");
+    let opened = |settings: &std::ffi::CStr| {
+        let (mut stream, mut out) = (0u64, ptr::null_mut());
+        assert_eq!(unsafe { open(c"{\"apiVersion\":\"v1.0\",\"environmentProxy\":{}}".as_ptr(), settings.as_ptr(), &mut stream, &mut out) }, OK);
+        assert!(out.is_null());
+        stream
+    };
+    let push_id = |stream: u64, id: &str| {
+        let units = utf16(id);
+        let mut out = ptr::null_mut();
+        let status = unsafe { push(stream, 1, units.as_ptr(), units.len(), ptr::null(), 0, 0, &mut out) };
+        assert!(out.is_null());
+        status
+    };
+
+    // One call id that succeeds: settled in one call, one request, nothing left to read.
+    let id = emu.create_call(None);
+    let stream = opened(c"{}");
+    assert_eq!(push_id(stream, &id), OK);
+    assert_eq!(settle(stream, 10_000), OK);
+    assert_eq!(emu.requests_for_call(&id).len(), 1);
+    assert!(read_stream(abi, stream).is_empty(), "a settled stream is complete");
+    assert_eq!(settle(stream, 0), OK, "settling again finds nothing more");
+    assert_eq!(close(stream), OK);
+
+    // A withdrawn item: nothing is sent, nothing to read.
+    let stream = opened(c"{}");
+    assert_eq!(push_id(stream, &id), OK);
+    assert_eq!(withdraw(stream), OK);
+    assert_eq!(settle(stream, 10_000), OK);
+    assert_eq!(emu.requests_for_call(&id).len(), 1, "a withdrawn item is not sent");
+    assert_eq!(close(stream), OK);
+
+    // A failure is left in the stream, unread, for next.
+    let ended = emu.create_call(None);
+    emu.end_call(&ended);
+    let stream = opened(c"{}");
+    assert_eq!(push_id(stream, &ended), OK);
+    assert_eq!(settle(stream, 10_000), PENDING);
+    let answers = read_stream(abi, stream);
+    assert_eq!(answers.len(), 1);
+    assert_eq!(answers[0].as_ref().unwrap_err()["error"]["httpStatus"].as_u64(), Some(404));
+    assert_eq!(close(stream), OK);
+
+    // A refused item likewise (its error is answered in its place).
+    let stream = opened(c"{}");
+    assert_eq!(push_id(stream, "a\0b"), INVALID_ARGUMENT);
+    assert_eq!(settle(stream, 10_000), PENDING);
+    let answers = read_stream(abi, stream);
+    assert_eq!(answers[0].as_ref().unwrap_err()["error"]["parameter"].as_str(), Some("CallId"));
+    assert_eq!(close(stream), OK);
+
+    // A stream with details answers every success through next.
+    let stream = opened(c"{\"details\":true}");
+    assert_eq!(push_id(stream, &id), OK);
+    assert_eq!(settle(stream, 10_000), PENDING);
+    let answers = read_stream(abi, stream);
+    assert_eq!(answers[0].as_ref().unwrap_err()["ok"].as_bool(), Some(true));
+    assert_eq!(close(stream), OK);
+
+    // No answer within the wait: PENDING after about the wait, never longer; next reads it later.
+    let slow = emu.create_call(None);
+    emu.push_faults(FaultScript::for_call(&slow, vec![FaultResponse::status(200).delay_ms(400)]));
+    let stream = opened(c"{}");
+    assert_eq!(push_id(stream, &slow), OK);
+    let started = Instant::now();
+    assert_eq!(settle(stream, 50), PENDING);
+    assert!(started.elapsed() < Duration::from_millis(350), "settle waited {:?}", started.elapsed());
+    assert_eq!(read_stream(abi, stream), vec![Ok(1)]);
+    assert_eq!(close(stream), OK);
+
+    assert_eq!(settle(stream, 0), INVALID_HANDLE, "a closed stream");
+    assert_eq!(settle(u64::MAX, 0), INVALID_HANDLE);
+}
+
 fn wait_start(abi: &Abi, request: serde_json::Value) -> u64 {
     let start: Symbol<unsafe extern "C" fn(*const c_char, *mut u64) -> u32> = abi.sym("mgka_keeper_wait_start");
     let request = CString::new(request.to_string()).unwrap();

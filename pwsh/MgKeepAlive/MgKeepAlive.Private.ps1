@@ -4,7 +4,8 @@
 # .NET objects below costs more than the rest of the import. The functions are defined in the
 # module's script scope (function script:...), where the module's Set-StrictMode -Version 3.0
 # applies; every native call goes through Invoke-MgkaNative, except the keep-alive stream's
-# (Open-MgkaKeepAlive and the commands' process blocks: a call per piped item).
+# (Open-MgkaKeepAlive and the keep-alive commands: a call per piped item, and a lone -CallId's
+# open, push, settle and close without any helper).
 
 #region Native interop ---------------------------------------------------------------------------
 
@@ -25,6 +26,11 @@ $script:MicrosoftRequestContext = [ordered]@{}
 
 # Strict UTF-8: a lone surrogate is an error, never silently replaced.
 $script:Utf8 = [System.Text.UTF8Encoding]::new($false, $true)
+
+# The stream options (mgka_keep_alive_stream_open) when there is nothing to pass but the API
+# version: no -Headers, -Proxy or -Debug, no HTTPS_PROXY, HTTP_PROXY or NO_PROXY in $env:.
+$script:KeepAliveOptions = @{}
+foreach ($version in 'v1.0', 'beta') { $script:KeepAliveOptions[$version] = $script:Utf8.GetBytes('{"apiVersion":"' + $version + '","environmentProxy":{}}' + [char]0) }
 
 # Wait slice: how long one native wait may block, i.e. how soon Ctrl+C is honoured.
 $script:WaitSliceMs = [uint32]100
@@ -453,76 +459,79 @@ function script:Write-MgkaAttemptLog {
 
 function script:Open-MgkaKeepAlive {
     # The begin block of Invoke-MgKeepCommunicationCallAlive and
-    # Invoke-MgBetaKeepCommunicationCallAlive (they differ only in -ApiVersion): writes the
-    # warnings, opens the keep-alive stream (mgka_keep_alive_stream_open) that -CallId or every
-    # piped item is pushed into, and returns the state the other blocks need. Runs once per
-    # command, i.e. once per keep-alive for a bot's timer.
+    # Invoke-MgBetaKeepCommunicationCallAlive (they differ only in -ApiVersion) but for a lone
+    # -CallId with nothing else to pass (the commands open that stream themselves, see
+    # $script:KeepAliveOptions): writes the warnings, opens the keep-alive stream
+    # (mgka_keep_alive_stream_open) that -CallId or every piped item is pushed into, and returns
+    # the state the other blocks need. With -Stream (the commands' own stream, when its one item
+    # needs more than a success), only the state.
     param(
         [System.Management.Automation.PSCmdlet] $Cmdlet,
         [string] $ApiVersion,
-        [int] $ThrottleLimit
+        [int] $ThrottleLimit,
+        [uint64] $Stream
     )
     $bound = $Cmdlet.MyInvocation.BoundParameters
-    # The library warns (mgka_keep_alive_stream_open): about the ignored compatibility parameters
-    # given, and once per process about the connected cloud when keepAlive is not documented there. Microsoft's
-    # modules loaded next to MgKeepAlive are checked by Connect-MgGraph and Get-MgContext, and when
-    # a keep-alive finds no connection, not here.
-    $given = ''
-    if ($bound.ContainsKey('HttpPipelineAppend')) { $given += ',"HttpPipelineAppend"' }
-    if ($bound.ContainsKey('HttpPipelinePrepend')) { $given += ',"HttpPipelinePrepend"' }
-    if ($bound['ProxyCredential'] -and -not $bound['Proxy']) { $given += ',"ProxyCredential"' }
-    if ($bound['ProxyUseDefaultCredentials']) { $given += ',"ProxyUseDefaultCredentials"' }
-
-    # Timeout and retries come from the process-wide request context (Set-MgRequestContext).
-    $options = [ordered]@{ apiVersion = $ApiVersion }
-    $headers = $bound['Headers']
-    if ($headers -and $headers.Count -gt 0) {
-        $extra = [ordered]@{}
-        foreach ($entry in $headers.GetEnumerator()) {
-            $extra[[string]$entry.Key] = (@($entry.Value) | ForEach-Object { [string]$_ }) -join ', '
-        }
-        $options['headers'] = $extra
-    }
-    $proxy = $bound['Proxy']
-    if ($proxy) {
-        if (-not $proxy.IsAbsoluteUri -or $proxy.Scheme -notin 'http', 'https') {
-            # The URI may carry a user name and password: shown, and kept as target, without them.
-            $shown = Format-MgkaUrl $proxy.OriginalString
-            $Cmdlet.ThrowTerminatingError([System.Management.Automation.ErrorRecord]::new(
-                    [System.ArgumentException]::new("-Proxy must be an absolute http or https URI such as http://proxy.contoso.com:3128; it is '$shown'."),
-                    'InvalidProxy', [System.Management.Automation.ErrorCategory]::InvalidArgument, $shown))
-        }
-        $options['proxy'] = [ordered]@{ url = $proxy.OriginalString }
-        $credential = $bound['ProxyCredential']
-        if ($credential) {
-            $options['proxy']['username'] = $credential.UserName
-            # Only in the options JSON handed to the library; never written to any stream.
-            $options['proxy']['password'] = $credential.GetNetworkCredential().Password
-        }
-    }
-    $environmentProxy = Get-MgkaEnvironmentProxy
-    $debug = $DebugPreference -ne 'SilentlyContinue' -and $DebugPreference -ne 'Ignore'
-    if ($options.Count -eq 1 -and $environmentProxy.Count -eq 0 -and -not $debug) {
-        # The common case, kept cheap: called every 15 minutes per call, or in bulk.
-        $optionsJson = '{"apiVersion":"' + $ApiVersion + '","environmentProxy":{}}'
-    } else {
-        $options['environmentProxy'] = $environmentProxy
-        if ($debug) { $options['debug'] = $true }
-        $optionsJson = ConvertTo-Json -Compress -Depth 4 -InputObject $options
-    }
     $variable = [string]$bound['ResponseHeadersVariable']
-    # Success details are parsed only when someone will see them.
-    $verbose = $VerbosePreference -ne 'SilentlyContinue' -and $VerbosePreference -ne 'Ignore'
-    $details = [bool]$variable -or $debug -or $verbose
-    $stream = [uint64]0; $out = [IntPtr]::Zero
-    $settings = '{"concurrency":' + $ThrottleLimit + ',"details":' + $(if ($details) { 'true' } else { 'false' }) + ',"notes":' + $(if ($verbose) { 'true' } else { 'false' })
-    if ($given) { $settings += ',"given":[' + $given.Substring(1) + ']' }
-    $settings += '}'
-    try { $optionsBytes = $script:Utf8.GetBytes($optionsJson + [char]0) } catch [System.Text.EncoderFallbackException] { $optionsBytes = $null }
-    if ($null -eq $script:Native) { $null = Initialize-MgkaNative }
-    $status = if ($null -eq $optionsBytes) { $script:MGKA_INVALID_ARGUMENT } else { $script:Native::mgka_keep_alive_stream_open($optionsBytes, $script:Utf8.GetBytes($settings + [char]0), [ref]$stream, [ref]$out) }
-    $json = Read-MgkaNativeString -Pointer $out
-    if ($status -eq $script:MGKA_OK -and $null -ne $json) { foreach ($warning in (ConvertFrom-MgkaJson $json)['warnings']) { Write-Warning $warning } }
+    $debug = $DebugPreference -ne 'SilentlyContinue' -and $DebugPreference -ne 'Ignore'
+    $status = $script:MGKA_OK; $json = $null
+    if (-not $Stream) {
+        # The library warns (mgka_keep_alive_stream_open): about the ignored compatibility parameters
+        # given, and once per process about the connected cloud when keepAlive is not documented there. Microsoft's
+        # modules loaded next to MgKeepAlive are checked by Connect-MgGraph and Get-MgContext, and when
+        # a keep-alive finds no connection, not here.
+        $given = ''
+        if ($bound.ContainsKey('HttpPipelineAppend')) { $given += ',"HttpPipelineAppend"' }
+        if ($bound.ContainsKey('HttpPipelinePrepend')) { $given += ',"HttpPipelinePrepend"' }
+        if ($bound['ProxyCredential'] -and -not $bound['Proxy']) { $given += ',"ProxyCredential"' }
+        if ($bound['ProxyUseDefaultCredentials']) { $given += ',"ProxyUseDefaultCredentials"' }
+
+        # Timeout and retries come from the process-wide request context (Set-MgRequestContext).
+        $options = [ordered]@{ apiVersion = $ApiVersion }
+        $headers = $bound['Headers']
+        if ($headers -and $headers.Count -gt 0) {
+            $extra = [ordered]@{}
+            foreach ($entry in $headers.GetEnumerator()) {
+                $extra[[string]$entry.Key] = (@($entry.Value) | ForEach-Object { [string]$_ }) -join ', '
+            }
+            $options['headers'] = $extra
+        }
+        $proxy = $bound['Proxy']
+        if ($proxy) {
+            if (-not $proxy.IsAbsoluteUri -or $proxy.Scheme -notin 'http', 'https') {
+                # The URI may carry a user name and password: shown, and kept as target, without them.
+                $shown = Format-MgkaUrl $proxy.OriginalString
+                $Cmdlet.ThrowTerminatingError([System.Management.Automation.ErrorRecord]::new(
+                        [System.ArgumentException]::new("-Proxy must be an absolute http or https URI such as http://proxy.contoso.com:3128; it is '$shown'."),
+                        'InvalidProxy', [System.Management.Automation.ErrorCategory]::InvalidArgument, $shown))
+            }
+            $options['proxy'] = [ordered]@{ url = $proxy.OriginalString }
+            $credential = $bound['ProxyCredential']
+            if ($credential) {
+                $options['proxy']['username'] = $credential.UserName
+                # Only in the options JSON handed to the library; never written to any stream.
+                $options['proxy']['password'] = $credential.GetNetworkCredential().Password
+            }
+        }
+        $environmentProxy = Get-MgkaEnvironmentProxy
+        if ($options.Count -eq 1 -and $environmentProxy.Count -eq 0 -and -not $debug) {
+            $optionsBytes = $script:KeepAliveOptions[$ApiVersion]
+        } else {
+            $options['environmentProxy'] = $environmentProxy
+            if ($debug) { $options['debug'] = $true }
+            try { $optionsBytes = $script:Utf8.GetBytes((ConvertTo-Json -Compress -Depth 4 -InputObject $options) + [char]0) } catch [System.Text.EncoderFallbackException] { $optionsBytes = $null }
+        }
+        # Success details are parsed only when someone will see them.
+        $verbose = $VerbosePreference -ne 'SilentlyContinue' -and $VerbosePreference -ne 'Ignore'
+        $details = [bool]$variable -or $debug -or $verbose
+        $out = [IntPtr]::Zero
+        $settings = '{"concurrency":' + $ThrottleLimit + ',"details":' + $(if ($details) { 'true' } else { 'false' }) + ',"notes":' + $(if ($verbose) { 'true' } else { 'false' })
+        if ($given) { $settings += ',"given":[' + $given.Substring(1) + ']' }
+        $settings += '}'
+        if ($null -eq $script:Native) { $null = Initialize-MgkaNative }
+        $status = if ($null -eq $optionsBytes) { $script:MGKA_INVALID_ARGUMENT } else { $script:Native::mgka_keep_alive_stream_open($optionsBytes, $script:Utf8.GetBytes($settings + [char]0), [ref]$Stream, [ref]$out) }
+        $json = Write-MgkaKeepAliveWarnings -Status $status -Pointer $out
+    }
     $state = @{
         Cmdlet                  = $Cmdlet
         ApiVersion              = $ApiVersion
@@ -530,7 +539,7 @@ function script:Open-MgkaKeepAlive {
         PassThru                = [bool]$bound['PassThru']
         ResponseHeadersVariable = $variable
         Debug                   = $debug
-        Stream                  = $stream
+        Stream                  = $Stream
         # MGKA_ITEM_CALL_ID for -CallId, MGKA_ITEM_TEXT for piped strings.
         Kind                    = [uint32]$(if ($Cmdlet.ParameterSetName -eq 'Keep') { 1 } else { 0 })
         # The items pushed and not withdrawn, in input order, for their answers' records; Read:
@@ -551,6 +560,15 @@ function script:Open-MgkaKeepAlive {
         $state.OpenError = @{ Status = $status; Info = (ConvertFrom-MgkaJson $json) }
     }
     $state
+}
+
+function script:Write-MgkaKeepAliveWarnings {
+    # What mgka_keep_alive_stream_open answered: with MGKA_STATUS_OK its warnings are written;
+    # otherwise its error JSON is returned.
+    param([uint32] $Status, [IntPtr] $Pointer)
+    $json = Read-MgkaNativeString -Pointer $Pointer
+    if ($Status -ne $script:MGKA_OK) { return $json }
+    if ($null -ne $json) { foreach ($warning in (ConvertFrom-MgkaJson $json)['warnings']) { Write-Warning $warning } }
 }
 
 function script:Get-MgkaIdentityValue {

@@ -45,19 +45,38 @@ function Invoke-MgKeepCommunicationCallAlive {
         [Parameter()][ValidateRange(1, 256)][int] $ThrottleLimit = 32
     )
 
-    begin { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; $state = $null; $state = Open-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion 'v1.0' -ThrottleLimit $ThrottleLimit; $native = $script:Native; $out = [IntPtr]::Zero; $stream = [uint64]$state.Stream; $kind = [uint32]$state.Kind; $none = [UIntPtr]::Zero; $flags = [uint32]0; if ($kind) { $InputObject = $CallId } }
+    begin {
+        if (-not $script:PrivateLoaded) { Import-MgkaPrivate }
+        $state = $null; $native = $script:Native; $out = [IntPtr]::Zero; $outRef = [ref]$out; $stream = [uint64]0; $kind = [uint32]1; $none = [UIntPtr]::Zero; $flags = [uint32]0
+        # A lone -CallId with nothing else to pass (a bot's timer): the stream opens with constant options, no helper runs.
+        if ($native -and $PSCmdlet.ParameterSetName -eq 'Keep' -and -not ($Headers -or $ResponseHeadersVariable -or $Proxy -or $ProxyCredential -or $ProxyUseDefaultCredentials -or $PSBoundParameters.ContainsKey('HttpPipelineAppend') -or $PSBoundParameters.ContainsKey('HttpPipelinePrepend') -or
+                $VerbosePreference -ne 'SilentlyContinue' -or $DebugPreference -ne 'SilentlyContinue' -or [Environment]::GetEnvironmentVariable('HTTPS_PROXY') -or [Environment]::GetEnvironmentVariable('https_proxy') -or
+                [Environment]::GetEnvironmentVariable('HTTP_PROXY') -or [Environment]::GetEnvironmentVariable('http_proxy') -or [Environment]::GetEnvironmentVariable('NO_PROXY') -or [Environment]::GetEnvironmentVariable('no_proxy'))) {
+            $status = $native::mgka_keep_alive_stream_open($script:KeepAliveOptions['v1.0'], $null, [ref]$stream, [ref]$out)
+            if ($status -or $out -ne [IntPtr]::Zero) { $json = Write-MgkaKeepAliveWarnings -Status $status -Pointer $out; $out = [IntPtr]::Zero; if ($status) { throw "MgKeepAlive internal error: opening a keep-alive stream failed: $json Please report it." } }
+        } else { $state = Open-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion 'v1.0' -ThrottleLimit $ThrottleLimit; $native = $script:Native; $stream = $state.Stream; $kind = $state.Kind }
+        if ($kind) { $InputObject = $CallId }
+    }
     process {
         # Inline, per item: one push into the library's stream (which applies the identity rule),
-        # one ShouldProcess; everything else in Step-MgkaKeepAlive (see Open-MgkaKeepAlive).
+        # one ShouldProcess; everything else in Step-MgkaKeepAlive (see Open-MgkaKeepAlive). The
+        # lone -CallId has no state: one call sends it and, almost always, learns that it succeeded
+        # (mgka_keep_alive_stream_settle); else the same stream is read as for piped items.
         foreach ($item in $InputObject) {
-            $status = if ($item -is [string]) { $native::mgka_keep_alive_stream_push($stream, $kind, $item, [UIntPtr]::new([uint32]$item.Length), $null, $none, $flags, [ref]$out) } else { Push-MgkaKeepAliveObject $state $item ([ref]$out) }
+            $status = if ($item -is [string]) { $native::mgka_keep_alive_stream_push($stream, $kind, $item, [UIntPtr]::new([uint32]$item.Length), $null, $none, $flags, $outRef) } else { Push-MgkaKeepAliveObject $state $item $outRef }
             if ($status -eq 0 -and $out -eq [IntPtr]::Zero) {
-                if ($PSCmdlet.ShouldProcess($item, 'Keep alive')) { $state.Targets.Add($item) } else { $null = $native::mgka_keep_alive_stream_withdraw($stream) }
-            } else { Step-MgkaKeepAlive $state $status $item $out; $out = [IntPtr]::Zero }
+                if (-not $PSCmdlet.ShouldProcess($item, 'Keep alive')) { $null = $native::mgka_keep_alive_stream_withdraw($stream) }
+                elseif ($state) { $state.Targets.Add($item) }
+                elseif ($native::mgka_keep_alive_stream_settle($stream, $script:WaitSliceMs) -eq 0) { if ($PassThru) { $true } }
+                else { $state = Open-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion 'v1.0' -Stream $stream; $state.Targets.Add($item) }
+            } else {
+                if (-not $state) { $state = Open-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion 'v1.0' -Stream $stream }
+                Step-MgkaKeepAlive $state $status $item $out; $out = [IntPtr]::Zero
+            }
         }
     }
-    end { Complete-MgkaKeepAlive -State $state }
-    clean { if ($state) { $null = $script:Native::mgka_keep_alive_stream_close($state.Stream) } }
+    end { if ($state) { Complete-MgkaKeepAlive -State $state } }
+    clean { if ($stream) { $null = $script:Native::mgka_keep_alive_stream_close($stream) } }
 }
 
 function Invoke-MgBetaKeepCommunicationCallAlive {
@@ -80,19 +99,38 @@ function Invoke-MgBetaKeepCommunicationCallAlive {
         [Parameter()][ValidateRange(1, 256)][int] $ThrottleLimit = 32
     )
 
-    begin { if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; $state = $null; $state = Open-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion 'beta' -ThrottleLimit $ThrottleLimit; $native = $script:Native; $out = [IntPtr]::Zero; $stream = [uint64]$state.Stream; $kind = [uint32]$state.Kind; $none = [UIntPtr]::Zero; $flags = [uint32]0; if ($kind) { $InputObject = $CallId } }
+    begin {
+        if (-not $script:PrivateLoaded) { Import-MgkaPrivate }
+        $state = $null; $native = $script:Native; $out = [IntPtr]::Zero; $outRef = [ref]$out; $stream = [uint64]0; $kind = [uint32]1; $none = [UIntPtr]::Zero; $flags = [uint32]0
+        # A lone -CallId with nothing else to pass (a bot's timer): the stream opens with constant options, no helper runs.
+        if ($native -and $PSCmdlet.ParameterSetName -eq 'Keep' -and -not ($Headers -or $ResponseHeadersVariable -or $Proxy -or $ProxyCredential -or $ProxyUseDefaultCredentials -or $PSBoundParameters.ContainsKey('HttpPipelineAppend') -or $PSBoundParameters.ContainsKey('HttpPipelinePrepend') -or
+                $VerbosePreference -ne 'SilentlyContinue' -or $DebugPreference -ne 'SilentlyContinue' -or [Environment]::GetEnvironmentVariable('HTTPS_PROXY') -or [Environment]::GetEnvironmentVariable('https_proxy') -or
+                [Environment]::GetEnvironmentVariable('HTTP_PROXY') -or [Environment]::GetEnvironmentVariable('http_proxy') -or [Environment]::GetEnvironmentVariable('NO_PROXY') -or [Environment]::GetEnvironmentVariable('no_proxy'))) {
+            $status = $native::mgka_keep_alive_stream_open($script:KeepAliveOptions['beta'], $null, [ref]$stream, [ref]$out)
+            if ($status -or $out -ne [IntPtr]::Zero) { $json = Write-MgkaKeepAliveWarnings -Status $status -Pointer $out; $out = [IntPtr]::Zero; if ($status) { throw "MgKeepAlive internal error: opening a keep-alive stream failed: $json Please report it." } }
+        } else { $state = Open-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion 'beta' -ThrottleLimit $ThrottleLimit; $native = $script:Native; $stream = $state.Stream; $kind = $state.Kind }
+        if ($kind) { $InputObject = $CallId }
+    }
     process {
         # Inline, per item: one push into the library's stream (which applies the identity rule),
-        # one ShouldProcess; everything else in Step-MgkaKeepAlive (see Open-MgkaKeepAlive).
+        # one ShouldProcess; everything else in Step-MgkaKeepAlive (see Open-MgkaKeepAlive). The
+        # lone -CallId has no state: one call sends it and, almost always, learns that it succeeded
+        # (mgka_keep_alive_stream_settle); else the same stream is read as for piped items.
         foreach ($item in $InputObject) {
-            $status = if ($item -is [string]) { $native::mgka_keep_alive_stream_push($stream, $kind, $item, [UIntPtr]::new([uint32]$item.Length), $null, $none, $flags, [ref]$out) } else { Push-MgkaKeepAliveObject $state $item ([ref]$out) }
+            $status = if ($item -is [string]) { $native::mgka_keep_alive_stream_push($stream, $kind, $item, [UIntPtr]::new([uint32]$item.Length), $null, $none, $flags, $outRef) } else { Push-MgkaKeepAliveObject $state $item $outRef }
             if ($status -eq 0 -and $out -eq [IntPtr]::Zero) {
-                if ($PSCmdlet.ShouldProcess($item, 'Keep alive')) { $state.Targets.Add($item) } else { $null = $native::mgka_keep_alive_stream_withdraw($stream) }
-            } else { Step-MgkaKeepAlive $state $status $item $out; $out = [IntPtr]::Zero }
+                if (-not $PSCmdlet.ShouldProcess($item, 'Keep alive')) { $null = $native::mgka_keep_alive_stream_withdraw($stream) }
+                elseif ($state) { $state.Targets.Add($item) }
+                elseif ($native::mgka_keep_alive_stream_settle($stream, $script:WaitSliceMs) -eq 0) { if ($PassThru) { $true } }
+                else { $state = Open-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion 'beta' -Stream $stream; $state.Targets.Add($item) }
+            } else {
+                if (-not $state) { $state = Open-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion 'beta' -Stream $stream }
+                Step-MgkaKeepAlive $state $status $item $out; $out = [IntPtr]::Zero
+            }
         }
     }
-    end { Complete-MgkaKeepAlive -State $state }
-    clean { if ($state) { $null = $script:Native::mgka_keep_alive_stream_close($state.Stream) } }
+    end { if ($state) { Complete-MgkaKeepAlive -State $state } }
+    clean { if ($stream) { $null = $script:Native::mgka_keep_alive_stream_close($stream) } }
 }
 
 function Connect-MgGraph {

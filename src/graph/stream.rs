@@ -181,6 +181,41 @@ impl KeepAliveStream {
         Ok(())
     }
 
+    /// [`finish`](Self::finish), then waits up to `timeout` for every answer. `Some(n)`: all `n`
+    /// answers are successes that are only counted (no details, no note to give): they are read
+    /// and the stream is complete. `None`: an answer needs showing or not every answer arrived in
+    /// time: nothing is read; read them with [`next`](Self::next). The common single keep-alive
+    /// in one call, never blocking longer than `timeout`.
+    pub fn settle(&self, timeout: Duration) -> Result<Option<u64>, CoreError> {
+        self.finish()?;
+        let deadline = Instant::now() + timeout;
+        let mut inner = self.shared.lock();
+        loop {
+            if self.details || (self.notes && !inner.note_given && inner.note.is_some()) {
+                return Ok(None);
+            }
+            let mut answered = true;
+            for answer in &inner.answers {
+                match answer {
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) => return Ok(None),
+                    None => answered = false,
+                }
+            }
+            if answered {
+                let count = inner.answers.len() as u64;
+                inner.answers.clear();
+                inner.read += count;
+                return Ok(Some(count));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            inner = self.shared.answered.wait_timeout(inner, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+        }
+    }
+
     /// The next answers in input order, waiting up to `timeout` for a due one.
     pub fn next(&self, timeout: Duration) -> Result<Next, CoreError> {
         let deadline = Instant::now() + timeout;

@@ -92,6 +92,18 @@ int main(int argc, char **argv) {
            MGKA_STATUS_OK, "UserProvidedAccessToken", "connect");
 
     EXPECT(mgka_keep_alive_by_id(active, NULL, &json), MGKA_STATUS_OK, "\"httpStatus\":200", "keep alive by id");
+    /* The single keep-alive through a stream: open, push the call id (UTF-16), settle, close. */
+    uint64_t stream = 0;
+    uint16_t units[128];
+    size_t length = strlen(active) < 128 ? strlen(active) : 128;
+    for (size_t i = 0; i < length; i++) units[i] = (uint16_t)(unsigned char)active[i];
+    json = NULL;
+    CHECK(mgka_keep_alive_stream_open("{\"apiVersion\":\"v1.0\"}", NULL, &stream, &json) == MGKA_STATUS_OK && stream != 0 && json == NULL,
+          "stream open");
+    CHECK(mgka_keep_alive_stream_push(stream, MGKA_ITEM_CALL_ID, units, length, NULL, 0, 0, &json) == MGKA_STATUS_OK && json == NULL,
+          "stream push");
+    CHECK(mgka_keep_alive_stream_settle(stream, 10000) == MGKA_STATUS_OK, "stream settle: kept alive in one call");
+    CHECK(mgka_keep_alive_stream_close(stream) == MGKA_STATUS_OK, "stream close");
     snprintf(request, sizeof request, "{\"callId\":\"%s\"}", active);
     EXPECT(mgka_keep_alive_by_identity(request, "{\"apiVersion\":\"beta\"}", &json), MGKA_STATUS_OK, "/beta/", "keep alive by identity (beta)");
     EXPECT(mgka_keep_alive_by_id(ended, NULL, &json), MGKA_STATUS_GRAPH_ERROR, "\"httpStatus\":404", "ended call is 404");

@@ -120,6 +120,18 @@ Describe 'Keeping calls alive' {
             Assert-KeepAliveSent call-1
         }
 
+        It 'writes one $true for an answer that takes longer than one wait slice (<_>), sending once' -TestCases @('v1.0', 'beta') {
+            # A lone -CallId waits one slice (100 ms) in the library, then reads on as piped items do.
+            $null = Invoke-Emulator POST faults @{ callId = 'call-2'; responses = @(@{ status = 200; delayMs = 400 }) }
+            $command = if ($_ -eq 'beta') { 'Invoke-MgBetaKeepCommunicationCallAlive' } else { 'Invoke-MgKeepCommunicationCallAlive' }
+            $output = @(& $command -CallId call-2 -PassThru)
+            $output.Count | Should -Be 1
+            $output[0] | Should -BeTrue
+            $log = @(Get-EmulatorRequest)
+            $log.Count | Should -Be 1
+            $log[0].apiVersion | Should -Be $_
+        }
+
         It 'writes one $true per pipeline item' {
             $output = @('call-1', 'call-2', 'call-3' | Invoke-MgKeepCommunicationCallAlive -PassThru)
             $output | Should -Be @($true, $true, $true)
