@@ -562,6 +562,39 @@ function script:Open-MgkaKeepAlive {
     $state
 }
 
+function script:Open-MgkaKeepAliveCommand {
+    # The begin block of Invoke-MgKeepCommunicationCallAlive and
+    # Invoke-MgBetaKeepCommunicationCallAlive (they differ only in $ApiVersion); returns
+    # @(state, stream, item kind) for their process blocks, which push every item inline (a
+    # function call per piped item would cost more than the rest). A lone -CallId with nothing else
+    # to pass (a bot's timer) opens its stream with constant options and has no state; anything to
+    # pass (headers, a proxy, the proxy variables as PowerShell sees them, details to show) goes
+    # through Open-MgkaKeepAlive. A simple function: $VerbosePreference and $DebugPreference are
+    # the command's (dynamic scope).
+    param([System.Management.Automation.PSCmdlet] $Cmdlet, [string] $ApiVersion, [int] $ThrottleLimit)
+    $bound = $Cmdlet.MyInvocation.BoundParameters
+    $plain = $Cmdlet.ParameterSetName -eq 'Keep' -and $VerbosePreference -eq 'SilentlyContinue' -and $DebugPreference -eq 'SilentlyContinue' -and
+        -not ($bound['Headers'] -or $bound['ResponseHeadersVariable'] -or $bound['Proxy'] -or $bound['ProxyCredential'] -or $bound['ProxyUseDefaultCredentials']) -and
+        -not ($bound.ContainsKey('HttpPipelineAppend') -or $bound.ContainsKey('HttpPipelinePrepend'))
+    if ($plain) {
+        foreach ($name in 'HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'NO_PROXY', 'no_proxy') {
+            if ([Environment]::GetEnvironmentVariable($name)) { $plain = $false; break }
+        }
+    }
+    if (-not $plain) {
+        $state = Open-MgkaKeepAlive -Cmdlet $Cmdlet -ApiVersion $ApiVersion -ThrottleLimit $ThrottleLimit
+        return $state, $state.Stream, $state.Kind
+    }
+    if ($null -eq $script:Native) { $null = Initialize-MgkaNative }
+    $stream = [uint64]0; $out = [IntPtr]::Zero
+    $status = $script:Native::mgka_keep_alive_stream_open($script:KeepAliveOptions[$ApiVersion], $null, [ref]$stream, [ref]$out)
+    if ($status -or $out -ne [IntPtr]::Zero) {
+        $json = Write-MgkaKeepAliveWarnings -Status $status -Pointer $out
+        if ($status) { throw "MgKeepAlive internal error: opening a keep-alive stream failed: $json Please report it." }
+    }
+    $null, $stream, [uint32]1
+}
+
 function script:Write-MgkaKeepAliveWarnings {
     # What mgka_keep_alive_stream_open answered: with MGKA_STATUS_OK its warnings are written;
     # otherwise its error JSON is returned.

@@ -25,56 +25,6 @@ function Import-MgkaCoexistence {
 
 #region Public commands ---------------------------------------------------------------------------
 
-# The blocks of Invoke-MgKeepCommunicationCallAlive and Invoke-MgBetaKeepCommunicationCallAlive,
-# which differ only in $apiVersion: dot-sourced, so they run in the command's own scope (its
-# parameters, $PSCmdlet) without a function call per piped item.
-$script:KeepAliveBegin = {
-    $state = $null; $native = $script:Native; $stream = [uint64]0; $kind = [uint32]1
-    $out = [IntPtr]::Zero; $outRef = [ref]$out; $none = [UIntPtr]::Zero; $flags = [uint32]0
-    # A lone -CallId with nothing else to pass (a bot's timer): the stream opens with constant
-    # options and no helper runs. Anything to pass (headers, a proxy, the proxy variables as
-    # PowerShell sees them, details to show) goes through Open-MgkaKeepAlive.
-    $plain = $native -and $PSCmdlet.ParameterSetName -eq 'Keep' -and
-        -not ($Headers -or $ResponseHeadersVariable -or $Proxy -or $ProxyCredential -or $ProxyUseDefaultCredentials) -and
-        -not ($PSBoundParameters.ContainsKey('HttpPipelineAppend') -or $PSBoundParameters.ContainsKey('HttpPipelinePrepend')) -and
-        $VerbosePreference -eq 'SilentlyContinue' -and $DebugPreference -eq 'SilentlyContinue'
-    if ($plain) {
-        foreach ($name in 'HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'NO_PROXY', 'no_proxy') {
-            if ([Environment]::GetEnvironmentVariable($name)) { $plain = $false; break }
-        }
-    }
-    if ($plain) {
-        $status = $native::mgka_keep_alive_stream_open($script:KeepAliveOptions[$apiVersion], $null, [ref]$stream, [ref]$out)
-        if ($status -or $out -ne [IntPtr]::Zero) {
-            $json = Write-MgkaKeepAliveWarnings -Status $status -Pointer $out
-            $out = [IntPtr]::Zero
-            if ($status) { throw "MgKeepAlive internal error: opening a keep-alive stream failed: $json Please report it." }
-        }
-    } else {
-        $state = Open-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion $apiVersion -ThrottleLimit $ThrottleLimit
-        $native = $script:Native; $stream = $state.Stream; $kind = $state.Kind
-    }
-    if ($kind) { $InputObject = $CallId }
-}
-$script:KeepAliveProcess = {
-    # Inline, per item: one push into the library's stream (which applies the identity rule),
-    # one ShouldProcess; everything else in Step-MgkaKeepAlive (see Open-MgkaKeepAlive). The
-    # lone -CallId has no state: one call sends it and, almost always, learns that it succeeded
-    # (mgka_keep_alive_stream_settle); else the same stream is read as for piped items.
-    foreach ($item in $InputObject) {
-        $status = if ($item -is [string]) { $native::mgka_keep_alive_stream_push($stream, $kind, $item, [UIntPtr]::new([uint32]$item.Length), $null, $none, $flags, $outRef) } else { Push-MgkaKeepAliveObject $state $item $outRef }
-        if ($status -eq 0 -and $out -eq [IntPtr]::Zero) {
-            if (-not $PSCmdlet.ShouldProcess($item, 'Keep alive')) { $null = $native::mgka_keep_alive_stream_withdraw($stream) }
-            elseif ($state) { $state.Targets.Add($item) }
-            elseif ($native::mgka_keep_alive_stream_settle($stream, $script:WaitSliceMs) -eq 0) { if ($PassThru) { $true } }
-            else { $state = Open-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion $apiVersion -Stream $stream; $state.Targets.Add($item) }
-        } else {
-            if (-not $state) { $state = Open-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion $apiVersion -Stream $stream }
-            Step-MgkaKeepAlive $state $status $item $out; $out = [IntPtr]::Zero
-        }
-    }
-}
-
 function Invoke-MgKeepCommunicationCallAlive {
     # Help: en-US/MgKeepAlive-help.xml (MAML), shared by the v1.0 and beta commands' texts.
     <# .EXTERNALHELP MgKeepAlive-help.xml #>
@@ -95,8 +45,28 @@ function Invoke-MgKeepCommunicationCallAlive {
         [Parameter()][ValidateRange(1, 256)][int] $ThrottleLimit = 32
     )
 
-    begin { $apiVersion = 'v1.0'; if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; . $script:KeepAliveBegin }
-    process { . $script:KeepAliveProcess }
+    begin {
+        if (-not $script:PrivateLoaded) { Import-MgkaPrivate }
+        $state = $null; $stream = [uint64]0; $apiVersion = 'v1.0'
+        $state, $stream, $kind = Open-MgkaKeepAliveCommand $PSCmdlet $apiVersion $ThrottleLimit
+        $native = $script:Native; $out = [IntPtr]::Zero; $outRef = [ref]$out; $none = [UIntPtr]::Zero; $flags = [uint32]0
+        if ($kind) { $InputObject = $CallId }
+    }
+    process {
+        # Per item, inline (see Open-MgkaKeepAliveCommand): push, ShouldProcess, settle a lone -CallId.
+        foreach ($item in $InputObject) {
+            $status = if ($item -is [string]) { $native::mgka_keep_alive_stream_push($stream, $kind, $item, [UIntPtr]::new([uint32]$item.Length), $null, $none, $flags, $outRef) } else { Push-MgkaKeepAliveObject $state $item $outRef }
+            if ($status -eq 0 -and $out -eq [IntPtr]::Zero) {
+                if (-not $PSCmdlet.ShouldProcess($item, 'Keep alive')) { $null = $native::mgka_keep_alive_stream_withdraw($stream) }
+                elseif ($state) { $state.Targets.Add($item) }
+                elseif ($native::mgka_keep_alive_stream_settle($stream, $script:WaitSliceMs) -eq 0) { if ($PassThru) { $true } }
+                else { $state = Open-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion $apiVersion -Stream $stream; $state.Targets.Add($item) }
+            } else {
+                if (-not $state) { $state = Open-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion $apiVersion -Stream $stream }
+                Step-MgkaKeepAlive $state $status $item $out; $out = [IntPtr]::Zero
+            }
+        }
+    }
     end { if ($state) { Complete-MgkaKeepAlive -State $state } }
     clean { if ($stream) { $null = $script:Native::mgka_keep_alive_stream_close($stream) } }
 }
@@ -121,8 +91,28 @@ function Invoke-MgBetaKeepCommunicationCallAlive {
         [Parameter()][ValidateRange(1, 256)][int] $ThrottleLimit = 32
     )
 
-    begin { $apiVersion = 'beta'; if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; . $script:KeepAliveBegin }
-    process { . $script:KeepAliveProcess }
+    begin {
+        if (-not $script:PrivateLoaded) { Import-MgkaPrivate }
+        $state = $null; $stream = [uint64]0; $apiVersion = 'beta'
+        $state, $stream, $kind = Open-MgkaKeepAliveCommand $PSCmdlet $apiVersion $ThrottleLimit
+        $native = $script:Native; $out = [IntPtr]::Zero; $outRef = [ref]$out; $none = [UIntPtr]::Zero; $flags = [uint32]0
+        if ($kind) { $InputObject = $CallId }
+    }
+    process {
+        # Per item, inline (see Open-MgkaKeepAliveCommand): push, ShouldProcess, settle a lone -CallId.
+        foreach ($item in $InputObject) {
+            $status = if ($item -is [string]) { $native::mgka_keep_alive_stream_push($stream, $kind, $item, [UIntPtr]::new([uint32]$item.Length), $null, $none, $flags, $outRef) } else { Push-MgkaKeepAliveObject $state $item $outRef }
+            if ($status -eq 0 -and $out -eq [IntPtr]::Zero) {
+                if (-not $PSCmdlet.ShouldProcess($item, 'Keep alive')) { $null = $native::mgka_keep_alive_stream_withdraw($stream) }
+                elseif ($state) { $state.Targets.Add($item) }
+                elseif ($native::mgka_keep_alive_stream_settle($stream, $script:WaitSliceMs) -eq 0) { if ($PassThru) { $true } }
+                else { $state = Open-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion $apiVersion -Stream $stream; $state.Targets.Add($item) }
+            } else {
+                if (-not $state) { $state = Open-MgkaKeepAlive -Cmdlet $PSCmdlet -ApiVersion $apiVersion -Stream $stream }
+                Step-MgkaKeepAlive $state $status $item $out; $out = [IntPtr]::Zero
+            }
+        }
+    }
     end { if ($state) { Complete-MgkaKeepAlive -State $state } }
     clean { if ($stream) { $null = $script:Native::mgka_keep_alive_stream_close($stream) } }
 }

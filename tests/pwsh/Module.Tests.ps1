@@ -119,16 +119,15 @@ Describe 'Source rules' {
         } | Sort-Object -Unique
         # The keep-alive stream is called directly: a call per piped item, where a PowerShell
         # function call per native call would cost more than the rest (bench/fresh-bulk.ps1).
-        $owners | Should -Be @('Invoke-MgkaNative', 'Open-MgkaKeepAlive', 'Push-MgkaKeepAliveObject', 'Read-MgkaKeepAliveAnswers', 'Read-MgkaNativeString',
+        $owners | Should -Be @('Invoke-MgkaNative', 'Open-MgkaKeepAlive', 'Open-MgkaKeepAliveCommand', 'Push-MgkaKeepAliveObject', 'Read-MgkaKeepAliveAnswers', 'Read-MgkaNativeString',
             'Resolve-MgkaKeeperItem', 'Step-MgkaKeepAlive', 'Complete-MgkaKeepAlive', 'Wait-MgkaOperation' | Sort-Object)
-        # In the .psm1: the keep-alive commands (their clean blocks) and the blocks both dot-source
-        # ($script:KeepAliveBegin, $script:KeepAliveProcess: a function call per piped item would cost more).
+        # In the .psm1: the keep-alive commands' process and clean blocks (a call per piped item).
         $inModule = $moduleAst.FindAll({ $args[0] -is [System.Management.Automation.Language.InvokeMemberExpressionAst] -and "$($args[0].Member)" -like 'mgka_*' }, $true) | ForEach-Object {
             $parent = $_.Parent
-            while ($parent -and $parent -isnot [System.Management.Automation.Language.FunctionDefinitionAst] -and -not ($parent -is [System.Management.Automation.Language.AssignmentStatementAst] -and $parent.Left.Extent.Text -like '$script:KeepAlive*')) { $parent = $parent.Parent }
-            if ($parent -is [System.Management.Automation.Language.AssignmentStatementAst]) { $parent.Left.Extent.Text } else { $parent.Name }
+            while ($parent -and $parent -isnot [System.Management.Automation.Language.FunctionDefinitionAst]) { $parent = $parent.Parent }
+            $parent.Name
         } | Sort-Object -Unique
-        $inModule | Should -Be @('$script:KeepAliveBegin', '$script:KeepAliveProcess', 'Invoke-MgBetaKeepCommunicationCallAlive', 'Invoke-MgKeepCommunicationCallAlive')
+        $inModule | Should -Be @('Invoke-MgBetaKeepCommunicationCallAlive', 'Invoke-MgKeepCommunicationCallAlive')
     }
 }
 
