@@ -187,8 +187,8 @@ function script:Invoke-MgkaNative {
         # An operation handle (uint64_t arguments).
         [uint64] $Operation,
 
-        # uint32_t arguments.
-        [uint32] $TimeoutMs
+        # The uint32_t argument (a wait slice, mgka_error_record's status, ...).
+        [uint32] $Number
     )
 
     if ($null -eq $script:Native) { $null = Initialize-MgkaNative }
@@ -224,7 +224,7 @@ function script:Invoke-MgkaNative {
     }
 
     # The arguments in the function's C order: input texts in order, the secret and its length,
-    # the operation handle and a timeout; the out pointer or handle last.
+    # the operation handle and the number; the out pointer or handle last.
     $name = if ($Function.StartsWith('mgka_')) { $Function } else { 'mgka_' + ($Function -creplace '(?<!^)([A-Z])', '_$1').ToLowerInvariant() }
     $signature = $script:NativeAbi.Functions[$name]
     if ($null -eq $signature) { throw "Invoke-MgkaNative: unknown function '$Function'." }
@@ -238,7 +238,7 @@ function script:Invoke-MgkaNative {
         elseif ($type -eq 'const uint8_t *') { $argv[$i] = $Secret }
         elseif ($type -in 'size_t', 'uintptr_t') { $argv[$i] = if ($Secret) { [UIntPtr]::new([uint64]$Secret.Length) } else { [UIntPtr]::Zero } }
         elseif ($type -eq 'uint64_t') { $argv[$i] = $Operation }
-        elseif ($type -eq 'uint32_t') { $argv[$i] = $TimeoutMs }
+        elseif ($type -eq 'uint32_t') { $argv[$i] = $Number }
         elseif ($type -eq 'char **') { $argv[$i] = [IntPtr]::Zero }
         elseif ($type -eq 'uint64_t *') { $argv[$i] = [uint64]0 }
         else { throw "Invoke-MgkaNative: $name takes a $type, which this helper does not pass." }
@@ -362,8 +362,8 @@ function script:New-MgkaErrorRecord {
         $text = [System.Collections.Specialized.OrderedDictionary]::new()
         $text['ErrorJson'] = if ($null -ne $Info) { ConvertTo-Json -Compress -Depth 8 -EscapeHandling EscapeNonAscii -InputObject $Info }
         $text['Activity'] = $Activity
-        # The status is mgka_error_record's one uint32_t, which Invoke-MgkaNative passes as -TimeoutMs.
-        $r = ConvertFrom-MgkaJson (Invoke-MgkaNative ErrorRecord -Text $text -TimeoutMs $Status).Json
+        # The status is mgka_error_record's uint32_t argument (-Number).
+        $r = ConvertFrom-MgkaJson (Invoke-MgkaNative ErrorRecord -Text $text -Number $Status).Json
     }
     $message = $r['message']
     $exception = if ($null -ne $r['httpStatus']) {
