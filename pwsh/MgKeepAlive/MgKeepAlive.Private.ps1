@@ -460,15 +460,16 @@ function script:Write-MgkaAttemptLog {
 function script:Open-MgkaKeepAlive {
     # The begin block of Invoke-MgKeepCommunicationCallAlive and
     # Invoke-MgBetaKeepCommunicationCallAlive (they differ only in -ApiVersion) but for a lone
-    # -CallId with nothing else to pass (the commands open that stream themselves, see
-    # $script:KeepAliveOptions): writes the warnings, opens the keep-alive stream
-    # (mgka_keep_alive_stream_open) that -CallId or every piped item is pushed into, and returns
-    # the state the other blocks need. With -Stream (the commands' own stream, when its one item
-    # needs more than a success), only the state.
+    # -CallId with nothing else to pass (the commands open that stream themselves): writes the
+    # warnings, opens the keep-alive stream (mgka_keep_alive_stream_open) that -CallId or every
+    # piped item is pushed into, and returns the state the other blocks need. -ConstantOptions:
+    # Open-MgkaKeepAliveCommand found nothing to pass but the API version ($script:KeepAliveOptions).
+    # With -Stream (the commands' own stream, when its one item needs more than a success), only the state.
     param(
         [System.Management.Automation.PSCmdlet] $Cmdlet,
         [string] $ApiVersion,
         [int] $ThrottleLimit,
+        [bool] $ConstantOptions,
         [uint64] $Stream
     )
     $bound = $Cmdlet.MyInvocation.BoundParameters
@@ -487,37 +488,35 @@ function script:Open-MgkaKeepAlive {
         if ($bound['ProxyUseDefaultCredentials']) { $given += ',"ProxyUseDefaultCredentials"' }
 
         # Timeout and retries come from the process-wide request context (Set-MgRequestContext).
-        $options = [ordered]@{ apiVersion = $ApiVersion }
-        $headers = $bound['Headers']
-        if ($headers -and $headers.Count -gt 0) {
-            $extra = [ordered]@{}
-            foreach ($entry in $headers.GetEnumerator()) {
-                $extra[[string]$entry.Key] = (@($entry.Value) | ForEach-Object { [string]$_ }) -join ', '
+        $optionsBytes = $script:KeepAliveOptions[$ApiVersion]
+        if (-not $ConstantOptions) {
+            $options = [ordered]@{ apiVersion = $ApiVersion }
+            $headers = $bound['Headers']
+            if ($headers -and $headers.Count -gt 0) {
+                $extra = [ordered]@{}
+                foreach ($entry in $headers.GetEnumerator()) {
+                    $extra[[string]$entry.Key] = (@($entry.Value) | ForEach-Object { [string]$_ }) -join ', '
+                }
+                $options['headers'] = $extra
             }
-            $options['headers'] = $extra
-        }
-        $proxy = $bound['Proxy']
-        if ($proxy) {
-            if (-not $proxy.IsAbsoluteUri -or $proxy.Scheme -notin 'http', 'https') {
-                # The URI may carry a user name and password: shown, and kept as target, without them.
-                $shown = Format-MgkaUrl $proxy.OriginalString
-                $Cmdlet.ThrowTerminatingError([System.Management.Automation.ErrorRecord]::new(
-                        [System.ArgumentException]::new("-Proxy must be an absolute http or https URI such as http://proxy.contoso.com:3128; it is '$shown'."),
-                        'InvalidProxy', [System.Management.Automation.ErrorCategory]::InvalidArgument, $shown))
+            $proxy = $bound['Proxy']
+            if ($proxy) {
+                if (-not $proxy.IsAbsoluteUri -or $proxy.Scheme -notin 'http', 'https') {
+                    # The URI may carry a user name and password: shown, and kept as target, without them.
+                    $shown = Format-MgkaUrl $proxy.OriginalString
+                    $Cmdlet.ThrowTerminatingError([System.Management.Automation.ErrorRecord]::new(
+                            [System.ArgumentException]::new("-Proxy must be an absolute http or https URI such as http://proxy.contoso.com:3128; it is '$shown'."),
+                            'InvalidProxy', [System.Management.Automation.ErrorCategory]::InvalidArgument, $shown))
+                }
+                $options['proxy'] = [ordered]@{ url = $proxy.OriginalString }
+                $credential = $bound['ProxyCredential']
+                if ($credential) {
+                    $options['proxy']['username'] = $credential.UserName
+                    # Only in the options JSON handed to the library; never written to any stream.
+                    $options['proxy']['password'] = $credential.GetNetworkCredential().Password
+                }
             }
-            $options['proxy'] = [ordered]@{ url = $proxy.OriginalString }
-            $credential = $bound['ProxyCredential']
-            if ($credential) {
-                $options['proxy']['username'] = $credential.UserName
-                # Only in the options JSON handed to the library; never written to any stream.
-                $options['proxy']['password'] = $credential.GetNetworkCredential().Password
-            }
-        }
-        $environmentProxy = Get-MgkaEnvironmentProxy
-        if ($options.Count -eq 1 -and $environmentProxy.Count -eq 0 -and -not $debug) {
-            $optionsBytes = $script:KeepAliveOptions[$ApiVersion]
-        } else {
-            $options['environmentProxy'] = $environmentProxy
+            $options['environmentProxy'] = Get-MgkaEnvironmentProxy
             if ($debug) { $options['debug'] = $true }
             try { $optionsBytes = $script:Utf8.GetBytes((ConvertTo-Json -Compress -Depth 4 -InputObject $options) + [char]0) } catch [System.Text.EncoderFallbackException] { $optionsBytes = $null }
         }
@@ -566,23 +565,26 @@ function script:Open-MgkaKeepAliveCommand {
     # The begin block of Invoke-MgKeepCommunicationCallAlive and
     # Invoke-MgBetaKeepCommunicationCallAlive (they differ only in $ApiVersion); returns
     # @(state, stream, item kind) for their process blocks, which push every item inline (a
-    # function call per piped item would cost more than the rest). A lone -CallId with nothing else
-    # to pass (a bot's timer) opens its stream with constant options and has no state; anything to
-    # pass (headers, a proxy, the proxy variables as PowerShell sees them, details to show) goes
-    # through Open-MgkaKeepAlive. A simple function: $VerbosePreference and $DebugPreference are
-    # the command's (dynamic scope).
+    # function call per piped item would cost more than the rest). Decides, once for both paths,
+    # whether the options carry anything but the API version (-Headers, -Proxy, -Debug, the proxy
+    # variables as PowerShell sees them: $env:, which the library's own environment does not follow
+    # on Linux and macOS); when they do not, the constant $script:KeepAliveOptions are used. A lone
+    # -CallId with nothing else to pass either (a bot's timer) opens its stream here and has no
+    # state; anything else goes through Open-MgkaKeepAlive. A simple function: $VerbosePreference
+    # and $DebugPreference are the command's (dynamic scope).
     param([System.Management.Automation.PSCmdlet] $Cmdlet, [string] $ApiVersion, [int] $ThrottleLimit)
     $bound = $Cmdlet.MyInvocation.BoundParameters
-    $plain = $Cmdlet.ParameterSetName -eq 'Keep' -and $VerbosePreference -eq 'SilentlyContinue' -and $DebugPreference -eq 'SilentlyContinue' -and
-        -not ($bound['Headers'] -or $bound['ResponseHeadersVariable'] -or $bound['Proxy'] -or $bound['ProxyCredential'] -or $bound['ProxyUseDefaultCredentials']) -and
-        -not ($bound.ContainsKey('HttpPipelineAppend') -or $bound.ContainsKey('HttpPipelinePrepend'))
-    if ($plain) {
+    $headers = $bound['Headers']
+    $constant = -not ($headers -and $headers.Count -gt 0) -and -not $bound['Proxy'] -and ($DebugPreference -eq 'SilentlyContinue' -or $DebugPreference -eq 'Ignore')
+    if ($constant) {
         foreach ($name in 'HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'NO_PROXY', 'no_proxy') {
-            if ([Environment]::GetEnvironmentVariable($name)) { $plain = $false; break }
+            if ([Environment]::GetEnvironmentVariable($name)) { $constant = $false; break }
         }
     }
-    if (-not $plain) {
-        $state = Open-MgkaKeepAlive -Cmdlet $Cmdlet -ApiVersion $ApiVersion -ThrottleLimit $ThrottleLimit
+    if (-not ($constant -and $Cmdlet.ParameterSetName -eq 'Keep' -and $VerbosePreference -eq 'SilentlyContinue' -and $DebugPreference -eq 'SilentlyContinue' -and
+            -not ($bound['ResponseHeadersVariable'] -or $bound['ProxyCredential'] -or $bound['ProxyUseDefaultCredentials'] -or
+                $bound.ContainsKey('HttpPipelineAppend') -or $bound.ContainsKey('HttpPipelinePrepend')))) {
+        $state = Open-MgkaKeepAlive -Cmdlet $Cmdlet -ApiVersion $ApiVersion -ThrottleLimit $ThrottleLimit -ConstantOptions $constant
         return $state, $state.Stream, $state.Kind
     }
     if ($null -eq $script:Native) { $null = Initialize-MgkaNative }
