@@ -51,15 +51,6 @@ $script:ExceptionTypes = @{
     Argument = [System.ArgumentException]; ItemNotFound = [System.Management.Automation.ItemNotFoundException]
     Timeout = [System.TimeoutException]; InvalidOperation = [System.InvalidOperationException]; NotSupported = [System.NotSupportedException]
 }
-function script:ConvertTo-MgkaUtf8 {
-    # NUL-terminated UTF-8 for a C string; $null stays $null (a NULL pointer).
-    param([AllowNull()][string] $Text)
-    if ($null -eq $Text) { return $null }
-    $count = $script:Utf8.GetByteCount($Text)
-    $buffer = [byte[]]::new($count + 1)
-    [void]$script:Utf8.GetBytes($Text, 0, $Text.Length, $buffer, 0)
-    , $buffer
-}
 
 function script:Read-MgkaNativeString {
     # Copies a library-owned string and frees it with mgka_string_free.
@@ -170,7 +161,7 @@ function script:Invoke-MgkaNative {
         [string] $Function,
 
         # Input strings in native argument order; each key is the user-facing parameter name
-        # used in error messages. A $null value is passed as a NULL pointer.
+        # used in error messages. A $null value is passed as an empty string.
         [System.Collections.Specialized.OrderedDictionary] $Text,
 
         # Secret bytes (mgka_connect, mgka_connect_start). The caller owns and zeroes them.
@@ -202,7 +193,8 @@ function script:Invoke-MgkaNative {
                 }
             }
             try {
-                $encoded.Add((ConvertTo-MgkaUtf8 -Text ($entry.Value -as [string])))
+                # NUL-terminated UTF-8 ($null as an empty string); a lone surrogate throws.
+                $encoded.Add($script:Utf8.GetBytes($value + [char]0))
             } catch [System.Text.EncoderFallbackException] {
                 return [pscustomobject]@{
                     Status = $script:MGKA_INVALID_ARGUMENT; Operation = [uint64]0
