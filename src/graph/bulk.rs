@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 
-use super::{KeepAliveSuccess, batch_sizes, keep_alive, keep_alive_batch, keep_alive_url, refuses_batched_keep_alive, BatchItem, ItemOutcome, ItemTasks, KeepAliveOptions};
+use super::{batch_sizes, keep_alive, keep_alive_batch, keep_alive_url, refuses_batched_keep_alive, BatchItem, ItemOutcome, ItemTasks, KeepAliveOptions, KeepAliveSuccess};
 use crate::error::CoreError;
 use crate::session::Session;
 
