@@ -1,5 +1,5 @@
-//! Errors of the core. Each maps to exactly one ABI status code in `ffi::status`, and each
-//! serialises to the error JSON documented in the header.
+//! Errors of the core. Each maps to exactly one ABI status code in `ffi::status`; `ffi::error`
+//! turns it into the error JSON documented in the header.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -165,7 +165,8 @@ impl CoreError {
         self
     }
 
-    fn call_id(&self) -> Option<&str> {
+    /// The call the error is about, when known.
+    pub fn call_id(&self) -> Option<&str> {
         match self {
             CoreError::Graph(g) => g.call_id.as_deref(),
             CoreError::Transport { call_id, .. }
@@ -174,50 +175,6 @@ impl CoreError {
             | CoreError::Panic { call_id, .. } => call_id.as_deref(),
             _ => None,
         }
-    }
-
-    /// The error JSON of the ABI: `kind`, `message`, `callId`, `parameter`, plus Graph's fields.
-    pub fn to_json(&self) -> serde_json::Value {
-        let mut value = match self {
-            CoreError::Graph(g) => serde_json::to_value(g.as_ref()).unwrap_or_default(),
-            CoreError::Auth(a) => serde_json::to_value(a.as_ref()).unwrap_or_default(),
-            _ => serde_json::json!({}),
-        };
-        let obj = value.as_object_mut().expect("error JSON is an object");
-        obj.insert("kind".into(), self.kind().into());
-        obj.insert("message".into(), self.to_string().into());
-        obj.insert("callId".into(), self.call_id().into());
-        let parameter = match self {
-            CoreError::InvalidArgument { parameter, .. } => Some(*parameter),
-            _ => None,
-        };
-        obj.insert("parameter".into(), parameter.into());
-        if let CoreError::Transport { attempt_log, .. } | CoreError::Timeout { attempt_log, .. } = self {
-            obj.insert("attempts".into(), attempt_log.len().into());
-            let log = crate::graph::serialize_attempt_log(attempt_log, serde_json::value::Serializer);
-            obj.insert("attemptLog".into(), log.unwrap_or_default());
-        }
-        let record = with_record(&value, self.kind());
-        obj_insert(&mut value, "record", record);
-        value
-    }
-}
-
-/// The error record an error JSON of `kind` makes (see [`crate::error_record`]), or null when
-/// its message is empty: then the host names its own activity in the message
-/// (`mgka_error_record`).
-pub(crate) fn with_record(json: &serde_json::Value, kind: &str) -> serde_json::Value {
-    match json.get("message").and_then(serde_json::Value::as_str) {
-        Some(message) if !message.is_empty() => {
-            serde_json::to_value(crate::error_record::error_record(kind, json, "")).unwrap_or_default()
-        }
-        _ => serde_json::Value::Null,
-    }
-}
-
-fn obj_insert(value: &mut serde_json::Value, key: &str, item: serde_json::Value) {
-    if let Some(obj) = value.as_object_mut() {
-        obj.insert(key.into(), item);
     }
 }
 

@@ -3,7 +3,9 @@
 //! The crate is a safe Rust core that knows nothing of C — the Graph client ([`graph`]), the
 //! credentials ([`auth`]), clouds ([`environment`]), the process-wide connection ([`session`])
 //! and cancellable background operations ([`operation`]) — under a thin C ABI ([`ffi`]) that only
-//! converts pointers, strings and results. The PowerShell module `pwsh/MgKeepAlive` drives the ABI.
+//! converts pointers, strings and results. The core answers with typed results and errors
+//! ([`CoreError`]); their JSON (answers, the error JSON and its error record) is made only in
+//! [`ffi`]. The PowerShell module `pwsh/MgKeepAlive` drives the ABI.
 
 pub mod auth;
 pub mod clock;

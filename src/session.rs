@@ -268,22 +268,21 @@ pub fn context() -> Option<Context> {
 }
 
 /// Keeps many calls alive in the current session (`mgka_keep_alive_bulk_start`): see
-/// [`crate::graph::keep_alive_many_in`], whose answers this returns as JSON (with `notes`, as
-/// [`crate::graph::BulkAnswers::into_json`]).
+/// [`crate::graph::keep_alive_many_in`].
 pub async fn keep_alive_many(
     items: Vec<crate::graph::BulkItem>,
     options: crate::graph::KeepAliveOptions,
     concurrency: usize,
-    details: bool,
-    notes: bool,
-) -> crate::operation::Outcome {
-    Ok(crate::graph::keep_alive_many_in(current()?, items, options, concurrency, details).await.into_json(notes))
+) -> crate::operation::Outcome<crate::graph::BulkAnswers> {
+    Ok(crate::graph::keep_alive_many_in(current()?, items, options, concurrency).await)
 }
 
 /// One keep-alive in the current session. The session is taken once, at the start, so a
 /// concurrent disconnect or reconnect does not affect a request already under way.
-pub async fn keep_alive(call_id: String, options: crate::graph::KeepAliveOptions) -> crate::operation::Outcome {
+pub async fn keep_alive(
+    call_id: String,
+    options: crate::graph::KeepAliveOptions,
+) -> crate::operation::Outcome<crate::graph::KeepAliveSuccess> {
     let session = current()?;
-    let success = crate::graph::keep_alive(&session, &call_id, &options).await.map_err(|e| e.with_call_id(&call_id))?;
-    Ok(serde_json::to_value(success).unwrap_or_default())
+    crate::graph::keep_alive(&session, &call_id, &options).await.map_err(|e| e.with_call_id(&call_id))
 }

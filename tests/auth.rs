@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use graph_emulator::{spawn_blocking_runtime, Config, EmulatorThread, FaultResponse, FaultScript};
 use mgkeepalive::environment::{self, EnvironmentDefinition};
-use mgkeepalive::graph::KeepAliveOptions;
+use mgkeepalive::graph::{KeepAliveOptions, KeepAliveSuccess};
 use mgkeepalive::operation::run_blocking;
 use mgkeepalive::session::{self, ConnectRequest};
 use mgkeepalive::CoreError;
@@ -50,7 +50,7 @@ fn secret_request() -> serde_json::Value {
     serde_json::json!({"authType": "ClientSecret", "environment": "AuthEmulator", "tenantId": TENANT, "clientId": APP})
 }
 
-fn keep_alive(id: &str) -> Result<serde_json::Value, CoreError> {
+fn keep_alive(id: &str) -> Result<KeepAliveSuccess, CoreError> {
     run_blocking(Some(id.into()), session::keep_alive(id.into(), KeepAliveOptions::default()))
 }
 
@@ -132,7 +132,7 @@ fn a_401_renews_once_and_retries_once() {
     let id = f.emu.create_call(None);
     f.emu.push_faults(FaultScript::for_call(&id, vec![FaultResponse::status(401)]));
     let ok = keep_alive(&id).unwrap();
-    assert_eq!(ok["attempts"], 2);
+    assert_eq!(ok.attempts, 2);
     assert_eq!(token_requests(&f.emu), 2);
 
     // Refused twice: the second 401 is the answer, after exactly one renewal.

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use graph_emulator::{EmulatorThread, FaultResponse, FaultScript, LoggedRequest};
 use mgkeepalive::graph::KeepAliveOptions;
-use mgkeepalive::graph::{keep_alive_many_in, BulkAnswers, BulkItem};
+use mgkeepalive::ffi::{bulk_answers_json, core_error_json};
+use mgkeepalive::graph::{keep_alive_many_in, BulkItem};
 use serde_json::Value;
 
 mod common;
@@ -26,9 +27,16 @@ fn bulk(emu: &EmulatorThread, items: Vec<BulkItem>, options: KeepAliveOptions, c
     bulk_with_notes(emu, items, options, concurrency).answers
 }
 
-fn bulk_with_notes(emu: &EmulatorThread, items: Vec<BulkItem>, options: KeepAliveOptions, concurrency: usize) -> BulkAnswers {
+/// A bulk keep-alive's answers and notes, as the ABI gives them (`mgka_keep_alive_bulk_start`).
+struct Answered {
+    answers: Vec<Value>,
+    notes: Vec<String>,
+}
+
+fn bulk_with_notes(emu: &EmulatorThread, items: Vec<BulkItem>, options: KeepAliveOptions, concurrency: usize) -> Answered {
     let session = Arc::new(session_at(&emu.base_url(), TOKEN));
-    run(keep_alive_many_in(session, items, options, concurrency, true))
+    let json = bulk_answers_json(run(keep_alive_many_in(session, items, options, concurrency)), true, true);
+    Answered { answers: json["answers"].as_array().unwrap().clone(), notes: serde_json::from_value(json["notes"].clone()).unwrap() }
 }
 
 /// How the Graph (emulator) treats keep-alives inside `$batch`.
@@ -70,7 +78,7 @@ fn single_answers(emu: &EmulatorThread, ids: &[String], options: &KeepAliveOptio
             let outcome = run(mgkeepalive::graph::keep_alive(&session, id, options)).map_err(|e| e.with_call_id(id));
             visible(&match outcome {
                 Ok(success) => serde_json::json!({"ok": true, "result": success}),
-                Err(error) => serde_json::json!({"ok": false, "error": error.to_json()}),
+                Err(error) => serde_json::json!({"ok": false, "error": core_error_json(&error)}),
             })
         })
         .collect()
@@ -413,7 +421,7 @@ fn cancelling_stops_at_once() {
     let session = Arc::new(session_at(&emu.base_url(), TOKEN));
     let items = items_of(&ids);
     let started = Instant::now();
-    let outcome = run(async { tokio::time::timeout(Duration::from_millis(300), keep_alive_many_in(session, items, KeepAliveOptions::default(), 4, true)).await });
+    let outcome = run(async { tokio::time::timeout(Duration::from_millis(300), keep_alive_many_in(session, items, KeepAliveOptions::default(), 4)).await });
     assert!(outcome.is_err() && started.elapsed() < Duration::from_secs(2));
     std::thread::sleep(Duration::from_millis(300));
     assert!(singles(&emu.requests()).is_empty(), "nothing is sent after the cancel");

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use graph_emulator::{EmulatorThread, FaultResponse, FaultScript};
 use mgkeepalive::graph::{keep_alive, ApiVersion, KeepAliveOptions, MAX_RESPONSE_BYTES};
-use mgkeepalive::operation::{self, Wait};
+use mgkeepalive::operation::{Operations, Wait};
 use mgkeepalive::session::Session;
 use mgkeepalive::CoreError;
 
@@ -172,16 +172,15 @@ fn an_operation_can_be_cancelled_while_the_server_hangs() {
     let id = emu.create_call(None);
     emu.push_faults(FaultScript::for_call(&id, vec![FaultResponse::status(200).delay_ms(30_000)]));
     let s = session(&emu);
-    let handle = operation::start(Some(id.clone()), async move {
-        keep_alive(&s, &id, &KeepAliveOptions::default()).await.map(|ok| serde_json::to_value(ok).unwrap())
-    })
-    .unwrap();
-    assert!(matches!(operation::wait(handle, Duration::from_millis(200)), Some(Wait::Pending)));
+    let operations = Operations::default();
+    let handle = operations.start(Some(id.clone()), async move { keep_alive(&s, &id, &KeepAliveOptions::default()).await }).unwrap();
+    assert!(matches!(operations.wait(handle, Duration::from_millis(200)), Some(Wait::Pending)));
     let started = Instant::now();
-    assert!(operation::cancel(handle));
+    assert!(operations.cancel(handle));
     assert!(started.elapsed() < Duration::from_millis(100));
-    assert!(operation::wait(handle, Duration::from_millis(10)).is_none(), "a cancelled handle is released");
-    assert!(!operation::cancel(handle));
+    assert!(operations.wait(handle, Duration::from_millis(10)).is_none(), "a cancelled handle is released");
+    assert!(!operations.cancel(handle));
+    assert_eq!(operations.outstanding(), 0);
 }
 
 #[test]
@@ -189,15 +188,14 @@ fn a_finished_operation_is_collected_once() {
     let emu = emulator();
     let id = emu.create_call(None);
     let s = session(&emu);
-    let handle = operation::start(None, async move {
-        keep_alive(&s, &id, &KeepAliveOptions::default()).await.map(|ok| serde_json::to_value(ok).unwrap())
-    })
-    .unwrap();
-    match operation::wait(handle, Duration::from_secs(10)) {
-        Some(Wait::Finished(Ok(success))) => assert_eq!(success["httpStatus"], 200),
+    let operations = Operations::default();
+    let handle = operations.start(None, async move { keep_alive(&s, &id, &KeepAliveOptions::default()).await }).unwrap();
+    match operations.wait(handle, Duration::from_secs(10)) {
+        Some(Wait::Finished(Ok(success))) => assert_eq!(success.http_status, 200),
         _ => panic!("expected success"),
     }
-    assert!(operation::wait(handle, Duration::from_millis(1)).is_none());
+    assert!(operations.wait(handle, Duration::from_millis(1)).is_none());
+    assert_eq!(operations.outstanding(), 0);
 }
 
 #[test]

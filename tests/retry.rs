@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use graph_emulator::{EmulatorThread, FaultResponse, FaultScript};
 use mgkeepalive::graph::{keep_alive, KeepAliveOptions, KeepAliveSuccess};
-use mgkeepalive::operation::{self, Wait};
+use mgkeepalive::operation::{Operations, Wait};
 use mgkeepalive::session::Session;
 use mgkeepalive::CoreError;
 
@@ -97,7 +97,7 @@ fn the_final_error_tells_how_many_attempts_and_the_last_answer() {
     let Err(CoreError::Graph(e)) = result else { panic!("expected the 503") };
     assert_eq!((e.http_status, e.attempts, e.attempt_log.len()), (503, 3, 3));
     assert_eq!(emu.requests().len(), 3);
-    let json = CoreError::Graph(e).to_json();
+    let json = mgkeepalive::ffi::core_error_json(&CoreError::Graph(e));
     assert_eq!(json["attempts"], 3);
     assert_eq!(json["attemptLog"][2]["status"], 503);
 }
@@ -163,14 +163,12 @@ fn cancelling_interrupts_a_retry_after_wait() {
     emu.push_faults(FaultScript::for_call(&id, vec![FaultResponse::status(429).retry_after("20")]));
     let session = session_at(&emu.base_url());
     let call = id.clone();
-    let handle = operation::start(Some(id), async move {
-        keep_alive(&session, &call, &KeepAliveOptions::default()).await.map(|ok| serde_json::to_value(ok).unwrap())
-    })
-    .unwrap();
-    assert!(matches!(operation::wait(handle, Duration::from_millis(300)), Some(Wait::Pending)));
+    let operations = Operations::default();
+    let handle = operations.start(Some(id), async move { keep_alive(&session, &call, &KeepAliveOptions::default()).await }).unwrap();
+    assert!(matches!(operations.wait(handle, Duration::from_millis(300)), Some(Wait::Pending)));
     assert_eq!(emu.requests().len(), 1, "waiting out Retry-After");
     let started = Instant::now();
-    assert!(operation::cancel(handle));
+    assert!(operations.cancel(handle));
     assert!(started.elapsed() < Duration::from_millis(100));
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(emu.requests().len(), 1, "no retry after cancellation");

@@ -43,7 +43,7 @@ fn with_user_info(scheme_and_rest: &str) -> String {
 }
 
 fn error_text(error: &CoreError) -> String {
-    format!("{} {}", error, error.to_json())
+    format!("{} {}", error, mgkeepalive::ffi::core_error_json(error))
 }
 
 fn connect(json: serde_json::Value, secret: &[u8]) -> Result<serde_json::Value, CoreError> {

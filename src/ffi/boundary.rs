@@ -1,11 +1,15 @@
 //! The one place where pointers, strings and panics are handled for every export.
 
 use std::ffi::{c_char, CStr, CString};
+use std::future::Future;
 use std::panic::{catch_unwind, UnwindSafe};
 
+use once_cell::sync::Lazy;
+
+use super::error::{core_error_json, with_record};
 use super::MgkaStatus;
 use crate::error::{panic_description, CoreError};
-use crate::operation::Outcome;
+use crate::operation::{self, Operations, Outcome};
 
 /// Why an export failed: a core error, or a problem with the arguments at the ABI itself.
 pub(crate) enum Failure {
@@ -32,13 +36,13 @@ impl Failure {
 
     fn to_json(&self) -> String {
         match self {
-            Failure::Core(e) => e.to_json().to_string(),
+            Failure::Core(e) => core_error_json(e).to_string(),
             Failure::Named(e, id) => error_json(e, Some(id)).to_string(),
             Failure::Abi(status, message) => {
                 let mut json = serde_json::json!({
                     "kind": status.name(), "message": message, "callId": null, "parameter": null,
                 });
-                json["record"] = crate::error::with_record(&json, status.name());
+                json["record"] = with_record(&json, status.name());
                 json.to_string()
             }
         }
@@ -47,7 +51,7 @@ impl Failure {
 
 /// A core error's JSON, with `"errorId"` when given.
 pub(crate) fn error_json(error: &CoreError, error_id: Option<&str>) -> serde_json::Value {
-    let mut json = error.to_json();
+    let mut json = core_error_json(error);
     if let (Some(id), Some(object)) = (error_id, json.as_object_mut()) {
         object.insert("errorId".into(), id.into());
         // The record hosts make (see crate::error) carries the same id.
@@ -136,9 +140,31 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(json: &str, parameter: 
     serde_json::from_str(json).map_err(|e| CoreError::invalid(parameter, format!("The {parameter} request JSON is invalid: {e}.")))
 }
 
-/// An operation's outcome as the JSON answer.
-pub(crate) fn outcome_json(outcome: Outcome) -> Result<String, Failure> {
-    Ok(outcome?.to_string())
+/// The operations the `*_start` exports began, their results already JSON text (made when
+/// the work finishes, on the library's runtime), collected by `mgka_operation_wait`.
+pub(crate) static OPERATIONS: Lazy<Operations<String>> = Lazy::new(Operations::default);
+
+/// Starts `work` as an operation of the ABI: its typed answer becomes the JSON of the wait.
+pub(crate) fn start_operation<T, F>(call_id: Option<String>, work: F) -> Result<u64, CoreError>
+where
+    T: serde::Serialize,
+    F: Future<Output = Outcome<T>> + Send + 'static,
+{
+    OPERATIONS.start(call_id, async move { json_text(&work.await?) })
+}
+
+/// Runs `work` to completion (the blocking exports) and gives its answer as JSON.
+pub(crate) fn run_to_json<T, F>(call_id: Option<String>, work: F) -> Result<String, Failure>
+where
+    T: serde::Serialize + Send + 'static,
+    F: Future<Output = Outcome<T>> + Send + 'static,
+{
+    Ok(json_text(&operation::run_blocking(call_id, work)?)?)
+}
+
+fn json_text<T: serde::Serialize>(answer: &T) -> Outcome<String> {
+    serde_json::to_string(answer)
+        .map_err(|e| CoreError::Panic { call_id: None, message: format!("Internal error in MgKeepAlive: cannot serialise the answer: {e}") })
 }
 
 /// Runs a `*_start` export's body behind the panic boundary and writes the operation handle.

@@ -1,9 +1,11 @@
-//! Error records: what a host needs to show a failed call the way Microsoft's cmdlets do.
+//! Errors at the ABI: a core error's JSON, and the error records a host needs to show a failed
+//! call the way Microsoft's cmdlets do.
 
 use std::ffi::c_char;
 
 use super::boundary::{optional_str_arg, respond, to_json};
 use super::MgkaStatus;
+use crate::error::CoreError;
 use crate::error_record::error_record;
 
 /// Every status, by value (values are stable and never reused).
@@ -27,6 +29,46 @@ const STATUSES: [MgkaStatus; 14] = [
 /// A status's name (`GraphError`), or `Status<n>` for a value this library does not know.
 pub(crate) fn status_name(status: u32) -> String {
     STATUSES.iter().find(|s| **s as u32 == status).map_or_else(|| format!("Status{status}"), |s| s.name().to_owned())
+}
+
+/// The error JSON of the ABI for a core error: `kind`, `message`, `callId`, `parameter`, Graph's
+/// or the token endpoint's fields, the attempt log of a transport error or timeout, and the
+/// `record` hosts show (see [`with_record`]).
+pub fn core_error_json(error: &CoreError) -> serde_json::Value {
+    let mut value = match error {
+        CoreError::Graph(g) => serde_json::to_value(g.as_ref()).unwrap_or_default(),
+        CoreError::Auth(a) => serde_json::to_value(a.as_ref()).unwrap_or_default(),
+        _ => serde_json::json!({}),
+    };
+    let Some(obj) = value.as_object_mut() else { return value };
+    obj.insert("kind".into(), error.kind().into());
+    obj.insert("message".into(), error.to_string().into());
+    obj.insert("callId".into(), error.call_id().into());
+    let parameter = match error {
+        CoreError::InvalidArgument { parameter, .. } => Some(*parameter),
+        _ => None,
+    };
+    obj.insert("parameter".into(), parameter.into());
+    if let CoreError::Transport { attempt_log, .. } | CoreError::Timeout { attempt_log, .. } = error {
+        obj.insert("attempts".into(), attempt_log.len().into());
+        let log = crate::graph::serialize_attempt_log(attempt_log, serde_json::value::Serializer);
+        obj.insert("attemptLog".into(), log.unwrap_or_default());
+    }
+    let record = with_record(&value, error.kind());
+    if let Some(obj) = value.as_object_mut() {
+        obj.insert("record".into(), record);
+    }
+    value
+}
+
+/// The error record an error JSON of `kind` makes (see [`crate::error_record`]), or null when
+/// its message is empty: then the host names its own activity in the message
+/// (`mgka_error_record`).
+pub(crate) fn with_record(json: &serde_json::Value, kind: &str) -> serde_json::Value {
+    match json.get("message").and_then(serde_json::Value::as_str) {
+        Some(message) if !message.is_empty() => serde_json::to_value(error_record(kind, json, "")).unwrap_or_default(),
+        _ => serde_json::Value::Null,
+    }
 }
 
 /// The error record of a failed call: `status` (an `MgkaStatus` value) with its error JSON

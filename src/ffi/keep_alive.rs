@@ -2,11 +2,11 @@
 
 use std::ffi::c_char;
 
-use super::boundary::{optional_str_arg, outcome_json, parse_json, respond, start, str_arg, Failure};
+use super::boundary::{optional_str_arg, parse_json, respond, run_to_json, start, start_operation, str_arg, Failure};
+use super::error::core_error_json;
 use super::MgkaStatus;
 use crate::error::CoreError;
-use crate::graph::{call_id_from_identity_json, KeepAliveOptions};
-use crate::operation;
+use crate::graph::{call_id_from_identity_json, BulkAnswers, KeepAliveOptions};
 use crate::session;
 
 /// Keeps a call alive; blocks until done or the client timeout (`timeoutMs`, default 300 s).
@@ -24,7 +24,7 @@ pub unsafe extern "C" fn mgka_keep_alive_by_id(
 ) -> MgkaStatus {
     respond(out_json, || {
         let (id, options) = id_request(call_id, options_json)?;
-        outcome_json(operation::run_blocking(Some(id.clone()), session::keep_alive(id, options)))
+        run_to_json(Some(id.clone()), session::keep_alive(id, options))
     })
 }
 
@@ -42,7 +42,7 @@ pub unsafe extern "C" fn mgka_keep_alive_by_identity(
     respond(out_json, || {
         let (identity, options) = identity_request(identity_json, options_json)?;
         let id = call_id_from_identity_json(identity)?;
-        outcome_json(operation::run_blocking(Some(id.clone()), session::keep_alive(id, options)))
+        run_to_json(Some(id.clone()), session::keep_alive(id, options))
     })
 }
 
@@ -62,7 +62,7 @@ pub unsafe extern "C" fn mgka_keep_alive_by_id_start(
     start(out_operation, || {
         let id = str_arg(call_id, "call_id")?.to_owned();
         let options = optional_str_arg(options_json, "options_json")?.map(str::to_owned);
-        Ok(operation::start(Some(id.clone()), async move {
+        Ok(start_operation(Some(id.clone()), async move {
             let options = parse_options(options.as_deref())?;
             session::keep_alive(id, options).await
         })?)
@@ -82,7 +82,7 @@ pub unsafe extern "C" fn mgka_keep_alive_by_identity_start(
     start(out_operation, || {
         let identity = str_arg(identity_json, "identity_json")?.to_owned();
         let options = optional_str_arg(options_json, "options_json")?.map(str::to_owned);
-        Ok(operation::start(None, async move {
+        Ok(start_operation(None, async move {
             let id = call_id_from_identity_json(&identity)?;
             let options = parse_options(options.as_deref())?;
             session::keep_alive(id, options).await
@@ -117,14 +117,34 @@ pub unsafe extern "C" fn mgka_keep_alive_bulk_start(
     start(out_operation, || {
         let request = str_arg(request_json, "request_json")?.to_owned();
         let options = optional_str_arg(options_json, "options_json")?.map(str::to_owned);
-        Ok(operation::start(None, async move {
+        Ok(start_operation(None, async move {
             let request: BulkRequest = parse_json(&request, "InputObject")?;
             let (details, notes) = (request.details.unwrap_or(true), request.notes);
             let (items, concurrency) = request.into_items()?;
             let options = parse_options(options.as_deref())?;
-            session::keep_alive_many(items, options, concurrency, details, notes).await
+            Ok(bulk_answers_json(session::keep_alive_many(items, options, concurrency).await?, details, notes))
         })?)
     })
+}
+
+/// A bulk keep-alive's answer JSON (see `mgka_keep_alive_bulk_start`): one answer per item,
+/// `{"ok":true,"result":{...}}` (`{"ok":true}` without `details`) or `{"ok":false,"error":{...}}`;
+/// with `notes`, `{"answers":[...],"notes":[...]}`.
+pub fn bulk_answers_json(bulk: BulkAnswers, details: bool, notes: bool) -> serde_json::Value {
+    let answers: serde_json::Value = bulk
+        .answers
+        .iter()
+        .map(|answer| match answer {
+            Ok(success) if details => serde_json::json!({ "ok": true, "result": success }),
+            Ok(_) => serde_json::json!({ "ok": true }),
+            Err(error) => serde_json::json!({ "ok": false, "error": core_error_json(error) }),
+        })
+        .collect();
+    if notes {
+        serde_json::json!({ "answers": answers, "notes": bulk.notes })
+    } else {
+        answers
+    }
 }
 
 unsafe fn id_request(call_id: *const c_char, options_json: *const c_char) -> Result<(String, KeepAliveOptions), Failure> {

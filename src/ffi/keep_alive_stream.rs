@@ -7,6 +7,7 @@ use std::ffi::c_char;
 use std::time::Duration;
 
 use super::boundary::{answer, catch, guard, optional_str_arg, respond, write_string, Failure};
+use super::error::core_error_json;
 use super::MgkaStatus;
 use crate::error::CoreError;
 use crate::graph::stream::{self, Next, Pushed, StreamAnswer, StreamSettings};
@@ -285,7 +286,7 @@ fn answer_json(answer: StreamAnswer) -> String {
     match answer {
         StreamAnswer::Note(note) => serde_json::json!({ "note": note }),
         StreamAnswer::Item(Ok(success)) => serde_json::json!({ "ok": true, "result": success }),
-        StreamAnswer::Item(Err(error)) => serde_json::json!({ "ok": false, "error": error.to_json() }),
+        StreamAnswer::Item(Err(error)) => serde_json::json!({ "ok": false, "error": core_error_json(&error) }),
     }
     .to_string()
 }

@@ -5,11 +5,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use super::boundary::{error_json, optional_str_arg, parse_json, respond, start, str_arg, to_json};
+use super::boundary::{error_json, optional_str_arg, parse_json, respond, start, start_operation, str_arg, to_json};
 use super::MgkaStatus;
 use crate::error::CoreError;
 use crate::keeper::{self, CallAnswer, KeeperState, WaitRequest, WaitStep, Waiter};
-use crate::operation::{self, Outcome};
+use crate::operation::Outcome;
 
 /// Registers calls with the background keeper, or updates the interval of calls already kept.
 /// `request_json`: `{"callIds":["..."],"intervalMs":900000}` (interval ≥ 1000 ms). Returns at
@@ -148,7 +148,7 @@ struct WaitJson {
 pub unsafe extern "C" fn mgka_keeper_wait_start(request_json: *const c_char, out_operation: *mut u64) -> MgkaStatus {
     start(out_operation, || {
         let request = str_arg(request_json, "request_json")?.to_owned();
-        Ok(operation::start(None, async move {
+        Ok(start_operation(None, async move {
             let request: WaitJson = parse_json(&request, "Keeper")?;
             let timeout_ticks = request.timeout_ms.map(|ms| {
                 if ms.is_finite() && ms > 0.0 { (ms * 10_000.0).round().min(u64::MAX as f64) as u64 } else { 0 }
@@ -161,10 +161,10 @@ pub unsafe extern "C" fn mgka_keeper_wait_start(request_json: *const c_char, out
 
 /// One step of a wait; the next step is started before this one answers, so the host only ever
 /// holds one handle.
-fn wait_step(mut waiter: Waiter) -> Pin<Box<dyn Future<Output = Outcome> + Send>> {
+fn wait_step(mut waiter: Waiter) -> Pin<Box<dyn Future<Output = Outcome<serde_json::Value>> + Send>> {
     Box::pin(async move {
         let step = waiter.next().await;
-        let next = if step.done { 0 } else { operation::start(None, wait_step(waiter))? };
+        let next = if step.done { 0 } else { start_operation(None, wait_step(waiter))? };
         Ok(step_json(step, next))
     })
 }

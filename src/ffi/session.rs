@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use zeroize::Zeroizing;
 
-use super::boundary::{outcome_json, parse_json, respond, start, str_arg, to_json, Failure};
+use super::boundary::{parse_json, respond, run_to_json, start, start_operation, str_arg, to_json, Failure};
 use super::MgkaStatus;
 use crate::error::CoreError;
-use crate::operation::{self, Outcome};
+use crate::operation::Outcome;
 use crate::request_context::{self, RequestContext, RequestContextChange};
-use crate::session::{self, ConnectRequest};
+use crate::session::{self, ConnectRequest, Context};
 
 /// Connects the process and acquires the first token, so a wrong secret, app, tenant or cloud
 /// fails here (`MGKA_STATUS_AUTH_ERROR`, with Entra ID's `error`, `errorCodes`, `traceId` and
@@ -36,7 +36,7 @@ pub unsafe extern "C" fn mgka_connect(
 ) -> MgkaStatus {
     respond(out_json, || {
         let (request, secret) = connect_args(request_json, secret, secret_len)?;
-        outcome_json(operation::run_blocking(None, connect(request, secret)))
+        run_to_json(None, connect(request, secret))
     })
 }
 
@@ -55,7 +55,7 @@ pub unsafe extern "C" fn mgka_connect_start(
 ) -> MgkaStatus {
     start(out_operation, || {
         let (request, secret) = connect_args(request_json, secret, secret_len)?;
-        Ok(operation::start(None, connect(request, secret))?)
+        Ok(start_operation(None, connect(request, secret))?)
     })
 }
 
@@ -163,8 +163,8 @@ unsafe fn connect_args(
 }
 
 /// Parses the request inside the operation, so that a bad request is the operation's result.
-async fn connect(request: String, secret: Zeroizing<Vec<u8>>) -> Outcome {
+async fn connect(request: String, secret: Zeroizing<Vec<u8>>) -> Outcome<Context> {
     let request: ConnectRequest = serde_json::from_str(&request)
         .map_err(|e| CoreError::invalid("Connect", format!("The connect request JSON is invalid: {e}.")))?;
-    Ok(serde_json::to_value(session::connect(request, secret).await?).unwrap_or_default())
+    session::connect(request, secret).await
 }

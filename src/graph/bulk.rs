@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 
-use super::{batch_sizes, keep_alive, keep_alive_batch, keep_alive_url, refuses_batched_keep_alive, BatchItem, ItemOutcome, ItemTasks, KeepAliveOptions};
+use super::{batch_sizes, keep_alive, keep_alive_batch, keep_alive_url, refuses_batched_keep_alive, BatchItem, ItemOutcome, ItemTasks, KeepAliveOptions, KeepAliveSuccess};
 use crate::error::CoreError;
 use crate::session::Session;
 
@@ -28,20 +28,8 @@ pub const MAX_BULK_CONCURRENCY: usize = 256;
 /// (shown with -Verbose), such as that this Graph refuses batched keep-alives.
 #[derive(Debug, Default)]
 pub struct BulkAnswers {
-    pub answers: Vec<serde_json::Value>,
+    pub answers: Vec<Result<KeepAliveSuccess, CoreError>>,
     pub notes: Vec<String>,
-}
-
-impl BulkAnswers {
-    /// The answers' JSON array, or with `notes` the object `{"answers":[...],"notes":[...]}`.
-    pub fn into_json(self, notes: bool) -> serde_json::Value {
-        let answers = serde_json::Value::Array(self.answers);
-        if notes {
-            serde_json::json!({ "answers": answers, "notes": self.notes })
-        } else {
-            answers
-        }
-    }
 }
 
 /// Whether keep-alives of `count` items to send would go through JSON batching (more than one,
@@ -51,20 +39,18 @@ pub fn batching_applies(options: &KeepAliveOptions, count: usize) -> bool {
 }
 
 /// Keeps many calls alive in `session` with at most `concurrency` requests in flight, answering
-/// one result per item in input order: `{"ok":true,"result":{...}}` (with `details`; else
-/// `{"ok":true}`) or `{"ok":false,"error":{...}}`. Items that cannot be resolved (an identity
-/// without a call id, an invalid id) get their error without anything being sent. See
+/// one result per item in input order. Items that cannot be resolved (an identity without a call
+/// id, an invalid id) get their error without anything being sent. See
 /// [`keep_alive_each`]. Cancelling the returned future aborts every request still under way.
 pub async fn keep_alive_many_in(
     session: Arc<Session>,
     items: Vec<BulkItem>,
     options: KeepAliveOptions,
     concurrency: usize,
-    details: bool,
 ) -> BulkAnswers {
     let permits = Arc::new(Semaphore::new(concurrency.clamp(1, MAX_BULK_CONCURRENCY)));
     let options = Arc::new(options);
-    let mut answers = vec![serde_json::Value::Null; items.len()];
+    let mut answers: Vec<Option<Result<KeepAliveSuccess, CoreError>>> = Vec::with_capacity(items.len());
     let mut ids = Vec::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
         let id = match (item.call_id, item.identity) {
@@ -73,21 +59,26 @@ pub async fn keep_alive_many_in(
             _ => Err(CoreError::invalid("InputObject", "Each item needs exactly one of callId or identity.")),
         };
         match id {
-            Ok(id) => ids.push((index, id)),
-            Err(error) => answers[index] = answer(Err(error), details),
+            Ok(id) => {
+                ids.push((index, id));
+                answers.push(None);
+            }
+            Err(error) => answers.push(Some(Err(error))),
         }
     }
     let batching = batching_applies(&options, ids.len());
     let graph = session.environment.graph_endpoint.clone();
     keep_alive_each(session, ids, options.clone(), permits, |done| {
         for (index, outcome) in done {
-            answers[index] = answer(outcome, details);
+            answers[index] = Some(outcome);
         }
     })
     .await;
     let refused = batching && refuses_batched_keep_alive(&graph, options.api_version);
     let notes = if refused { vec![super::refusal_note(&graph, options.api_version)] } else { Vec::new() };
-    BulkAnswers { answers, notes }
+    // `keep_alive_each` answers every position once; a position left unanswered would be a bug.
+    let unanswered = || Err(CoreError::Panic { call_id: None, message: "Internal error in MgKeepAlive: a bulk item got no answer.".into() });
+    BulkAnswers { answers: answers.into_iter().map(|a| a.unwrap_or_else(unanswered)).collect(), notes }
 }
 
 /// Keeps `items` (position, call id) alive in `session`, calling `record` with each group of
@@ -150,13 +141,5 @@ pub async fn keep_alive_each(
     }
     while let Some(done) = tasks.join_next().await {
         record(done);
-    }
-}
-
-fn answer(outcome: Result<super::KeepAliveSuccess, CoreError>, details: bool) -> serde_json::Value {
-    match outcome {
-        Ok(success) if details => serde_json::json!({ "ok": true, "result": success }),
-        Ok(_) => serde_json::json!({ "ok": true }),
-        Err(error) => serde_json::json!({ "ok": false, "error": error.to_json() }),
     }
 }

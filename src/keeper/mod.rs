@@ -194,7 +194,7 @@ pub fn list_named(call_ids: Vec<String>, states: Option<Vec<KeeperState>>) -> Ve
     let listed = list(Some(call_ids.clone()), None);
     let mut seen: HashSet<&str> = listed.iter().map(|s| s.call_id.as_str()).collect();
     let missing: Vec<CallAnswer> = call_ids.iter().filter(|id| seen.insert(id.as_str())).map(|id| not_kept(id)).collect();
-    let wanted = |s: &CallSnapshot| states.as_ref().is_none_or(|w| w.contains(&s.state));
+    let wanted = |s: &CallSnapshot| states.as_ref().map_or(true, |w| w.contains(&s.state));
     listed.into_iter().filter(wanted).map(CallAnswer::State).chain(missing).collect()
 }
 
@@ -203,7 +203,7 @@ pub fn list(call_ids: Option<Vec<String>>, states: Option<Vec<KeeperState>>) -> 
     let now = Instant::now();
     let wall = SystemTime::now();
     let calls = lock(&KEEPER.calls);
-    let wanted = |e: &Entry| states.as_ref().is_none_or(|s| s.contains(&e.state));
+    let wanted = |e: &Entry| states.as_ref().map_or(true, |s| s.contains(&e.state));
     let mut out: Vec<CallSnapshot> = match call_ids {
         None => calls.iter().filter(|(_, e)| wanted(e)).map(|(id, e)| e.snapshot(id, now, wall)).collect(),
         Some(ids) => ids
@@ -220,7 +220,7 @@ pub fn list(call_ids: Option<Vec<String>>, states: Option<Vec<KeeperState>>) -> 
 /// Events after `after` (a sequence number), waiting up to `timeout` for the first one.
 /// Returns the events and the last sequence number handed out so far.
 pub fn events(after: u64, timeout: Duration) -> (Vec<KeeperEvent>, u64) {
-    let pending = |q: &VecDeque<KeeperEvent>| q.back().is_none_or(|e| e.seq <= after);
+    let pending = |q: &VecDeque<KeeperEvent>| q.back().map_or(true, |e| e.seq <= after);
     let guard = lock(&KEEPER.events);
     let (guard, _) = KEEPER.event_added.wait_timeout_while(guard, timeout, |q| pending(q)).unwrap_or_else(|p| p.into_inner());
     let list: Vec<KeeperEvent> = guard.iter().filter(|e| e.seq > after).cloned().collect();
@@ -390,7 +390,7 @@ async fn keep_one(id: Arc<str>, generation: u32, _permit: tokio::sync::OwnedSema
             if let Some(wait) = retry_after {
                 let until = after(now, wait);
                 let mut paused = lock(&KEEPER.paused_until);
-                if paused.is_none_or(|p| p < until) {
+                if paused.map_or(true, |p| p < until) {
                     *paused = Some(until);
                 }
             }
