@@ -1,7 +1,9 @@
-# MgKeepAlive: the module's private helpers: native interop, keep-alive and bulk paths, error
-# records, the keeper's helpers. Dot-sourced by Import-MgkaPrivate on the first command that runs
-# in a session, not at import: import time is a feature, and defining these ~60 functions and the
-# .NET objects below costs more than the rest of the import. The functions are defined in the
+# MgKeepAlive: the module's private helpers: native interop, a lone -CallId's keep-alive, error
+# records, the management commands' helpers. Dot-sourced by Import-MgkaPrivate on the first command
+# that runs in a session, not at import: import time is a feature, and defining these functions and
+# the .NET objects below costs more than the rest of the import. The rest of the keep-alive path
+# (MgKeepAlive.Stream.ps1) and the keeper's helpers (MgKeepAlive.Keeper.ps1) are loaded when first
+# needed: a cold job (connect, keep one call alive) parses neither. The functions are defined in the
 # module's script scope (function script:...), where the module's Set-StrictMode -Version 3.0
 # applies; every native call goes through Invoke-MgkaNative, except the keep-alive stream's
 # (Open-MgkaKeepAlive and the keep-alive commands: a call per piped item, and a lone -CallId's
@@ -21,6 +23,8 @@ $script:MGKA_PENDING = [uint32]9
 
 # The sign-in helpers of MgKeepAlive.Auth.ps1 are dot-sourced on first use.
 $script:AuthHelpersLoaded = $false
+# The keeper's helpers (MgKeepAlive.Keeper.ps1) are dot-sourced on first use (Import-MgkaKeeper).
+$script:KeeperLoaded = $false
 # What Set-MgRequestContext set, for Microsoft.Graph.Authentication when it loads later.
 $script:MicrosoftRequestContext = [ordered]@{}
 
@@ -35,11 +39,6 @@ foreach ($version in 'v1.0', 'beta') { $script:KeepAliveOptions[$version] = $scr
 # Wait slice: how long one native wait may block, i.e. how soon Ctrl+C is honoured.
 $script:WaitSliceMs = [uint32]100
 
-# Piped input: when Write-Progress starts (items done). Chunks and concurrency are the library's
-# (mgka_keep_alive_stream_open).
-$script:BulkProgressAfter = 500
-$script:BulkProgressId = 0x4D474B41
-
 # Get-MgContext's enums (MgKeepAlive.Types.ps1) are defined by the first context built: defining
 # types costs start-up time that keep-alive-only commands need not pay.
 $script:ContextTypes = $null
@@ -51,22 +50,6 @@ $script:ExceptionTypes = @{
     HttpRequest = [System.Net.Http.HttpRequestException]; Authentication = [System.Security.Authentication.AuthenticationException]
     Argument = [System.ArgumentException]; ItemNotFound = [System.Management.Automation.ItemNotFoundException]
     Timeout = [System.TimeoutException]; InvalidOperation = [System.InvalidOperationException]; NotSupported = [System.NotSupportedException]
-}
-# Microsoft's keep-alive commands are proxies of generated cmdlets (one per parameter set, such
-# as InvokeMgKeepCommunicationCallAlive_Keep); their error records are named after those.
-$script:KeepAliveCmdletNames = @{
-    'v1.0' = @{ Namespace = 'Microsoft.Graph.PowerShell.Cmdlets'; Type = 'InvokeMgKeepCommunicationCallAlive'; Activity = 'Invoke-MgKeepCommunicationCallAlive' }
-    'beta' = @{ Namespace = 'Microsoft.Graph.Beta.PowerShell.Cmdlets'; Type = 'InvokeMgBetaKeepCommunicationCallAlive'; Activity = 'Invoke-MgBetaKeepCommunicationCallAlive' }
-}
-
-function script:ConvertTo-MgkaUtf8 {
-    # NUL-terminated UTF-8 for a C string; $null stays $null (a NULL pointer).
-    param([AllowNull()][string] $Text)
-    if ($null -eq $Text) { return $null }
-    $count = $script:Utf8.GetByteCount($Text)
-    $buffer = [byte[]]::new($count + 1)
-    [void]$script:Utf8.GetBytes($Text, 0, $Text.Length, $buffer, 0)
-    , $buffer
 }
 
 function script:Read-MgkaNativeString {
@@ -178,7 +161,7 @@ function script:Invoke-MgkaNative {
         [string] $Function,
 
         # Input strings in native argument order; each key is the user-facing parameter name
-        # used in error messages. A $null value is passed as a NULL pointer.
+        # used in error messages. A $null value is passed as an empty string.
         [System.Collections.Specialized.OrderedDictionary] $Text,
 
         # Secret bytes (mgka_connect, mgka_connect_start). The caller owns and zeroes them.
@@ -187,8 +170,8 @@ function script:Invoke-MgkaNative {
         # An operation handle (uint64_t arguments).
         [uint64] $Operation,
 
-        # uint32_t arguments.
-        [uint32] $TimeoutMs
+        # The uint32_t argument (a wait slice, mgka_error_record's status, ...).
+        [uint32] $Number
     )
 
     if ($null -eq $script:Native) { $null = Initialize-MgkaNative }
@@ -210,7 +193,8 @@ function script:Invoke-MgkaNative {
                 }
             }
             try {
-                $encoded.Add((ConvertTo-MgkaUtf8 -Text ($entry.Value -as [string])))
+                # NUL-terminated UTF-8 ($null as an empty string); a lone surrogate throws.
+                $encoded.Add($script:Utf8.GetBytes($value + [char]0))
             } catch [System.Text.EncoderFallbackException] {
                 return [pscustomobject]@{
                     Status = $script:MGKA_INVALID_ARGUMENT; Operation = [uint64]0
@@ -224,7 +208,7 @@ function script:Invoke-MgkaNative {
     }
 
     # The arguments in the function's C order: input texts in order, the secret and its length,
-    # the operation handle and a timeout; the out pointer or handle last.
+    # the operation handle and the number; the out pointer or handle last.
     $name = if ($Function.StartsWith('mgka_')) { $Function } else { 'mgka_' + ($Function -creplace '(?<!^)([A-Z])', '_$1').ToLowerInvariant() }
     $signature = $script:NativeAbi.Functions[$name]
     if ($null -eq $signature) { throw "Invoke-MgkaNative: unknown function '$Function'." }
@@ -238,7 +222,7 @@ function script:Invoke-MgkaNative {
         elseif ($type -eq 'const uint8_t *') { $argv[$i] = $Secret }
         elseif ($type -in 'size_t', 'uintptr_t') { $argv[$i] = if ($Secret) { [UIntPtr]::new([uint64]$Secret.Length) } else { [UIntPtr]::Zero } }
         elseif ($type -eq 'uint64_t') { $argv[$i] = $Operation }
-        elseif ($type -eq 'uint32_t') { $argv[$i] = $TimeoutMs }
+        elseif ($type -eq 'uint32_t') { $argv[$i] = $Number }
         elseif ($type -eq 'char **') { $argv[$i] = [IntPtr]::Zero }
         elseif ($type -eq 'uint64_t *') { $argv[$i] = [uint64]0 }
         else { throw "Invoke-MgkaNative: $name takes a $type, which this helper does not pass." }
@@ -362,8 +346,8 @@ function script:New-MgkaErrorRecord {
         $text = [System.Collections.Specialized.OrderedDictionary]::new()
         $text['ErrorJson'] = if ($null -ne $Info) { ConvertTo-Json -Compress -Depth 8 -EscapeHandling EscapeNonAscii -InputObject $Info }
         $text['Activity'] = $Activity
-        # The status is mgka_error_record's one uint32_t, which Invoke-MgkaNative passes as -TimeoutMs.
-        $r = ConvertFrom-MgkaJson (Invoke-MgkaNative ErrorRecord -Text $text -TimeoutMs $Status).Json
+        # The status is mgka_error_record's uint32_t argument (-Number).
+        $r = ConvertFrom-MgkaJson (Invoke-MgkaNative ErrorRecord -Text $text -Number $Status).Json
     }
     $message = $r['message']
     $exception = if ($null -ne $r['httpStatus']) {
@@ -446,143 +430,39 @@ function script:Get-MgkaEnvironmentProxy {
     $result
 }
 
-function script:Write-MgkaAttemptLog {
-    # The library's text of each attempt (mgka's attempt log): -Verbose, its line for every attempt
-    # but the last (the caller writes that); -Debug, its HTTP REQUEST / HTTP RESPONSE blocks, like
-    # the official cmdlets (Authorization is sent but never shown).
-    param([System.Collections.IDictionary] $Info, [string] $DisplayId, [bool] $Debug)
-    foreach ($entry in $Info['attemptLog']) {
-        if ($entry['verboseLine']) { Write-Verbose "Keep alive call '$DisplayId', $($entry['verboseLine'])" }
-        if ($Debug) { foreach ($text in $entry['debugText']) { Write-Debug $text } }
-    }
-}
-
 function script:Open-MgkaKeepAlive {
-    # The begin block of Invoke-MgKeepCommunicationCallAlive and
-    # Invoke-MgBetaKeepCommunicationCallAlive (they differ only in -ApiVersion) but for a lone
-    # -CallId with nothing else to pass (the commands open that stream themselves, see
-    # $script:KeepAliveOptions): writes the warnings, opens the keep-alive stream
-    # (mgka_keep_alive_stream_open) that -CallId or every piped item is pushed into, and returns
-    # the state the other blocks need. With -Stream (the commands' own stream, when its one item
-    # needs more than a success), only the state.
-    param(
-        [System.Management.Automation.PSCmdlet] $Cmdlet,
-        [string] $ApiVersion,
-        [int] $ThrottleLimit,
-        [uint64] $Stream
-    )
-    $bound = $Cmdlet.MyInvocation.BoundParameters
-    $variable = [string]$bound['ResponseHeadersVariable']
-    $debug = $DebugPreference -ne 'SilentlyContinue' -and $DebugPreference -ne 'Ignore'
-    $status = $script:MGKA_OK; $json = $null
-    if (-not $Stream) {
-        # The library warns (mgka_keep_alive_stream_open): about the ignored compatibility parameters
-        # given, and once per process about the connected cloud when keepAlive is not documented there. Microsoft's
-        # modules loaded next to MgKeepAlive are checked by Connect-MgGraph and Get-MgContext, and when
-        # a keep-alive finds no connection, not here.
-        $given = ''
-        if ($bound.ContainsKey('HttpPipelineAppend')) { $given += ',"HttpPipelineAppend"' }
-        if ($bound.ContainsKey('HttpPipelinePrepend')) { $given += ',"HttpPipelinePrepend"' }
-        if ($bound['ProxyCredential'] -and -not $bound['Proxy']) { $given += ',"ProxyCredential"' }
-        if ($bound['ProxyUseDefaultCredentials']) { $given += ',"ProxyUseDefaultCredentials"' }
-
-        # Timeout and retries come from the process-wide request context (Set-MgRequestContext).
-        $options = [ordered]@{ apiVersion = $ApiVersion }
-        $headers = $bound['Headers']
-        if ($headers -and $headers.Count -gt 0) {
-            $extra = [ordered]@{}
-            foreach ($entry in $headers.GetEnumerator()) {
-                $extra[[string]$entry.Key] = (@($entry.Value) | ForEach-Object { [string]$_ }) -join ', '
-            }
-            $options['headers'] = $extra
-        }
-        $proxy = $bound['Proxy']
-        if ($proxy) {
-            if (-not $proxy.IsAbsoluteUri -or $proxy.Scheme -notin 'http', 'https') {
-                # The URI may carry a user name and password: shown, and kept as target, without them.
-                $shown = Format-MgkaUrl $proxy.OriginalString
-                $Cmdlet.ThrowTerminatingError([System.Management.Automation.ErrorRecord]::new(
-                        [System.ArgumentException]::new("-Proxy must be an absolute http or https URI such as http://proxy.contoso.com:3128; it is '$shown'."),
-                        'InvalidProxy', [System.Management.Automation.ErrorCategory]::InvalidArgument, $shown))
-            }
-            $options['proxy'] = [ordered]@{ url = $proxy.OriginalString }
-            $credential = $bound['ProxyCredential']
-            if ($credential) {
-                $options['proxy']['username'] = $credential.UserName
-                # Only in the options JSON handed to the library; never written to any stream.
-                $options['proxy']['password'] = $credential.GetNetworkCredential().Password
-            }
-        }
-        $environmentProxy = Get-MgkaEnvironmentProxy
-        if ($options.Count -eq 1 -and $environmentProxy.Count -eq 0 -and -not $debug) {
-            $optionsBytes = $script:KeepAliveOptions[$ApiVersion]
-        } else {
-            $options['environmentProxy'] = $environmentProxy
-            if ($debug) { $options['debug'] = $true }
-            try { $optionsBytes = $script:Utf8.GetBytes((ConvertTo-Json -Compress -Depth 4 -InputObject $options) + [char]0) } catch [System.Text.EncoderFallbackException] { $optionsBytes = $null }
-        }
-        # Success details are parsed only when someone will see them.
-        $verbose = $VerbosePreference -ne 'SilentlyContinue' -and $VerbosePreference -ne 'Ignore'
-        $details = [bool]$variable -or $debug -or $verbose
-        $out = [IntPtr]::Zero
-        $settings = '{"concurrency":' + $ThrottleLimit + ',"details":' + $(if ($details) { 'true' } else { 'false' }) + ',"notes":' + $(if ($verbose) { 'true' } else { 'false' })
-        if ($given) { $settings += ',"given":[' + $given.Substring(1) + ']' }
-        $settings += '}'
-        if ($null -eq $script:Native) { $null = Initialize-MgkaNative }
-        $status = if ($null -eq $optionsBytes) { $script:MGKA_INVALID_ARGUMENT } else { $script:Native::mgka_keep_alive_stream_open($optionsBytes, $script:Utf8.GetBytes($settings + [char]0), [ref]$Stream, [ref]$out) }
-        $json = Write-MgkaKeepAliveWarnings -Status $status -Pointer $out
-    }
-    $state = @{
-        Cmdlet                  = $Cmdlet
-        ApiVersion              = $ApiVersion
-        ErrorInvocation         = $null # see Write-MgkaKeepAliveError
-        PassThru                = [bool]$bound['PassThru']
-        ResponseHeadersVariable = $variable
-        Debug                   = $debug
-        Stream                  = $Stream
-        # MGKA_ITEM_CALL_ID for -CallId, MGKA_ITEM_TEXT for piped strings.
-        Kind                    = [uint32]$(if ($Cmdlet.ParameterSetName -eq 'Keep') { 1 } else { 0 })
-        # The items pushed and not withdrawn, in input order, for their answers' records; Read:
-        # how many have been answered; Shown: call ids of items that are not their own call id.
-        Targets                 = [System.Collections.Generic.List[object]]::new()
-        Shown                   = [System.Collections.Generic.Dictionary[int, string]]::new()
-        Read                    = 0
-        Done                    = 0
-        Clock                   = [System.Diagnostics.Stopwatch]::StartNew()
-        ProgressShown           = $false
-        ProgressAt              = 0L
-        OpenError               = $null
-    }
-    if ($status -ne $script:MGKA_OK) {
-        # The options cannot be used (a lone surrogate or a refused name in -Headers, ...): every
-        # item would fail the same way, as before the first request.
-        if ($null -eq $json) { $json = ConvertTo-Json -Compress @{ kind = 'InvalidArgument'; parameter = 'Headers'; message = 'The value of Headers is not valid Unicode text (it contains a lone surrogate).' } }
-        $state.OpenError = @{ Status = $status; Info = (ConvertFrom-MgkaJson $json) }
-    }
-    $state
+    # Loads the rest of the keep-alive path (MgKeepAlive.Stream.ps1: answers with details, piped
+    # input, errors), which a lone -CallId that succeeds never needs, and opens through its
+    # Open-MgkaKeepAlive, which replaces this one.
+    param([System.Management.Automation.PSCmdlet] $Cmdlet, [string] $ApiVersion, [int] $ThrottleLimit, [bool] $ConstantOptions, [uint64] $Stream)
+    . "$PSScriptRoot/MgKeepAlive.Stream.ps1"
+    Open-MgkaKeepAlive -Cmdlet $Cmdlet -ApiVersion $ApiVersion -ThrottleLimit $ThrottleLimit -ConstantOptions $ConstantOptions -Stream $Stream
 }
 
 function script:Open-MgkaKeepAliveCommand {
     # The begin block of Invoke-MgKeepCommunicationCallAlive and
     # Invoke-MgBetaKeepCommunicationCallAlive (they differ only in $ApiVersion); returns
     # @(state, stream, item kind) for their process blocks, which push every item inline (a
-    # function call per piped item would cost more than the rest). A lone -CallId with nothing else
-    # to pass (a bot's timer) opens its stream with constant options and has no state; anything to
-    # pass (headers, a proxy, the proxy variables as PowerShell sees them, details to show) goes
-    # through Open-MgkaKeepAlive. A simple function: $VerbosePreference and $DebugPreference are
-    # the command's (dynamic scope).
+    # function call per piped item would cost more than the rest). Decides, once for both paths,
+    # whether the options carry anything but the API version (-Headers, -Proxy, -Debug, the proxy
+    # variables as PowerShell sees them: $env:, which the library's own environment does not follow
+    # on Linux and macOS); when they do not, the constant $script:KeepAliveOptions are used. A lone
+    # -CallId with nothing else to pass either (a bot's timer) opens its stream here and has no
+    # state; anything else goes through Open-MgkaKeepAlive. A simple function: $VerbosePreference
+    # and $DebugPreference are the command's (dynamic scope).
     param([System.Management.Automation.PSCmdlet] $Cmdlet, [string] $ApiVersion, [int] $ThrottleLimit)
     $bound = $Cmdlet.MyInvocation.BoundParameters
-    $plain = $Cmdlet.ParameterSetName -eq 'Keep' -and $VerbosePreference -eq 'SilentlyContinue' -and $DebugPreference -eq 'SilentlyContinue' -and
-        -not ($bound['Headers'] -or $bound['ResponseHeadersVariable'] -or $bound['Proxy'] -or $bound['ProxyCredential'] -or $bound['ProxyUseDefaultCredentials']) -and
-        -not ($bound.ContainsKey('HttpPipelineAppend') -or $bound.ContainsKey('HttpPipelinePrepend'))
-    if ($plain) {
+    $headers = $bound['Headers']
+    $constant = -not ($headers -and $headers.Count -gt 0) -and -not $bound['Proxy'] -and ($DebugPreference -eq 'SilentlyContinue' -or $DebugPreference -eq 'Ignore')
+    if ($constant) {
         foreach ($name in 'HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'NO_PROXY', 'no_proxy') {
-            if ([Environment]::GetEnvironmentVariable($name)) { $plain = $false; break }
+            if ([Environment]::GetEnvironmentVariable($name)) { $constant = $false; break }
         }
     }
-    if (-not $plain) {
-        $state = Open-MgkaKeepAlive -Cmdlet $Cmdlet -ApiVersion $ApiVersion -ThrottleLimit $ThrottleLimit
+    if (-not ($constant -and $Cmdlet.ParameterSetName -eq 'Keep' -and $VerbosePreference -eq 'SilentlyContinue' -and $DebugPreference -eq 'SilentlyContinue' -and
+            -not ($bound['ResponseHeadersVariable'] -or $bound['ProxyCredential'] -or $bound['ProxyUseDefaultCredentials'] -or
+                $bound.ContainsKey('HttpPipelineAppend') -or $bound.ContainsKey('HttpPipelinePrepend')))) {
+        $state = Open-MgkaKeepAlive -Cmdlet $Cmdlet -ApiVersion $ApiVersion -ThrottleLimit $ThrottleLimit -ConstantOptions $constant
         return $state, $state.Stream, $state.Kind
     }
     if ($null -eq $script:Native) { $null = Initialize-MgkaNative }
@@ -626,175 +506,6 @@ function script:Get-MgkaIdentityValue {
     , @($texts[0], [UIntPtr]::new([uint32]([string]$texts[0]).Length), $texts[1], [UIntPtr]::new([uint32]([string]$texts[1]).Length), $notText)
 }
 
-function script:Push-MgkaKeepAliveObject {
-    # Pushes a piped item that is not a string (Get-MgkaIdentityValue); returns the push's status.
-    param([hashtable] $State, $Item, [ref] $Out)
-    if ($State.Stream -eq 0) { return [uint32]10 }   # no stream: MGKA_STATUS_INVALID_HANDLE
-    $v = Get-MgkaIdentityValue $Item
-    $script:Native::mgka_keep_alive_stream_push($State.Stream, 2, $v[0], $v[1], $v[2], $v[3], $v[4], $Out)
-}
-
-function script:Step-MgkaKeepAlive {
-    # The rest of a push that the commands' process block does not handle inline: an item named
-    # by another call id than its text (asked about by that id), a refused item (answered in its
-    # place, nothing to ask), and answers that are due (read before pushing more).
-    param([hashtable] $State, [uint32] $Status, $Item, [IntPtr] $Out)
-    if ($State.OpenError) {
-        # No stream (its options were refused): each item asked about gets that error at the end.
-        if ($State.Cmdlet.ShouldProcess($Item, 'Keep alive')) { $State.Targets.Add($Item) }
-        return
-    }
-    $callId = Read-MgkaNativeString -Pointer $Out
-    if ($Status -eq $script:MGKA_OK -or $Status -eq $script:MGKA_PENDING) {
-        $shown = if ($null -ne $callId) { $callId } else { $Item }
-        if ($State.Cmdlet.ShouldProcess($shown, 'Keep alive')) {
-            if ($null -ne $callId) { $State.Shown[$State.Targets.Count] = $callId }
-            $State.Targets.Add($Item)
-        } else { $null = $script:Native::mgka_keep_alive_stream_withdraw($State.Stream) }
-    } elseif ($Status -eq $script:MGKA_INVALID_ARGUMENT) {
-        $State.Targets.Add($Item)
-    } else {
-        throw "MgKeepAlive internal error: the keep-alive stream refused an item ($(Get-MgkaStatusName $Status)). Please report it."
-    }
-    Read-MgkaKeepAliveAnswers -State $State
-}
-
-function script:Read-MgkaKeepAliveAnswers {
-    # Writes the answers that are due, in input order: $true per success (-PassThru), and for an
-    # answer with details (a failure; every success with -Verbose, -Debug or
-    # -ResponseHeadersVariable) its lines, variable and error record; the library's note (once,
-    # -Verbose). Waits in short slices, so Ctrl+C is honoured within one.
-    param([hashtable] $State)
-    $native = $script:Native; $ok = [uint64]0; $out = [IntPtr]::Zero
-    while ($true) {
-        $status = $native::mgka_keep_alive_stream_next($State.Stream, $script:WaitSliceMs, [ref]$ok, [ref]$out)
-        if ($status -eq $script:MGKA_PENDING) { continue }
-        $json = Read-MgkaNativeString -Pointer $out
-        if ($status -ne $script:MGKA_OK) { throw "MgKeepAlive internal error: reading the keep-alive stream failed ($(Get-MgkaStatusName $status)): $json Please report it." }
-        if ($ok -gt 0) {
-            if ($State.PassThru) { for ($i = 0; $i -lt $ok; $i++) { $true } }
-            $State.Read += $ok; $State.Done += $ok
-        }
-        if ($null -ne $json) {
-            $answer = ConvertFrom-MgkaJson $json
-            if ($answer.Contains('note')) { Write-Verbose $answer['note']; continue }
-            $index = $State.Read++; $State.Done++
-            $target = $State.Targets[$index]
-            $shown = if ($State.Shown.ContainsKey($index)) { $State.Shown[$index] } else { [string]$target }
-            if ($answer['ok']) { $status = $script:MGKA_OK; $info = $answer['result'] }
-            else {
-                $info = $answer['error']
-                $status = [uint32][Math]::Max(0, [array]::IndexOf($script:StatusNames, [string]$info['kind']))
-            }
-            Write-MgkaKeepAliveResult -State $State -Status $status -Info $info -DisplayId $shown -Target $target -ElapsedMs $State.Clock.ElapsedMilliseconds
-        } elseif ($ok -eq 0) { break }
-        Write-MgkaBulkProgress -State $State
-    }
-    if ($State.Read -eq $State.Targets.Count) { $State.Targets.Clear(); $State.Shown.Clear(); $State.Read = 0 }
-}
-
-function script:Complete-MgkaKeepAlive {
-    # The end block: sends what is left and writes every answer, then completes the progress bar.
-    param([hashtable] $State)
-    if ($State.OpenError) {
-        foreach ($target in $State.Targets) { Write-MgkaKeepAliveResult -State $State -Status $State.OpenError.Status -Info $State.OpenError.Info -DisplayId ([string]$target) -Target $target -ElapsedMs 0 }
-        return
-    }
-    $null = $script:Native::mgka_keep_alive_stream_finish($State.Stream)
-    Read-MgkaKeepAliveAnswers -State $State
-    if ($State.ProgressShown) {
-        $State.ProgressShown = $false
-        Write-Progress -Id $script:BulkProgressId -Activity 'Keeping calls alive' -Completed
-    }
-}
-
-function script:Write-MgkaKeepAliveResult {
-    # One item's result, as the single and the bulk keep-alive write it: -ResponseHeadersVariable,
-    # the verbose and debug lines, then $true (-PassThru) or the error record. $Status is the
-    # item's MgkaStatus (0 for success); $Info its success or error JSON, parsed.
-    param(
-        [hashtable] $State,
-        [uint32] $Status,
-        [AllowNull()] [System.Collections.IDictionary] $Info,
-        [string] $DisplayId,
-        $Target,
-        [long] $ElapsedMs
-    )
-    $cmdlet = $State.Cmdlet
-    if ($null -eq $Info) { $Info = [ordered]@{} }
-    $elapsed = if ($null -ne $Info['elapsedMs']) { $Info['elapsedMs'] } else { $ElapsedMs }
-
-    if ($State.ResponseHeadersVariable) {
-        # The caller's session state: the variable lands in the caller's scope.
-        $cmdlet.SessionState.PSVariable.Set($State.ResponseHeadersVariable, (New-MgkaHeaderDictionary $Info['headers']))
-    }
-
-    if ($Info['attemptLog']) { Write-MgkaAttemptLog -Info $Info -DisplayId $DisplayId -Debug $State.Debug }
-    $attemptsText = if ($Info['attempts'] -gt 1) { " (attempt $($Info['attempts']) of $($Info['attempts']))" } else { '' }
-
-    if ($Status -eq $script:MGKA_OK) {
-        Write-Verbose "Keep alive call '$DisplayId': $($Info['httpStatus']) in $elapsed ms$attemptsText"
-        Write-Debug ("Keep alive response: POST $($Info['uri']) -> $($Info['httpStatus']); request-id: $($Info['requestId'])" +
-            "; client-request-id: $($Info['clientRequestId']); date: $($Info['date']); attempts: $($Info['attempts'])")
-        if ($State.PassThru) { $true }
-        return
-    }
-
-    $kind = if ($Info['kind']) { $Info['kind'] } else { Get-MgkaStatusName $Status }
-    if ($kind -eq 'Cancelled') {
-        throw [System.Management.Automation.PipelineStoppedException]::new()
-    }
-    $statusText = if ($Info['httpStatus']) { "$($Info['httpStatus']) $($Info['code'])" } else { $kind }
-    # An item the identity rule refused was never a keep-alive: no line for it.
-    if ($Info['parameter'] -notlike 'InputObject*') { Write-Verbose "Keep alive call '$DisplayId': $statusText in $elapsed ms$attemptsText" }
-    $record = New-MgkaErrorRecord -Status $Status -Info $Info -TargetObject $Target -Activity 'Keep alive'
-    if ($record.ErrorDetails) { Write-Debug "Keep alive error response:`n$($record.ErrorDetails.Message)" }
-    Write-MgkaKeepAliveError -State $State -Record $record
-}
-
-function script:Write-MgkaKeepAliveError {
-    <#
-    Writes a keep-alive command's error record the way Microsoft's cmdlet does: FullyQualifiedErrorId
-    "<id>,Microsoft.Graph.PowerShell.Cmdlets.InvokeMgKeepCommunicationCallAlive_Keep" (_KeepViaIdentity
-    for piped identities; the beta command's under Microsoft.Graph.Beta.PowerShell.Cmdlets), activity
-    "Invoke-MgKeepCommunicationCallAlive_Keep"; Graph errors in category InvalidOperation with reason
-    Exception and Microsoft's target name; not connected as Microsoft's (no id, NotSpecified).
-    The exception (with its extra properties), ErrorDetails and TargetObject are kept.
-    #>
-    param([hashtable] $State, [System.Management.Automation.ErrorRecord] $Record)
-    $names = $script:KeepAliveCmdletNames[$State.ApiVersion]
-    $variant = if ($State.Cmdlet.ParameterSetName -eq 'Keep') { 'Keep' } else { 'KeepViaIdentity' }
-    $errorId = $Record.FullyQualifiedErrorId
-    $category = $Record.CategoryInfo.Category
-    $exception = $Record.Exception
-    $graph = $errorId -ne 'NotConnected' -and $null -ne $exception.PSObject.Properties['GraphMessage']
-    if ($errorId -eq 'NotConnected') {
-        $errorId = ''
-        $category = [System.Management.Automation.ErrorCategory]::NotSpecified
-    } elseif ($graph) {
-        $category = [System.Management.Automation.ErrorCategory]::InvalidOperation
-    }
-    $fullId = "$($names.Namespace).$($names.Type)_$variant"
-    if ($errorId) { $fullId = "$errorId,$fullId" }
-    $shaped = [System.Management.Automation.ErrorRecord]::new($exception, $fullId, $category, $Record.TargetObject)
-    $shaped.ErrorDetails = $Record.ErrorDetails
-    $info = $shaped.CategoryInfo
-    if ($graph) {
-        # Microsoft's target is the generated cmdlet's parameters (an anonymous type).
-        $headers = $State.Cmdlet.MyInvocation.BoundParameters['Headers']
-        $info.Reason = 'Exception'
-        if ($variant -eq 'Keep') {
-            $info.TargetName = "{ CallId = $($exception.CallId), Headers = $headers }"
-            $info.TargetType = '<>f__AnonymousType78`2'
-        } else {
-            $info.TargetName = "{ Headers = $headers }"
-            $info.TargetType = '<>f__AnonymousType3`1'
-        }
-    }
-    if ($null -eq $State.ErrorInvocation) { $State.ErrorInvocation = New-MgkaCallerInvocation -Invocation $State.Cmdlet.MyInvocation }
-    Write-MgkaExactError -Record $shaped -Activity "$($names.Activity)_$variant" -Invocation $State.ErrorInvocation
-}
-
 function script:Write-MgkaExactError {
     # Writes $Record (non-terminating) with its FullyQualifiedErrorId exactly as built: a function's
     # WriteError would append the function's name. Write-Error keeps the invocation it finds in
@@ -819,18 +530,6 @@ function script:New-MgkaCallerInvocation {
     $start = [System.Management.Automation.Language.ScriptPosition]::new($Invocation.ScriptName, $Invocation.ScriptLineNumber, $column, $line)
     $stop = [System.Management.Automation.Language.ScriptPosition]::new($Invocation.ScriptName, $Invocation.ScriptLineNumber, $end, $line)
     [System.Management.Automation.InvocationInfo]::Create($null, [System.Management.Automation.Language.ScriptExtent]::new($start, $stop))
-}
-
-function script:Write-MgkaBulkProgress {
-    # "Keeping calls alive": once $script:BulkProgressAfter items are done, at most every 250 ms.
-    param([hashtable] $State)
-    if ($State.Done -lt $script:BulkProgressAfter -or $null -eq $State.Clock) { return }
-    $now = $State.Clock.ElapsedMilliseconds
-    if ($State.ProgressShown -and $now - $State.ProgressAt -lt 250) { return }
-    $State.ProgressAt = $now
-    $State.ProgressShown = $true
-    $rate = if ($now -gt 0) { [Math]::Round($State.Done * 1000.0 / $now) } else { 0 }
-    Write-Progress -Id $script:BulkProgressId -Activity 'Keeping calls alive' -Status ('{0:N0} done, {1:N0}/s' -f $State.Done, $rate)
 }
 
 function script:Test-MgkaCloudAvailability {
@@ -1007,14 +706,17 @@ function script:ConvertTo-MgkaEnvironment {
 
 #endregion
 
-#region Keeper helpers ------------------------------------------------------------------------------------
-# The background keeper (Start/Get/Stop/Wait-MgCommunicationCallKeepAlive) runs in the native
-# library and is process-wide: every runspace sees the same kept calls. The library answers every
-# request in one shape (call states, and per-id errors: InvalidCallId, CallNotKept); these helpers
-# only turn it into objects and error records.
+#region Results and the keeper ---------------------------------------------------------------------
+# The keeper's own helpers are in MgKeepAlive.Keeper.ps1, loaded on first use.
 
-# Ids per mgka_keeper_start / mgka_keeper_stop request.
-$script:KeeperBatchSize = 1000
+function script:Import-MgkaKeeper {
+    # Defines the keeper's helpers (MgKeepAlive.Keeper.ps1), once: Start-, Get-, Stop- and
+    # Wait-MgCommunicationCallKeepAlive call this after Import-MgkaPrivate.
+    if (-not $script:KeeperLoaded) {
+        . "$PSScriptRoot/MgKeepAlive.Keeper.ps1"
+        $script:KeeperLoaded = $true
+    }
+}
 
 function script:Assert-MgkaResult {
     # $true when a native call succeeded; else writes its error record on $Cmdlet (with
@@ -1025,132 +727,6 @@ function script:Assert-MgkaResult {
     if ($Terminating) { $Cmdlet.ThrowTerminatingError($record) }
     $Cmdlet.WriteError($record)
     $false
-}
-
-function script:ConvertTo-MgkaKeeperJson {
-    # A keeper request as JSON text from name, value pairs (string lists, numbers, booleans; $null
-    # values are left out). Ids were checked for lone surrogates, which the serializer would replace.
-    $request = [System.Collections.Generic.Dictionary[string, object]]::new()
-    for ($i = 0; $i -lt $args.Count; $i += 2) { if ($null -ne $args[$i + 1]) { $request.Add($args[$i], $args[$i + 1]) } }
-    [System.Text.Json.JsonSerializer]::Serialize($request, [System.Collections.Generic.Dictionary[string, object]])
-}
-
-function script:Invoke-MgkaKeeper {
-    # One mgka_keeper_* request (a failure of the whole request is a terminating error); writes its
-    # answers (see ConvertFrom-MgkaKeeperStates). -Operation: the started operation's handle instead.
-    param([System.Management.Automation.PSCmdlet] $Cmdlet, [string] $Function, [string] $RequestJson, [bool] $Quiet, [switch] $Operation)
-    $text = [System.Collections.Specialized.OrderedDictionary]::new()
-    $text['Keeper'] = $RequestJson
-    $result = Invoke-MgkaNative $Function -Text $text
-    # For the module's OnRemove in any runspace: this process has used the keeper.
-    [AppDomain]::CurrentDomain.SetData("MgKeepAlive.KeeperUsed|$script:LibraryPath", $true)
-    $null = Assert-MgkaResult $Cmdlet $result -Terminating
-    if ($Operation) { return $result.Operation }
-    ConvertFrom-MgkaKeeperStates -Cmdlet $Cmdlet -Json $result.Json -Quiet $Quiet
-}
-
-function script:ConvertFrom-MgkaKeeperStates {
-    # The keeper's answers (a JSON array, or the array $Property of a JSON object), in order: a call
-    # state -> an MgKeepAlive.CallKeepAliveState on the output (not with $Quiet); {"callId","error"}
-    # -> its error record on $Cmdlet. One loop, no call per state: Start- may see 100,000 of them.
-    param([System.Management.Automation.PSCmdlet] $Cmdlet, [string] $Json, [string] $Property, [bool] $Quiet)
-    $document = [System.Text.Json.JsonDocument]::Parse($Json)
-    try {
-        $p = [System.Text.Json.JsonElement]::new()
-        $root = if ($Property) { $document.RootElement.GetProperty($Property) } else { $document.RootElement }
-        foreach ($e in $root.EnumerateArray()) {
-            if ($e.TryGetProperty('error', [ref]$p)) {
-                $Cmdlet.WriteError((New-MgkaErrorRecord -Status 0 -Info (ConvertFrom-MgkaJsonElement -Element $p) -TargetObject $e.GetProperty('callId').GetString()))
-                continue
-            }
-            if ($Quiet) { continue }
-            $lastError = if ($e.TryGetProperty('lastError', [ref]$p) -and $p.ValueKind -eq 'String') { $p.GetString() }
-            [pscustomobject]@{
-                PSTypeName          = 'MgKeepAlive.CallKeepAliveState'
-                CallId              = $e.GetProperty('callId').GetString()
-                State               = $e.GetProperty('state').GetString()
-                LastSuccess         = if ($e.TryGetProperty('lastSuccessUnixMs', [ref]$p) -and $p.ValueKind -eq 'Number') { [DateTimeOffset]::FromUnixTimeMilliseconds($p.GetInt64()).LocalDateTime }
-                # Unix ms beyond 9999-12-31 (an interval of centuries) show as [datetime]::MaxValue.
-                NextDue             = if ($e.TryGetProperty('nextDueUnixMs', [ref]$p) -and $p.ValueKind -eq 'Number') { if ($p.GetInt64() -gt 253402300799999) { [datetime]::MaxValue } else { [DateTimeOffset]::FromUnixTimeMilliseconds($p.GetInt64()).LocalDateTime } }
-                Deadline            = [DateTimeOffset]::FromUnixTimeMilliseconds($e.GetProperty('deadlineUnixMs').GetInt64()).LocalDateTime
-                Interval            = if ($e.GetProperty('intervalMs').GetInt64() -ge [TimeSpan]::MaxValue.TotalMilliseconds) { [TimeSpan]::MaxValue } else { [TimeSpan]::FromMilliseconds($e.GetProperty('intervalMs').GetInt64()) }
-                Attempts            = $e.GetProperty('attempts').GetInt32()
-                ConsecutiveFailures = $e.GetProperty('consecutiveFailures').GetInt32()
-                LastError           = $lastError
-            }
-        }
-    } finally { $document.Dispose() }
-}
-
-function script:Test-MgkaKeeperCallId {
-    # $true when the id can be sent to the library as JSON text; else writes its error (a lone
-    # surrogate cannot be encoded; the library checks everything else and answers per id).
-    param([System.Management.Automation.PSCmdlet] $Cmdlet, [string] $CallId)
-    for ($i = 0; $i -lt $CallId.Length; $i++) {
-        if ([char]::IsHighSurrogate($CallId[$i]) -and $i + 1 -lt $CallId.Length -and [char]::IsLowSurrogate($CallId[$i + 1])) { $i++; continue }
-        if ([char]::IsSurrogate($CallId[$i])) {
-            $Cmdlet.WriteError((New-MgkaErrorRecord -Status $script:MGKA_INVALID_ARGUMENT -TargetObject $CallId -Info ([ordered]@{
-                            kind = 'InvalidArgument'; parameter = 'CallId'; message = 'The call id is not valid Unicode text (it contains a lone surrogate).' })))
-            return $false
-        }
-    }
-    $true
-}
-
-function script:Select-MgkaKeeperCallId {
-    # The ids that can be sent to the library (see Test-MgkaKeeperCallId), as a list.
-    param([System.Management.Automation.PSCmdlet] $Cmdlet, [System.Collections.Generic.IEnumerable[string]] $CallId)
-    $valid = [System.Collections.Generic.List[string]]::new()
-    foreach ($id in $CallId) { if ($id -notmatch '[\ud800-\udfff]' -or (Test-MgkaKeeperCallId $Cmdlet $id)) { $valid.Add($id) } }
-    , $valid
-}
-
-function script:Add-MgkaKeeperItem {
-    # Start-/Stop-MgCommunicationCallKeepAlive: the bound items (-CallId strings with $ById, else
-    # piped objects) -> their call ids, each added to $Batch once ShouldProcess($id, $Action)
-    # agrees; an item without a usable id gets its error. Sends full batches with $Send.
-    param([System.Management.Automation.PSCmdlet] $Cmdlet, $Items, [bool] $ById, [System.Collections.Generic.List[string]] $Batch, [string] $Action, [scriptblock] $Send)
-    foreach ($item in $Items) {
-        # Inline, with the same answers as Resolve-MgkaKeeperItem: a plain id string, or a
-        # non-empty string CallId of a hashtable or an object (such as a state object).
-        # Anything else, and strings that may be JSON, go through the full rules.
-        $id = $null
-        $base = if ($item -is [psobject]) { $item.PSObject.BaseObject } else { $item }
-        if ($ById) {
-            $id = [string]$item
-        } elseif ($base -is [string]) {
-            if ($base.Length -gt 0 -and $base[0] -ne '{' -and $base[0] -ne '[' -and -not [char]::IsWhiteSpace($base[0])) { $id = $base }
-        } elseif ($base -is [hashtable]) {
-            $value = $base['CallId']
-            if ($value -is [string] -and $value.Length -gt 0) { $id = $value }
-        } elseif ($base -isnot [System.Collections.IDictionary]) {
-            $property = $item.PSObject.Properties['CallId']
-            if ($property -and $property.Value -is [string] -and $property.Value.Length -gt 0) { $id = $property.Value }
-        }
-        if ($null -eq $id) {
-            $id = Resolve-MgkaKeeperItem -Cmdlet $Cmdlet -Item $item
-            if ($null -eq $id) { continue }
-        }
-        if ($id -match '[\ud800-\udfff]' -and -not (Test-MgkaKeeperCallId $Cmdlet $id)) { continue }
-        if (-not $Cmdlet.ShouldProcess($id, $Action)) { continue }
-        $Batch.Add($id)
-        if ($Batch.Count -ge $script:KeeperBatchSize) { & $Send }
-    }
-}
-
-function script:Resolve-MgkaKeeperItem {
-    # A pipeline item of Start-/Stop-MgCommunicationCallKeepAlive -> its call id, or $null after
-    # writing the item's error: the library's identity rule (mgka_identity_resolve), as for the
-    # keep-alive commands. (The callers resolve the common cases inline first.)
-    param([System.Management.Automation.PSCmdlet] $Cmdlet, $Item)
-    if ($null -eq $script:Native) { $null = Initialize-MgkaNative }
-    $out = [IntPtr]::Zero
-    $base = if ($Item -is [psobject]) { $Item.PSObject.BaseObject } else { $Item }
-    $v = if ($base -is [string]) { 0, $base, [UIntPtr]::new([uint32]$base.Length), $null, [UIntPtr]::Zero, [uint32]0 } else { @(2) + (Get-MgkaIdentityValue $Item) }
-    $status = $script:Native::mgka_identity_resolve($v[0], $v[1], $v[2], $v[3], $v[4], $v[5], [ref]$out)
-    $info = ConvertFrom-MgkaJson (Read-MgkaNativeString -Pointer $out)
-    if ($status -eq $script:MGKA_OK) { return [string]$info['callId'] }
-    $Cmdlet.WriteError((New-MgkaErrorRecord -Status $status -Info $info -TargetObject $Item))
 }
 
 # Removing the module (Remove-Module, Import-Module -Force) stops the keeper: every kept call of

@@ -1236,7 +1236,7 @@ function Start-MgCommunicationCallKeepAlive {
 
     begin {
         # Graph ends a call that had no successful keep-alive for 45 minutes.
-        if (-not $script:PrivateLoaded) { Import-MgkaPrivate }
+        if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Import-MgkaKeeper
         if ($Interval.TotalMinutes -gt 45) {
             Write-Warning ("The interval $Interval is longer than 45 minutes: Graph ends a call that gets no keep-alive for 45 minutes, " +
                 'so calls kept at this interval are likely to end. Microsoft recommends 15 minutes (the default).')
@@ -1340,7 +1340,7 @@ function Get-MgCommunicationCallKeepAlive {
     )
 
     begin {
-        if (-not $script:PrivateLoaded) { Import-MgkaPrivate }
+        if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Import-MgkaKeeper
         $named = $null
     }
 
@@ -1443,7 +1443,7 @@ function Stop-MgCommunicationCallKeepAlive {
     )
 
     begin {
-        if (-not $script:PrivateLoaded) { Import-MgkaPrivate }
+        if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Import-MgkaKeeper
         $batch = [System.Collections.Generic.List[string]]::new()
         $send = { Invoke-MgkaKeeper $PSCmdlet KeeperStop (ConvertTo-MgkaKeeperJson callIds $batch) -Quiet (-not $PassThru); $batch.Clear() }
         $byId = $PSCmdlet.ParameterSetName -eq 'CallId'
@@ -1544,7 +1544,7 @@ function Wait-MgCommunicationCallKeepAlive {
     )
 
     begin {
-        if (-not $script:PrivateLoaded) { Import-MgkaPrivate }
+        if (-not $script:PrivateLoaded) { Import-MgkaPrivate }; Import-MgkaKeeper
         $named = $null
     }
 

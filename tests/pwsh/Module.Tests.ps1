@@ -69,8 +69,13 @@ Describe 'Source rules' {
         $authAst = [System.Management.Automation.Language.Parser]::ParseFile((Join-Path $ModulePath 'MgKeepAlive.Auth.ps1'), [ref]$tokens, [ref]$authErrors)
         $coexistenceErrors = $null
         $coexistenceAst = [System.Management.Automation.Language.Parser]::ParseFile((Join-Path $ModulePath 'MgKeepAlive.Coexistence.ps1'), [ref]$tokens, [ref]$coexistenceErrors)
-        $errors = @($errors) + @($privateErrors) + @($authErrors) + @($coexistenceErrors)
-        $commands = @($moduleAst, $privateAst, $authAst, $coexistenceAst) | ForEach-Object { $_.FindAll({ $args[0] -is [System.Management.Automation.Language.CommandAst] }, $true) } | ForEach-Object { $_.GetCommandName() }
+        # The private helpers loaded later than the first command (the rest of the keep-alive path, the keeper's).
+        $streamErrors = $null; $keeperErrors = $null
+        $streamAst = [System.Management.Automation.Language.Parser]::ParseFile((Join-Path $ModulePath 'MgKeepAlive.Stream.ps1'), [ref]$tokens, [ref]$streamErrors)
+        $keeperAst = [System.Management.Automation.Language.Parser]::ParseFile((Join-Path $ModulePath 'MgKeepAlive.Keeper.ps1'), [ref]$tokens, [ref]$keeperErrors)
+        $helperAsts = @($privateAst, $streamAst, $keeperAst)
+        $errors = @($errors) + @($privateErrors) + @($authErrors) + @($coexistenceErrors) + @($streamErrors) + @($keeperErrors)
+        $commands = @($moduleAst, $privateAst, $authAst, $coexistenceAst, $streamAst, $keeperAst) | ForEach-Object { $_.FindAll({ $args[0] -is [System.Management.Automation.Language.CommandAst] }, $true) } | ForEach-Object { $_.GetCommandName() }
     }
 
     It 'parses without errors' {
@@ -96,7 +101,7 @@ Describe 'Source rules' {
         foreach ($function in $functions | Where-Object Name -In $exported) {
             $function.Body.Extent.Text | Should -Match ([regex]::Escape('if (-not $script:PrivateLoaded) { Import-MgkaPrivate }')) -Because "$($function.Name) runs helpers"
         }
-        foreach ($ast in $privateAst, $coexistenceAst) {
+        foreach ($ast in $privateAst, $coexistenceAst, $streamAst, $keeperAst) {
             $ast.FindAll({ $args[0] -is [System.Management.Automation.Language.FunctionDefinitionAst] }, $false).Name | ForEach-Object { $_ | Should -BeLike 'script:*-Mgka*' }
         }
         $coexistenceAst.FindAll({ $args[0] -is [System.Management.Automation.Language.InvokeMemberExpressionAst] -and "$($args[0].Member)" -like 'mgka_*' }, $true) | Should -BeNullOrEmpty
@@ -109,9 +114,9 @@ Describe 'Source rules' {
     }
 
     It 'calls native methods only in Invoke-MgkaNative, its helpers, the keep-alive stream''s helpers and the keep-alive commands'' process blocks' {
-        $native = $privateAst.FindAll({
+        $native = $helperAsts | ForEach-Object { $_.FindAll({
                 $args[0] -is [System.Management.Automation.Language.InvokeMemberExpressionAst] -and
-                $args[0].Static -and "$($args[0].Member)" -like 'mgka_*' }, $true)
+                $args[0].Static -and "$($args[0].Member)" -like 'mgka_*' }, $true) }
         $owners = $native | ForEach-Object {
             $parent = $_.Parent
             while ($parent -and $parent -isnot [System.Management.Automation.Language.FunctionDefinitionAst]) { $parent = $parent.Parent }
@@ -237,7 +242,7 @@ Describe 'Packaging (pwsh/build-module.ps1)' {
         $os = if ($IsWindows) { 'win' } elseif ($IsMacOS) { 'osx' } else { 'linux' }
         $rid = "$os-" + [System.Runtime.InteropServices.RuntimeInformation]::ProcessArchitecture.ToString().ToLowerInvariant()
         $files = Get-ChildItem (Join-Path $out 'MgKeepAlive') -Recurse -File | ForEach-Object { [IO.Path]::GetRelativePath((Join-Path $out 'MgKeepAlive'), $_.FullName) -replace '\\', '/' }
-        $files | Sort-Object | Should -Be (@('MgKeepAlive.Auth.ps1', 'MgKeepAlive.Coexistence.ps1', 'MgKeepAlive.Format.ps1xml', 'MgKeepAlive.Native.abi', 'MgKeepAlive.Private.ps1', 'MgKeepAlive.Types.ps1', 'MgKeepAlive.psd1', 'MgKeepAlive.psm1', 'en-US/about_MgKeepAlive.help.txt', 'en-US/MgKeepAlive-help.xml', 'LICENSE', "$rid/$LibraryName") | Sort-Object)
+        $files | Sort-Object | Should -Be (@('MgKeepAlive.Auth.ps1', 'MgKeepAlive.Coexistence.ps1', 'MgKeepAlive.Format.ps1xml', 'MgKeepAlive.Keeper.ps1', 'MgKeepAlive.Native.abi', 'MgKeepAlive.Private.ps1', 'MgKeepAlive.Stream.ps1', 'MgKeepAlive.Types.ps1', 'MgKeepAlive.psd1', 'MgKeepAlive.psm1', 'en-US/about_MgKeepAlive.help.txt', 'en-US/MgKeepAlive-help.xml', 'LICENSE', "$rid/$LibraryName") | Sort-Object)
         # Import from another working directory, with no source tree next to it.
         $elsewhere = Join-Path $TestDrive 'elsewhere' 'MgKeepAlive'
         $null = New-Item -ItemType Directory (Split-Path $elsewhere) -Force

@@ -74,7 +74,7 @@ Describe 'The .nupkg of pwsh/build-module.ps1' {
         Add-Type -AssemblyName System.IO.Compression.FileSystem
         $zip = [System.IO.Compression.ZipFile]::OpenRead($OlderPackage)
         try { $entries = $zip.Entries.FullName } finally { $zip.Dispose() }
-        foreach ($file in 'MgKeepAlive.nuspec', 'MgKeepAlive.psd1', 'MgKeepAlive.psm1', 'MgKeepAlive.Private.ps1', 'MgKeepAlive.Auth.ps1',
+        foreach ($file in 'MgKeepAlive.nuspec', 'MgKeepAlive.psd1', 'MgKeepAlive.psm1', 'MgKeepAlive.Private.ps1', 'MgKeepAlive.Stream.ps1', 'MgKeepAlive.Keeper.ps1', 'MgKeepAlive.Auth.ps1',
             'MgKeepAlive.Format.ps1xml', 'en-US/about_MgKeepAlive.help.txt', 'en-US/MgKeepAlive-help.xml', 'LICENSE', "$Rid/$LibraryName") {
             $entries | Should -Contain $file
         }
